@@ -19,6 +19,7 @@ func TestSecretNeverPrints(t *testing.T) {
 		t.Fatal(err)
 	}
 	outputs := map[string]string{
+		//lint:ignore S1025 the point is what fmt prints
 		"%s":   fmt.Sprintf("%s", s),
 		"%v":   fmt.Sprintf("%v", s),
 		"%+v":  fmt.Sprintf("%+v", struct{ P Secret }{s}),
