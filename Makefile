@@ -1,0 +1,41 @@
+# mailtriage — build, test, fuzz, bench, lint.
+# `make test` is the test command; `.ci/run` installs what it needs and calls it.
+
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+FUZZTIME  ?= 60s
+BENCHTIME ?= 1s
+STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
+
+.PHONY: build test fuzz bench bench-micro lint corpus
+
+# The same build line as the Dockerfile's build stage.
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/mailtriage ./cmd/mailtriage
+
+# Unit, contract, integration (Redis, in-process IMAP/SMTP) and Dovecot end-to-end suites.
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 25m ./...
+
+# Every fuzz target in the tree, FUZZTIME each (CI runs them briefly).
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+# Analyzer/forwarder/store micro-benchmarks, then the Dovecot throughput bench.
+bench: bench-micro
+
+bench-micro:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./analyzer/ ./forwarder/ ./store/
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
+	$(GO) vet ./...
+	test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+	$(STATICCHECK) ./...
+
+# Regenerate the test corpus with openssl and gpg (throw-away keys).
+corpus:
+	./scripts/gencorpus.sh testdata/corpus
