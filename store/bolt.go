@@ -1,0 +1,465 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// lockWait is how long Open waits for another process's lock on the file.
+const lockWait = time.Second
+
+// Bucket and key names inside a mailbox's bucket.
+var (
+	bucketState    = []byte("state")
+	bucketOutcomes = []byte("outcomes")
+	bucketMsgIDs   = []byte("msgids")
+	bucketThreads  = []byte("threads")
+	keyLease       = []byte("lease")
+	keyUIDValidity = []byte("uidvalidity")
+	keyHighWater   = []byte("highwater")
+)
+
+// boltStore is the embedded engine.
+type boltStore struct {
+	db  *bolt.DB
+	ttl time.Duration
+	now func() time.Time
+}
+
+// msgIDRecord maps a Message-ID to its thread until expiry.
+type msgIDRecord struct {
+	Key    string    `json:"k"`
+	Expiry time.Time `json:"x"`
+}
+
+// threadRecord is one thread's sets until expiry.
+type threadRecord struct {
+	MessageIDs     []string  `json:"m,omitempty"`
+	RelayAddresses []string  `json:"r,omitempty"`
+	ReplyTokens    []string  `json:"t,omitempty"`
+	Expiry         time.Time `json:"x"`
+}
+
+// leaseRecord is a mailbox's lease.
+type leaseRecord struct {
+	Token  string    `json:"t"`
+	Expiry time.Time `json:"x"`
+}
+
+func openBolt(ctx context.Context, path string, opt Options) (*boltStore, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open state file %s: %w (waited %v)", path, ErrLocked, lockWait)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	s := &boltStore{db: db, ttl: opt.ThreadTTL, now: time.Now}
+	if err := s.dropExpired(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// dropExpired deletes expired thread entries of every mailbox.
+func (s *boltStore) dropExpired() error {
+	now := s.now()
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, mb *bolt.Bucket) error {
+			if err := dropExpiredIn(mb.Bucket(bucketMsgIDs), now, func(v []byte) (time.Time, error) {
+				var r msgIDRecord
+				err := json.Unmarshal(v, &r)
+				return r.Expiry, err
+			}); err != nil {
+				return fmt.Errorf("expire message ids of %s: %w", name, err)
+			}
+			if err := dropExpiredIn(mb.Bucket(bucketThreads), now, func(v []byte) (time.Time, error) {
+				var r threadRecord
+				err := json.Unmarshal(v, &r)
+				return r.Expiry, err
+			}); err != nil {
+				return fmt.Errorf("expire threads of %s: %w", name, err)
+			}
+			return nil
+		})
+	})
+}
+
+func dropExpiredIn(b *bolt.Bucket, now time.Time, expiry func([]byte) (time.Time, error)) error {
+	if b == nil {
+		return nil
+	}
+	var drop [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		// Undecodable entries are as good as expired.
+		if x, err := expiry(v); err != nil || !now.Before(x) {
+			drop = append(drop, slices.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range drop {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// view runs fn on the mailbox's bucket, nil when the mailbox is unknown.
+func (s *boltStore) view(ctx context.Context, op, mailbox string, fn func(mb *bolt.Bucket) error) error {
+	if err := checkMailbox(mailbox); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s %s: %w", op, mailbox, err)
+	}
+	if err := s.db.View(func(tx *bolt.Tx) error { return fn(tx.Bucket([]byte(mailbox))) }); err != nil {
+		return fmt.Errorf("%s %s: %w", op, mailbox, err)
+	}
+	return nil
+}
+
+// update runs fn on the mailbox's bucket, created when missing.
+func (s *boltStore) update(ctx context.Context, op, mailbox string, fn func(mb *bolt.Bucket) error) error {
+	if err := checkMailbox(mailbox); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s %s: %w", op, mailbox, err)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		mb, err := tx.CreateBucketIfNotExists([]byte(mailbox))
+		if err != nil {
+			return err
+		}
+		return fn(mb)
+	})
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", op, mailbox, err)
+	}
+	return nil
+}
+
+func (s *boltStore) MailboxState(ctx context.Context, mailbox string) (MailboxState, error) {
+	var st MailboxState
+	err := s.view(ctx, "bolt read state", mailbox, func(mb *bolt.Bucket) error {
+		if mb == nil {
+			return nil
+		}
+		b := mb.Bucket(bucketState)
+		if b == nil {
+			return nil
+		}
+		if v := b.Get(keyUIDValidity); len(v) == 4 {
+			st.UIDValidity = binary.BigEndian.Uint32(v)
+		}
+		if v := b.Get(keyHighWater); len(v) == 4 {
+			st.HighWater = binary.BigEndian.Uint32(v)
+		}
+		return nil
+	})
+	return st, err
+}
+
+func (s *boltStore) SetMailboxState(ctx context.Context, mailbox string, st MailboxState) error {
+	return s.update(ctx, "bolt write state", mailbox, func(mb *bolt.Bucket) error {
+		b, err := mb.CreateBucketIfNotExists(bucketState)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(keyUIDValidity, binary.BigEndian.AppendUint32(nil, st.UIDValidity)); err != nil {
+			return err
+		}
+		return b.Put(keyHighWater, binary.BigEndian.AppendUint32(nil, st.HighWater))
+	})
+}
+
+func (s *boltStore) Outcomes(ctx context.Context, mailbox string, fingerprints []string) (map[string]Outcome, error) {
+	found := make(map[string]Outcome)
+	err := s.view(ctx, "bolt read outcomes", mailbox, func(mb *bolt.Bucket) error {
+		if mb == nil {
+			return nil
+		}
+		b := mb.Bucket(bucketOutcomes)
+		if b == nil {
+			return nil
+		}
+		for _, fp := range fingerprints {
+			v := b.Get([]byte(fp))
+			if v == nil {
+				continue
+			}
+			o, err := decodeOutcome(fp, v)
+			if err != nil {
+				return err
+			}
+			found[fp] = o
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return found, nil
+}
+
+func (s *boltStore) RecordOutcomes(ctx context.Context, mailbox string, outs []Outcome) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	return s.update(ctx, "bolt write outcomes", mailbox, func(mb *bolt.Bucket) error {
+		b, err := mb.CreateBucketIfNotExists(bucketOutcomes)
+		if err != nil {
+			return err
+		}
+		for _, o := range outs {
+			v, err := encodeOutcome(o)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(o.Fingerprint), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *boltStore) ThreadKey(ctx context.Context, mailbox string, messageIDs []string) (string, error) {
+	var key string
+	now := s.now()
+	err := s.view(ctx, "bolt read thread key", mailbox, func(mb *bolt.Bucket) error {
+		if mb == nil {
+			return nil
+		}
+		b := mb.Bucket(bucketMsgIDs)
+		if b == nil {
+			return nil
+		}
+		for _, id := range messageIDs {
+			v := b.Get([]byte(id))
+			if v == nil {
+				continue
+			}
+			var r msgIDRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode thread of %s: %w", id, err)
+			}
+			if now.Before(r.Expiry) {
+				key = r.Key
+				return nil
+			}
+		}
+		return nil
+	})
+	return key, err
+}
+
+func (s *boltStore) NoteThreads(ctx context.Context, mailbox string, notes []ThreadNote) error {
+	if len(notes) == 0 {
+		return nil
+	}
+	now := s.now()
+	expiry := now.Add(s.ttl)
+	return s.update(ctx, "bolt note threads", mailbox, func(mb *bolt.Bucket) error {
+		ids, err := mb.CreateBucketIfNotExists(bucketMsgIDs)
+		if err != nil {
+			return err
+		}
+		threads, err := mb.CreateBucketIfNotExists(bucketThreads)
+		if err != nil {
+			return err
+		}
+		for _, n := range notes {
+			if n.ThreadKey == "" {
+				continue
+			}
+			var t threadRecord
+			if v := threads.Get([]byte(n.ThreadKey)); v != nil {
+				if err := json.Unmarshal(v, &t); err != nil {
+					return fmt.Errorf("decode thread %s: %w", n.ThreadKey, err)
+				}
+				if !now.Before(t.Expiry) {
+					t = threadRecord{}
+				}
+			}
+			if n.MessageID != "" {
+				v, err := json.Marshal(msgIDRecord{Key: n.ThreadKey, Expiry: expiry})
+				if err != nil {
+					return err
+				}
+				if err := ids.Put([]byte(n.MessageID), v); err != nil {
+					return err
+				}
+				t.MessageIDs = mergeSorted(t.MessageIDs, []string{n.MessageID})
+			}
+			t.RelayAddresses = mergeSorted(t.RelayAddresses, n.RelayAddresses)
+			t.ReplyTokens = mergeSorted(t.ReplyTokens, n.ReplyTokens)
+			t.Expiry = expiry
+			v, err := json.Marshal(t)
+			if err != nil {
+				return err
+			}
+			if err := threads.Put([]byte(n.ThreadKey), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// mergeSorted returns the sorted union of a (already sorted) and add,
+// without empty strings.
+func mergeSorted(a, add []string) []string {
+	for _, s := range add {
+		if s == "" {
+			continue
+		}
+		if i, ok := slices.BinarySearch(a, s); !ok {
+			a = slices.Insert(a, i, s)
+		}
+	}
+	return a
+}
+
+func (s *boltStore) Thread(ctx context.Context, mailbox, key string) (Thread, error) {
+	th := Thread{Key: key}
+	now := s.now()
+	err := s.view(ctx, "bolt read thread", mailbox, func(mb *bolt.Bucket) error {
+		if mb == nil {
+			return nil
+		}
+		b := mb.Bucket(bucketThreads)
+		if b == nil {
+			return nil
+		}
+		v := b.Get([]byte(key))
+		if v == nil {
+			return nil
+		}
+		var t threadRecord
+		if err := json.Unmarshal(v, &t); err != nil {
+			return fmt.Errorf("decode thread %s: %w", key, err)
+		}
+		if now.Before(t.Expiry) {
+			th.MessageIDs, th.RelayAddresses, th.ReplyTokens = t.MessageIDs, t.RelayAddresses, t.ReplyTokens
+		}
+		return nil
+	})
+	return th, err
+}
+
+func (s *boltStore) AcquireLease(ctx context.Context, mailbox string, ttl time.Duration) (Lease, error) {
+	if ttl < time.Millisecond {
+		return nil, fmt.Errorf("bolt acquire lease %s: ttl %v is below 1ms", mailbox, ttl)
+	}
+	l := &boltLease{s: s, mailbox: mailbox, token: newToken(), ttl: ttl}
+	err := s.update(ctx, "bolt acquire lease", mailbox, func(mb *bolt.Bucket) error {
+		now := s.now()
+		if cur, ok, err := readLease(mb); err != nil {
+			return err
+		} else if ok && now.Before(cur.Expiry) {
+			return ErrLeaseHeld
+		}
+		return writeLease(mb, leaseRecord{Token: l.token, Expiry: now.Add(ttl)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func readLease(mb *bolt.Bucket) (leaseRecord, bool, error) {
+	var r leaseRecord
+	v := mb.Get(keyLease)
+	if v == nil {
+		return r, false, nil
+	}
+	if err := json.Unmarshal(v, &r); err != nil {
+		return r, false, fmt.Errorf("decode lease: %w", err)
+	}
+	return r, true, nil
+}
+
+func writeLease(mb *bolt.Bucket, r leaseRecord) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return mb.Put(keyLease, v)
+}
+
+func (s *boltStore) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bolt ping %s: %w", s.db.Path(), err)
+	}
+	if err := s.db.View(func(*bolt.Tx) error { return nil }); err != nil {
+		return fmt.Errorf("bolt ping %s: %w", s.db.Path(), err)
+	}
+	return nil
+}
+
+func (s *boltStore) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close state file %s: %w", s.db.Path(), err)
+	}
+	return nil
+}
+
+// boltLease is a lease kept in the state file.
+type boltLease struct {
+	s       *boltStore
+	mailbox string
+	token   string
+	ttl     time.Duration
+}
+
+func (l *boltLease) Token() string { return l.token }
+
+func (l *boltLease) Renew(ctx context.Context) error {
+	return l.s.update(ctx, "bolt renew lease", l.mailbox, func(mb *bolt.Bucket) error {
+		now := l.s.now()
+		cur, ok, err := readLease(mb)
+		if err != nil {
+			return err
+		}
+		if !ok || cur.Token != l.token || !now.Before(cur.Expiry) {
+			return ErrLeaseLost
+		}
+		return writeLease(mb, leaseRecord{Token: l.token, Expiry: now.Add(l.ttl)})
+	})
+}
+
+func (l *boltLease) Release(ctx context.Context) error {
+	return l.s.update(ctx, "bolt release lease", l.mailbox, func(mb *bolt.Bucket) error {
+		cur, ok, err := readLease(mb)
+		if err != nil {
+			return err
+		}
+		if !ok || cur.Token != l.token || !l.s.now().Before(cur.Expiry) {
+			// Expired: whoever acquires next overwrites it.
+			return ErrLeaseLost
+		}
+		return mb.Delete(keyLease)
+	})
+}

@@ -1,0 +1,270 @@
+// Package store holds mailtriage's state: per mailbox the UIDVALIDITY and
+// high-water mark, per message an outcome record keyed by a fingerprint that
+// survives UID changes, thread keys with the relay addresses and reply tokens
+// seen in each thread, and a lease so that one worker at a time works a
+// mailbox.
+//
+// Two engines implement Store and pass one contract test suite:
+//
+//   - bbolt, an embedded file ("file:/var/lib/mailtriage/state.db"), the
+//     default for a single instance. bbolt locks the file, so one process at
+//     a time opens it; a second one gets ErrLocked after a short wait. Leases
+//     live in the file and serialize the workers inside that one process.
+//   - Redis ("redis://user:password@host:6379/0", "rediss://…" for TLS), for
+//     several replicas sharing mailboxes.
+//
+// The store never interprets what it holds. It never moves a high-water mark
+// on its own: SetMailboxState stores exactly what it is given, backwards
+// included, because only the poller knows whether UIDVALIDITY changed (RFC
+// 9051 section 2.3.1.1) and a reset must be able to lower the mark. It never
+// decodes the relay addresses or reply tokens it keeps. Errors never carry
+// the password of a state URL.
+//
+// # bbolt layout
+//
+// One top-level bucket per mailbox, named by the mailbox, holding:
+//
+//	state     bucket: "uidvalidity", "highwater" → 4-byte big-endian uint32
+//	outcomes  bucket: fingerprint → outcome JSON (see below)
+//	msgids    bucket: Message-ID → {"k": thread key, "x": expiry}
+//	threads   bucket: thread key → {"m": [Message-IDs], "r": [relay addresses], "t": [reply tokens], "x": expiry}
+//	lease     key:    {"t": token, "x": expiry}
+//
+// Expired thread entries are ignored on read, overwritten on the next note
+// and deleted when the file is opened.
+//
+// # Redis key layout
+//
+// P is Options.Prefix ("mailtriage" by default) and M the mailbox name. The
+// mailbox sits in a hash tag, {M}, so that all of one mailbox's keys share a
+// Redis Cluster slot (and one MULTI or Lua script may touch several):
+//
+//	P:{M}:state                  hash   uidvalidity, highwater (decimal)
+//	P:{M}:outcomes               hash   fingerprint → outcome JSON; no expiry
+//	P:{M}:msgid:<Message-ID>     string thread key; PEXPIRE thread TTL
+//	P:{M}:thread:<key>:msgids    set    Message-IDs of the thread; PEXPIRE thread TTL
+//	P:{M}:thread:<key>:relays    set    relay addresses seen; PEXPIRE thread TTL
+//	P:{M}:thread:<key>:tokens    set    reply tokens seen; PEXPIRE thread TTL
+//	P:{M}:lease                  string lease token; SET NX PX lease TTL
+//
+// Outcomes of a batch are read with one HMGET and written with HSET of many
+// fields (in chunks, pipelined); thread notes go out in one pipeline. A lease
+// is taken with SET NX PX, renewed by a Lua compare-and-PEXPIRE and released
+// by a Lua compare-and-DEL, so a worker whose lease expired and was taken
+// over can neither extend nor delete the new owner's lease.
+//
+// An outcome record is compact JSON: {"m": Message-ID, "a": action,
+// "f": folder, "k": thread key, "v": UIDVALIDITY, "u": UID, "t": time}; the
+// fingerprint is its field name (Redis) or key (bbolt).
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Sentinel errors callers branch on.
+var (
+	// ErrLeaseHeld: AcquireLease found the mailbox leased by another worker.
+	ErrLeaseHeld = errors.New("mailbox lease held by another worker")
+	// ErrLeaseLost: Renew or Release found the lease expired or taken over.
+	ErrLeaseLost = errors.New("mailbox lease lost")
+	// ErrLocked: Open found the state file locked by another process.
+	ErrLocked = errors.New("state file locked by another process")
+)
+
+// Defaults for Options.
+const (
+	DefaultPrefix    = "mailtriage"
+	DefaultThreadTTL = 90 * 24 * time.Hour
+)
+
+// Actions recorded in Outcome.Action.
+const (
+	ActionForwarded     = "forwarded"
+	ActionFlagged       = "flagged"
+	ActionForwardFailed = "forward-failed"
+)
+
+// MailboxState is what a mailbox's cycle resumes from.
+type MailboxState struct {
+	UIDValidity uint32
+	// HighWater: every UID <= HighWater (under UIDValidity) is done.
+	HighWater uint32
+}
+
+// Outcome is what was done with one message.
+type Outcome struct {
+	Fingerprint string // Message-ID plus a hash of stable headers; the record's key
+	MessageID   string
+	Action      string // ActionForwarded | ActionFlagged | ActionForwardFailed
+	Folder      string // where the message went or stayed
+	ThreadKey   string
+	UIDValidity uint32
+	UID         uint32
+	At          time.Time
+}
+
+// ThreadNote ties one message to its thread and adds what it showed.
+// A note with an empty ThreadKey is ignored; an empty MessageID adds only
+// the relay addresses and reply tokens.
+type ThreadNote struct {
+	MessageID      string
+	ThreadKey      string
+	RelayAddresses []string
+	ReplyTokens    []string
+}
+
+// Thread is what is known of one conversation, each list sorted. An unknown
+// or expired thread has its Key and empty lists.
+type Thread struct {
+	Key            string
+	MessageIDs     []string
+	RelayAddresses []string
+	ReplyTokens    []string
+}
+
+// Lease is one worker's exclusive hold on a mailbox until it expires.
+type Lease interface {
+	// Token is the lease's random identity.
+	Token() string
+	// Renew extends the lease by its TTL from now; ErrLeaseLost when it
+	// expired or another worker holds the mailbox.
+	Renew(ctx context.Context) error
+	// Release gives the lease up; only the owner's token deletes it.
+	// ErrLeaseLost when it had already expired.
+	Release(ctx context.Context) error
+}
+
+// Store is mailtriage's state, per mailbox.
+type Store interface {
+	// MailboxState returns the zero value when the mailbox is unknown.
+	MailboxState(ctx context.Context, mailbox string) (MailboxState, error)
+	// SetMailboxState stores st as given; it never compares with the old one.
+	SetMailboxState(ctx context.Context, mailbox string, st MailboxState) error
+	// Outcomes looks fingerprints up in one batch; unknown ones are absent
+	// from the map.
+	Outcomes(ctx context.Context, mailbox string, fingerprints []string) (map[string]Outcome, error)
+	// RecordOutcomes writes a batch, replacing records with the same fingerprint.
+	RecordOutcomes(ctx context.Context, mailbox string, outs []Outcome) error
+	// ThreadKey returns the thread of the first of messageIDs known, "" when none.
+	ThreadKey(ctx context.Context, mailbox string, messageIDs []string) (string, error)
+	// NoteThreads merges notes into the threads and (re)starts their TTL.
+	NoteThreads(ctx context.Context, mailbox string, notes []ThreadNote) error
+	// Thread returns what is known of the thread key.
+	Thread(ctx context.Context, mailbox, key string) (Thread, error)
+	// AcquireLease takes the mailbox for ttl; ErrLeaseHeld when another holds it.
+	AcquireLease(ctx context.Context, mailbox string, ttl time.Duration) (Lease, error)
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+	// Close releases the file or connections.
+	Close() error
+}
+
+// Options tune Open.
+type Options struct {
+	// Prefix of every Redis key; DefaultPrefix when empty. bbolt ignores it.
+	Prefix string
+	// ThreadTTL is how long thread data lives after its last note;
+	// DefaultThreadTTL when zero.
+	ThreadTTL time.Duration
+}
+
+// Open opens the store named by rawURL: "file:/path/state.db" (also
+// "file:///path/state.db") for bbolt, "redis://…" or "rediss://…" for Redis.
+func Open(ctx context.Context, rawURL string, opt Options) (Store, error) {
+	if opt.Prefix == "" {
+		opt.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(opt.Prefix, "{}") {
+		return nil, fmt.Errorf("open state: prefix %q must not contain { or }", opt.Prefix)
+	}
+	if opt.ThreadTTL == 0 {
+		opt.ThreadTTL = DefaultThreadTTL
+	}
+	if opt.ThreadTTL < time.Millisecond {
+		return nil, fmt.Errorf("open state: thread TTL %v is below 1ms", opt.ThreadTTL)
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// url.Error quotes the whole URL, password included: drop it.
+		return nil, errors.New("open state: malformed state URL")
+	}
+	switch u.Scheme {
+	case "file":
+		path := u.Path
+		if path == "" {
+			path = u.Opaque
+		}
+		if path == "" {
+			return nil, errors.New("open state: file URL without a path")
+		}
+		return openBolt(ctx, path, opt)
+	case "redis", "rediss":
+		return openRedis(ctx, u, opt)
+	default:
+		return nil, fmt.Errorf("open state %s: unsupported scheme %q (want file, redis or rediss)", u.Redacted(), u.Scheme)
+	}
+}
+
+// checkMailbox rejects names that cannot key a mailbox: empty ones, and
+// braces, which would break the Redis hash tag.
+func checkMailbox(mailbox string) error {
+	if mailbox == "" {
+		return errors.New("empty mailbox name")
+	}
+	if strings.ContainsAny(mailbox, "{}") {
+		return fmt.Errorf("mailbox name %q must not contain { or }", mailbox)
+	}
+	return nil
+}
+
+// newToken returns a random lease token.
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// outcomeRecord is an Outcome as stored, without its fingerprint.
+type outcomeRecord struct {
+	MessageID   string    `json:"m,omitempty"`
+	Action      string    `json:"a"`
+	Folder      string    `json:"f,omitempty"`
+	ThreadKey   string    `json:"k,omitempty"`
+	UIDValidity uint32    `json:"v,omitempty"`
+	UID         uint32    `json:"u,omitempty"`
+	At          time.Time `json:"t"`
+}
+
+func encodeOutcome(o Outcome) ([]byte, error) {
+	if o.Fingerprint == "" {
+		return nil, fmt.Errorf("encode outcome of uid %d: empty fingerprint", o.UID)
+	}
+	b, err := json.Marshal(outcomeRecord{
+		MessageID: o.MessageID, Action: o.Action, Folder: o.Folder, ThreadKey: o.ThreadKey,
+		UIDValidity: o.UIDValidity, UID: o.UID, At: o.At.UTC(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode outcome %s: %w", o.Fingerprint, err)
+	}
+	return b, nil
+}
+
+func decodeOutcome(fingerprint string, b []byte) (Outcome, error) {
+	var r outcomeRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Outcome{}, fmt.Errorf("decode outcome %s: %w", fingerprint, err)
+	}
+	return Outcome{
+		Fingerprint: fingerprint, MessageID: r.MessageID, Action: r.Action, Folder: r.Folder,
+		ThreadKey: r.ThreadKey, UIDValidity: r.UIDValidity, UID: r.UID, At: r.At,
+	}, nil
+}
