@@ -1,0 +1,424 @@
+// Package smtpsink is an SMTP server on the loopback interface that records
+// the messages it accepts, for tests and for `mailtriage demo`.
+//
+// It speaks ESMTP through github.com/emersion/go-smtp (RFC 5321) with
+// 8BITMIME (RFC 6152), SIZE (RFC 1870), SMTPUTF8 (RFC 6531), STARTTLS
+// (RFC 3207) or implicit TLS (RFC 8314) with a self-signed certificate it
+// generates, and AUTH PLAIN (RFC 4954, RFC 4616). Faults can be injected
+// while it runs: a reply code for MAIL, RCPT or DATA, a connection dropped
+// in the middle of DATA, a delay before every reply.
+//
+// It never relays anything, never listens beyond 127.0.0.1 and never holds
+// more than MaxMessageBytes of one message in memory.
+package smtpsink
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// TLS modes of the sink.
+const (
+	TLSNone     = "none"     // plain text only
+	TLSStartTLS = "starttls" // offers STARTTLS (RFC 3207)
+	TLSImplicit = "implicit" // TLS from the first byte (RFC 8314)
+)
+
+// DefaultMaxMessageBytes is the SIZE limit when Options.MaxMessageBytes is 0.
+const DefaultMaxMessageBytes = 64 << 20
+
+// Options configure a sink.
+type Options struct {
+	TLS             string        // TLSNone (default), TLSStartTLS or TLSImplicit
+	Username        string        // when set, AUTH PLAIN is offered and required before MAIL
+	Password        string        //
+	MaxMessageBytes int64         // SIZE limit advertised and enforced; DefaultMaxMessageBytes when 0
+	DiscardBodies   bool          // record size and SHA-256 only, not the bytes (for big messages)
+	SMTPUTF8        bool          // advertise SMTPUTF8
+	Timeout         time.Duration // read and write timeout per command; 1 minute when 0
+}
+
+// Stage is the SMTP command a fault applies to.
+type Stage string
+
+// The stages a reply code can be injected at.
+const (
+	StageMail Stage = "MAIL"
+	StageRcpt Stage = "RCPT"
+	StageData Stage = "DATA"
+)
+
+// Fault is an injected failure. The zero Fault injects nothing.
+type Fault struct {
+	Reject    Stage         // command answered with Code instead of success
+	Code      int           // reply code for Reject: 421, 452, 550, 552, ...
+	DropAfter int64         // >0: close the connection after reading this many octets of DATA
+	Delay     time.Duration // wait before answering MAIL, RCPT, DATA and the first EHLO
+	Times     int           // how many rejections or drops happen before the fault clears; 0 = no limit
+}
+
+// Message is one accepted message.
+type Message struct {
+	From       string   // envelope sender
+	To         []string // envelope recipients
+	Data       []byte   // the message as received (dot-unstuffed); nil with DiscardBodies
+	Size       int64    // octets received
+	SHA256     [sha256.Size]byte
+	UTF8       bool  // MAIL had SMTPUTF8
+	Body8Bit   bool  // MAIL had BODY=8BITMIME
+	DeclSize   int64 // MAIL's SIZE= parameter, 0 when absent
+	Connection int   // number of the connection it came on, from 1
+}
+
+// Sink is a running SMTP server. Its methods are safe for concurrent use.
+type Sink struct {
+	opt      Options
+	server   *smtp.Server
+	listener net.Listener
+	pool     *x509.CertPool
+	done     chan error
+
+	mu       sync.Mutex
+	messages []Message
+	count    int
+	dataCmds int
+	conns    int
+	fault    Fault
+}
+
+// Start listens on a free port of 127.0.0.1 and serves until Close or until
+// ctx ends.
+func Start(ctx context.Context, opt Options) (*Sink, error) {
+	if opt.MaxMessageBytes == 0 {
+		opt.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if opt.Timeout == 0 {
+		opt.Timeout = time.Minute
+	}
+	s := &Sink{opt: opt, done: make(chan error, 1)}
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv.Domain = "sink.localhost"
+	srv.MaxMessageBytes = opt.MaxMessageBytes
+	srv.MaxRecipients = 100
+	srv.ReadTimeout = opt.Timeout
+	srv.WriteTimeout = opt.Timeout
+	srv.EnableSMTPUTF8 = opt.SMTPUTF8
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("smtpsink: listen on 127.0.0.1: %w", err)
+	}
+	switch opt.TLS {
+	case "", TLSNone:
+		srv.AllowInsecureAuth = true
+	case TLSStartTLS, TLSImplicit:
+		cfg, pool, err := selfSigned()
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		s.pool = pool
+		srv.TLSConfig = cfg
+		if opt.TLS == TLSImplicit {
+			l = tls.NewListener(l, cfg)
+		}
+	default:
+		l.Close()
+		return nil, fmt.Errorf("smtpsink: unknown TLS mode %q", opt.TLS)
+	}
+	s.server, s.listener = srv, l
+	go func() { s.done <- srv.Serve(l) }()
+	context.AfterFunc(ctx, func() { s.Close() })
+	return s, nil
+}
+
+// Addr is the host:port the sink listens on.
+func (s *Sink) Addr() string { return s.listener.Addr().String() }
+
+// RootCAs holds the sink's self-signed certificate; nil without TLS.
+func (s *Sink) RootCAs() *x509.CertPool { return s.pool }
+
+// Messages returns a copy of the accepted messages, oldest first.
+func (s *Sink) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.messages...)
+}
+
+// Count is the number of accepted messages.
+func (s *Sink) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count
+}
+
+// DataCommands is the number of DATA commands the sink answered with 354,
+// whether or not the message was then accepted.
+func (s *Sink) DataCommands() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dataCmds
+}
+
+// Connections is the number of SMTP sessions opened so far.
+func (s *Sink) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+// SetFault replaces the injected fault; Fault{} clears it.
+func (s *Sink) SetFault(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fault = f
+}
+
+// Reset forgets the recorded messages and counters.
+func (s *Sink) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.messages, s.count, s.dataCmds, s.conns = nil, 0, 0, 0
+}
+
+// Close stops the server and closes every connection.
+func (s *Sink) Close() error {
+	err := s.server.Close()
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	serr := <-s.done
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("smtpsink: close %s: %w", s.Addr(), err)
+	}
+	return nil
+}
+
+// delay returns the configured delay.
+func (s *Sink) delay() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fault.Delay
+}
+
+// trigger reports whether the fault rejects at stage (returning the code)
+// and consumes one of its Times.
+func (s *Sink) trigger(stage Stage) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fault.Reject != stage || s.fault.Code == 0 {
+		return 0, false
+	}
+	code := s.fault.Code
+	s.consume()
+	return code, true
+}
+
+// dropAfter returns the DATA drop point and consumes one of its Times.
+func (s *Sink) dropAfter() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.fault.DropAfter
+	if n > 0 {
+		s.consume()
+	}
+	return n
+}
+
+// consume counts one use of the fault; s.mu is held.
+func (s *Sink) consume() {
+	if s.fault.Times == 0 {
+		return
+	}
+	s.fault.Times--
+	if s.fault.Times == 0 {
+		s.fault = Fault{Delay: s.fault.Delay}
+	}
+}
+
+func (s *Sink) newSession(c *smtp.Conn) (smtp.Session, error) {
+	time.Sleep(s.delay())
+	s.mu.Lock()
+	s.conns++
+	n := s.conns
+	s.mu.Unlock()
+	return &session{sink: s, conn: c, number: n}, nil
+}
+
+// session is one SMTP connection's transaction state.
+type session struct {
+	sink   *Sink
+	conn   *smtp.Conn
+	number int
+	authed bool
+	msg    Message
+}
+
+var _ smtp.AuthSession = (*session)(nil)
+
+func (ss *session) AuthMechanisms() []string {
+	if ss.sink.opt.Username == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (ss *session) Auth(mech string) (sasl.Server, error) {
+	if mech != sasl.Plain || ss.sink.opt.Username == "" {
+		return nil, smtp.ErrAuthUnknownMechanism
+	}
+	return sasl.NewPlainServer(func(identity, username, password string) error {
+		if (identity != "" && identity != username) || username != ss.sink.opt.Username || password != ss.sink.opt.Password {
+			return smtp.ErrAuthFailed
+		}
+		ss.authed = true
+		return nil
+	}), nil
+}
+
+func reject(code int, what string) error {
+	return &smtp.SMTPError{
+		Code:         code,
+		EnhancedCode: smtp.EnhancedCode{code / 100, 0, 0},
+		Message:      fmt.Sprintf("injected fault at %s", what),
+	}
+}
+
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	time.Sleep(ss.sink.delay())
+	if ss.sink.opt.Username != "" && !ss.authed {
+		return smtp.ErrAuthRequired
+	}
+	if code, ok := ss.sink.trigger(StageMail); ok {
+		return reject(code, "MAIL")
+	}
+	ss.msg = Message{From: from, Connection: ss.number}
+	if opts != nil {
+		ss.msg.UTF8 = opts.UTF8
+		ss.msg.Body8Bit = opts.Body == smtp.Body8BitMIME
+		ss.msg.DeclSize = opts.Size
+	}
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	time.Sleep(ss.sink.delay())
+	if code, ok := ss.sink.trigger(StageRcpt); ok {
+		return reject(code, "RCPT")
+	}
+	ss.msg.To = append(ss.msg.To, to)
+	return nil
+}
+
+func (ss *session) Data(r io.Reader) error {
+	ss.sink.mu.Lock()
+	ss.sink.dataCmds++
+	ss.sink.mu.Unlock()
+	time.Sleep(ss.sink.delay())
+	if n := ss.sink.dropAfter(); n > 0 {
+		// Read part of the message, then hang up without a reply.
+		io.CopyN(io.Discard, r, n)
+		ss.conn.Conn().Close()
+		return errors.New("smtpsink: connection dropped by fault injection")
+	}
+	rec := recorder{h: sha256.New(), keep: !ss.sink.opt.DiscardBodies}
+	if _, err := io.Copy(&rec, r); err != nil {
+		return err // go-smtp answers ErrDataTooLarge with 552
+	}
+	if code, ok := ss.sink.trigger(StageData); ok {
+		return reject(code, "DATA")
+	}
+	m := ss.msg
+	m.Data, m.Size = rec.data, rec.n
+	copy(m.SHA256[:], rec.h.Sum(nil))
+	ss.sink.mu.Lock()
+	ss.sink.messages = append(ss.sink.messages, m)
+	ss.sink.count++
+	ss.sink.mu.Unlock()
+	return nil
+}
+
+func (ss *session) Reset() { ss.msg = Message{} }
+
+func (ss *session) Logout() error { return nil }
+
+// recorder counts, hashes and optionally keeps what it is written.
+type recorder struct {
+	h    hash.Hash
+	keep bool
+	data []byte
+	n    int64
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.h.Write(p)
+	r.n += int64(len(p))
+	if r.keep {
+		r.data = append(r.data, p...)
+	}
+	return len(p), nil
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and localhost, valid for a
+// day, and a pool that trusts it.
+func selfSigned() (*tls.Config, *x509.CertPool, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("smtpsink: generate key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return nil, nil, fmt.Errorf("smtpsink: generate serial: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "mailtriage smtpsink"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("smtpsink: create certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("smtpsink: parse certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}},
+		MinVersion:   tls.VersionTLS12,
+	}
+	return cfg, pool, nil
+}
