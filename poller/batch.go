@@ -1,0 +1,479 @@
+package poller
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/store"
+)
+
+// The keywords the poller sets (DESIGN.md section 3), RFC 5550 for $Forwarded.
+const (
+	KeywordEncrypted     imap.Flag = "$Encrypted"
+	KeywordUnparseable   imap.Flag = "$Unparseable"
+	KeywordPrivateRelay  imap.Flag = "$PrivateRelay"
+	KeywordForwardFailed imap.Flag = "$ForwardFailed"
+	KeywordForwarded               = imap.FlagForwarded
+)
+
+// message is one message of a batch with its facts and verdict.
+type message struct {
+	uid     imap.UID
+	flags   []imap.Flag
+	size    int64
+	bs      imap.BodyStructure
+	header  []byte
+	samples map[string][]byte
+	v       analyzer.Verdict
+}
+
+// batch reads the facts of uids in the selected folder, classifies them and
+// acts. It returns the UIDs that are done (outcome recorded and marked).
+// An error means the session or the store is unusable; per-message trouble
+// is reported in the entries instead.
+func (cy *cycle) batch(uids []imap.UID, released bool) (map[imap.UID]bool, error) {
+	p := cy.p
+	msgs, err := cy.facts(uids)
+	if err != nil {
+		return nil, err
+	}
+	cy.rep.Counts.Seen += len(msgs)
+
+	fps := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		model, err := analyzer.FromIMAP(m.header, m.bs, m.samples, m.size)
+		if err != nil {
+			return nil, fmt.Errorf("model of uid %d in %s: %w", m.uid, cy.folder, err)
+		}
+		m.v = p.an.Classify(model, p.mb.Policy)
+		m.header, m.samples, m.bs = nil, nil, nil
+		if m.v.Fingerprint != "" {
+			fps = append(fps, m.v.Fingerprint)
+		}
+	}
+	outcomes, err := p.st.Outcomes(cy.ctx, p.mb.Name, fps)
+	if err != nil {
+		p.m.StoreError(p.mb.Name)
+		return nil, fmt.Errorf("look up %d outcomes in %s: %w", len(fps), p.mb.Name, err)
+	}
+	cy.threads(msgs)
+
+	done := make(map[imap.UID]bool, len(msgs))
+	var flag, forward, markForwarded []*message
+	for _, m := range msgs {
+		out, known := outcomes[m.v.Fingerprint]
+		switch {
+		case known && out.Action == store.ActionForwarded:
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
+			markForwarded = append(markForwarded, m)
+		case released:
+			forward = append(forward, m)
+		case known:
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Action: EntryDone, Verdict: m.v})
+			if out.Action == store.ActionForwardFailed {
+				m.flags = append(m.flags, KeywordForwardFailed)
+			}
+			flag = append(flag, m)
+		case m.v.Action == analyzer.ActionFlag:
+			flag = append(flag, m)
+		default:
+			forward = append(forward, m)
+		}
+	}
+	// Mail done before only needs its marking made sure of.
+	if err := cy.markForwarded(markForwarded, released, done); err != nil {
+		return nil, err
+	}
+	known := func(m *message) bool { _, ok := outcomes[m.v.Fingerprint]; return ok && !released }
+	if err := cy.flag(flag, known, done); err != nil {
+		return nil, err
+	}
+
+	var sent, failed []*message
+	var outs []store.Outcome
+	for _, m := range forward {
+		if err := cy.stopped(); err != nil {
+			break
+		}
+		if !cy.forwarding {
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v})
+			continue
+		}
+		err := cy.forwardOne(m, released)
+		switch {
+		case err == nil:
+			p.forwardSucceeded()
+			out := cy.outcome(m, store.ActionForwarded, cy.forwardedFolder(released))
+			// Per message, before any marking: the duplicate window is one
+			// message (SMTP 250 -> this record), DESIGN.md section 2.
+			if err := cy.record([]store.Outcome{out}); err != nil {
+				p.log.Error("forwarded but not recorded: a UIDVALIDITY reset would send it again", cy.attrs(m, EntryForwarded, err)...)
+			}
+			sent = append(sent, m)
+			outs = append(outs, out)
+		case errors.Is(err, ErrGone):
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v, Err: err})
+		case temporary(err):
+			p.m.ForwardFailed(p.mb.Name, "temporary")
+			p.forwardFailedTemporarily(time.Now(), err)
+			cy.forwarding = false
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v, Err: err})
+		default:
+			if cy.ctx.Err() != nil {
+				return nil, fmt.Errorf("forward uid %d in %s: %w", m.uid, cy.folder, err)
+			}
+			p.m.ForwardFailed(p.mb.Name, "permanent")
+			p.log.Warn("forward refused for good: flagging", cy.attrs(m, EntryForwardFailed, err)...)
+			m.flags = append(m.flags, KeywordForwardFailed)
+			failed = append(failed, m)
+		}
+	}
+	if err := cy.markForwarded(sent, released, done); err != nil {
+		return nil, err
+	}
+	for i, m := range sent {
+		p.m.Message(p.mb.Name, m.v.Class, EntryForwarded)
+		p.log.Info("forwarded", cy.attrs(m, EntryForwarded, nil)...)
+		cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryForwarded,
+			MovedTo: outs[i].Folder, Verdict: m.v})
+	}
+	if err := cy.flag(failed, func(*message) bool { return false }, done); err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// facts fetches UID, FLAGS, RFC822.SIZE, BODYSTRUCTURE and the header of
+// uids, then the samples the analyzer asks for: one FETCH per distinct set
+// of part paths (most messages of a batch share one).
+func (cy *cycle) facts(uids []imap.UID) ([]*message, error) {
+	bufs, err := cy.c.fetch(cy.ctx, uids, &imap.FetchOptions{
+		UID:           true,
+		Flags:         true,
+		RFC822Size:    true,
+		BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
+		BodySection:   []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, Peek: true}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fetch facts of uids %v in %s: %w", imap.UIDSetNum(uids...), cy.folder, err)
+	}
+	msgs := make([]*message, 0, len(bufs))
+	byUID := make(map[imap.UID]*message, len(bufs))
+	groups := make(map[string][]imap.UID)
+	for _, b := range bufs {
+		if b.UID == 0 || b.BodyStructure == nil || byUID[b.UID] != nil {
+			continue
+		}
+		m := &message{uid: b.UID, flags: b.Flags, size: b.RFC822Size, bs: b.BodyStructure, samples: make(map[string][]byte)}
+		for _, s := range b.BodySection {
+			if s.Section.Specifier == imap.PartSpecifierHeader && len(s.Section.Part) == 0 {
+				m.header = s.Bytes
+			}
+		}
+		if paths := analyzer.SamplePaths(b.BodyStructure); len(paths) > 0 {
+			key := strings.Join(paths, " ")
+			groups[key] = append(groups[key], b.UID)
+		}
+		msgs = append(msgs, m)
+		byUID[b.UID] = m
+	}
+	slices.SortFunc(msgs, func(a, b *message) int { return int(a.uid) - int(b.uid) })
+
+	for key, group := range groups {
+		var sections []*imap.FetchItemBodySection
+		for _, path := range strings.Split(key, " ") {
+			part, err := partPath(path)
+			if err != nil {
+				return nil, fmt.Errorf("samples in %s: %w", cy.folder, err)
+			}
+			sections = append(sections, &imap.FetchItemBodySection{
+				Part: part, Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: analyzer.SampleSize},
+			})
+		}
+		bufs, err := cy.c.fetch(cy.ctx, group, &imap.FetchOptions{UID: true, BodySection: sections})
+		if err != nil {
+			return nil, fmt.Errorf("fetch samples of uids %v in %s: %w", imap.UIDSetNum(group...), cy.folder, err)
+		}
+		for _, b := range bufs {
+			m := byUID[b.UID]
+			if m == nil {
+				continue
+			}
+			for _, s := range b.BodySection {
+				if s.Section.Specifier == imap.PartSpecifierNone && len(s.Section.Part) > 0 {
+					m.samples[joinPath(s.Section.Part)] = s.Bytes
+				}
+			}
+		}
+	}
+	return msgs, nil
+}
+
+// threads refines each verdict's thread key from the store (a reply whose
+// root is known keeps that root's key) and notes the batch's threads.
+func (cy *cycle) threads(msgs []*message) {
+	p := cy.p
+	local := make(map[string]string) // thread keys set earlier in this batch
+	var notes []store.ThreadNote
+	for _, m := range msgs {
+		v := &m.v
+		refs := append(slices.Clone(v.InReplyTo), v.References...)
+		if len(refs) > 0 {
+			key := ""
+			for _, id := range refs {
+				if k := local[id]; k != "" {
+					key = k
+					break
+				}
+			}
+			if key == "" {
+				k, err := p.st.ThreadKey(cy.ctx, p.mb.Name, refs)
+				if err != nil {
+					p.m.StoreError(p.mb.Name)
+					p.log.Warn("thread lookup failed; keeping the header's thread key", "uid", m.uid, "error", err)
+				}
+				key = k
+			}
+			if key != "" {
+				v.ThreadKey = key
+			}
+		}
+		if v.MessageID != "" && v.ThreadKey != "" {
+			local[v.MessageID] = v.ThreadKey
+		}
+		if v.ThreadKey != "" {
+			note := store.ThreadNote{MessageID: v.MessageID, ThreadKey: v.ThreadKey}
+			if v.Relay == analyzer.RelayPrivate || v.ReplyToTokenized {
+				note.RelayAddresses = v.RelayAddresses
+			}
+			notes = append(notes, note)
+		}
+	}
+	if len(notes) == 0 {
+		return
+	}
+	if err := p.st.NoteThreads(cy.ctx, p.mb.Name, notes); err != nil {
+		p.m.StoreError(p.mb.Name)
+		p.log.Warn("noting threads failed", "error", err)
+	}
+}
+
+// flagKeywords are the flags a flagged message gets, as far as the
+// folder's PERMANENTFLAGS allow.
+func (cy *cycle) flagKeywords(m *message) []imap.Flag {
+	v := m.v
+	var want []imap.Flag
+	if v.Encryption.Encrypted() {
+		want = append(want, KeywordEncrypted)
+	}
+	if v.Encryption == analyzer.EncryptionUnparseable {
+		want = append(want, KeywordUnparseable)
+	}
+	if v.Relay == analyzer.RelayPrivate && cy.p.mb.Policy[analyzer.ClassPrivateRelay] == analyzer.ActionFlag {
+		want = append(want, KeywordPrivateRelay)
+	}
+	if slices.Contains(m.flags, KeywordForwardFailed) {
+		want = append(want, KeywordForwardFailed)
+	}
+	flags := cy.allowed(want)
+	return append(flags, cy.allowed([]imap.Flag{imap.FlagFlagged})...)
+}
+
+// allowed filters flags by PERMANENTFLAGS: a flag listed there, or any flag
+// when "\*" is listed or PERMANENTFLAGS was not sent (RFC 9051 7.1).
+func (cy *cycle) allowed(flags []imap.Flag) []imap.Flag {
+	perm := cy.sel.PermanentFlags
+	if perm == nil || slices.Contains(perm, imap.FlagWildcard) {
+		return flags
+	}
+	var out []imap.Flag
+	for _, f := range flags {
+		if slices.Contains(perm, f) {
+			out = append(out, f)
+		} else if !strings.HasPrefix(string(f), `\`) {
+			cy.p.warnOnce("keywords:"+cy.folder, "server takes no keywords here: folders alone carry the state", "folder", cy.folder)
+		}
+	}
+	return out
+}
+
+// flag stores the keywords of msgs (one STORE per distinct flag set) and
+// moves them to the review folder. known says whose outcome is recorded
+// already. Flagged messages are done.
+func (cy *cycle) flag(msgs []*message, known func(*message) bool, done map[imap.UID]bool) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	p := cy.p
+	sets := make(map[string]imap.UIDSet)
+	flagsOf := make(map[string][]imap.Flag)
+	var all imap.UIDSet
+	for _, m := range msgs {
+		flags := cy.flagKeywords(m)
+		key := fmt.Sprint(flags)
+		set := sets[key]
+		set.AddNum(m.uid)
+		sets[key], flagsOf[key] = set, flags
+		all.AddNum(m.uid)
+	}
+	for key, set := range sets {
+		if err := cy.c.store(cy.ctx, set, flagsOf[key]); err != nil {
+			return fmt.Errorf("store flags on uids %v in %s: %w", set, cy.folder, err)
+		}
+	}
+	moved, err := cy.moveOut(all, p.mb.ReviewFolder)
+	if err != nil {
+		return err
+	}
+	var outs []store.Outcome
+	for _, m := range msgs {
+		action := EntryFlagged
+		if slices.Contains(m.flags, KeywordForwardFailed) {
+			action = EntryForwardFailed
+		}
+		if !known(m) {
+			outs = append(outs, cy.outcome(m, action, p.mb.ReviewFolder))
+			p.m.Message(p.mb.Name, m.v.Class, action)
+			p.log.Info("flagged", cy.attrs(m, action, nil)...)
+			e := Entry{Folder: cy.folder, UID: uint32(m.uid), Action: action, Verdict: m.v, Released: cy.folder == p.mb.ReleaseFolder}
+			if moved {
+				e.MovedTo = p.mb.ReviewFolder
+			}
+			cy.note(e)
+		}
+		done[m.uid] = true
+	}
+	return cy.record(outs)
+}
+
+// forwardedFolder is where forwarded mail ends per after_forward.
+func (cy *cycle) forwardedFolder(released bool) string {
+	switch cy.p.mb.AfterForward {
+	case AfterForwardMove:
+		return cy.p.mb.ForwardedFolder
+	case AfterForwardDelete:
+		return ""
+	}
+	if released {
+		return cy.p.mb.Folder
+	}
+	return cy.folder
+}
+
+// markForwarded marks forwarded msgs per after_forward, by UID set; mail
+// from the release folder goes back to the watched folder. They are done.
+func (cy *cycle) markForwarded(msgs []*message, released bool, done map[imap.UID]bool) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	p := cy.p
+	var set imap.UIDSet
+	for _, m := range msgs {
+		set.AddNum(m.uid)
+	}
+	flags := cy.allowed([]imap.Flag{KeywordForwarded, imap.FlagSeen})
+	if p.mb.AfterForward == AfterForwardDelete {
+		flags = append(flags, imap.FlagDeleted)
+	}
+	if err := cy.c.store(cy.ctx, set, flags); err != nil {
+		return fmt.Errorf("mark forwarded uids %v in %s: %w", set, cy.folder, err)
+	}
+	switch dest := cy.forwardedFolder(released); {
+	case p.mb.AfterForward == AfterForwardDelete:
+		if err := cy.expunge(set); err != nil {
+			return err
+		}
+	case dest != cy.folder:
+		if _, err := cy.moveOut(set, dest); err != nil {
+			return err
+		}
+	}
+	for _, m := range msgs {
+		done[m.uid] = true
+	}
+	return nil
+}
+
+// moveOut moves uids of the selected folder to dest, creating dest once per
+// cycle. Without MOVE: UID COPY, STORE \Deleted, UID EXPUNGE of those UIDs
+// only; without UIDPLUS the originals stay, marked \Deleted (never a plain
+// EXPUNGE, which would also remove what a person marked deleted). It
+// reports whether the originals left the folder.
+func (cy *cycle) moveOut(uids imap.UIDSet, dest string) (bool, error) {
+	if !cy.ensured[dest] {
+		created, err := cy.c.ensure(cy.ctx, dest)
+		if err != nil {
+			return false, err
+		}
+		if created {
+			cy.p.log.Info("created folder", "folder", dest)
+		}
+		cy.ensured[dest] = true
+	}
+	if cy.c.caps.Has(imap.CapMove) {
+		if err := cy.c.move(cy.ctx, uids, dest); err != nil {
+			return false, fmt.Errorf("move uids %v from %s to %s: %w", uids, cy.folder, dest, err)
+		}
+		return true, nil
+	}
+	if err := cy.c.copy(cy.ctx, uids, dest); err != nil {
+		return false, fmt.Errorf("copy uids %v from %s to %s: %w", uids, cy.folder, dest, err)
+	}
+	if err := cy.c.store(cy.ctx, uids, []imap.Flag{imap.FlagDeleted}); err != nil {
+		return false, fmt.Errorf("mark copied uids %v in %s deleted: %w", uids, cy.folder, err)
+	}
+	if err := cy.expunge(uids); err != nil {
+		return false, err
+	}
+	return cy.c.caps.Has(imap.CapUIDPlus), nil
+}
+
+// expunge removes uids (marked \Deleted) with UID EXPUNGE; without UIDPLUS
+// it leaves them and says so once.
+func (cy *cycle) expunge(uids imap.UIDSet) error {
+	if !cy.c.caps.Has(imap.CapUIDPlus) {
+		cy.p.warnOnce("uidplus", "server lacks UIDPLUS: our messages stay marked \\Deleted; never expunging what others marked")
+		return nil
+	}
+	if err := cy.c.expunge(cy.ctx, uids); err != nil {
+		return fmt.Errorf("uid expunge %v in %s: %w", uids, cy.folder, err)
+	}
+	return nil
+}
+
+// outcome is the store record of what was done with m.
+func (cy *cycle) outcome(m *message, action, folder string) store.Outcome {
+	return store.Outcome{
+		Fingerprint: m.v.Fingerprint,
+		MessageID:   m.v.MessageID,
+		Action:      action,
+		Folder:      folder,
+		ThreadKey:   m.v.ThreadKey,
+		UIDValidity: cy.sel.UIDValidity,
+		UID:         uint32(m.uid),
+		At:          time.Now().UTC(),
+	}
+}
+
+// attrs are the log attributes of a decision.
+func (cy *cycle) attrs(m *message, action string, err error) []any {
+	a := []any{
+		slog.String("folder", cy.folder),
+		slog.Uint64("uid", uint64(m.uid)),
+		slog.String("message_id", m.v.MessageID),
+		slog.String("encryption", string(m.v.Encryption)),
+		slog.String("relay", string(m.v.Relay)),
+		slog.String("action", action),
+	}
+	if err != nil {
+		a = append(a, slog.Any("error", err))
+	}
+	return a
+}

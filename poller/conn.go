@@ -1,0 +1,342 @@
+package poller
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailtriage/mailtriage/internal/credential"
+)
+
+// Sentinel errors of the IMAP session.
+var (
+	// ErrPlaintext: TLS "none" without InsecurePlaintext.
+	ErrPlaintext = errors.New("plaintext IMAP needs insecure_plaintext: true")
+	// ErrNoMechanism: the server offers no way to log in with the configured mechanism.
+	ErrNoMechanism = errors.New("server offers no matching login mechanism")
+	// ErrGone: a message vanished between SEARCH and FETCH (another client expunged it).
+	ErrGone = errors.New("message no longer in the folder")
+)
+
+// conn is one logged-in IMAP session. Every command runs under a deadline:
+// when it passes, or the caller's context ends, the connection is closed,
+// which fails the command in hand and every later one.
+type conn struct {
+	c       *imapclient.Client
+	caps    imap.CapSet
+	timeout time.Duration // per command
+	body    time.Duration // per streamed body
+}
+
+// dial connects, checks the certificate (always), logs in and reads the
+// capabilities. handler receives unsolicited updates (IDLE); it may be nil.
+func (p *Poller) dial(ctx context.Context, handler *imapclient.UnilateralDataHandler) (*conn, error) {
+	cfg := p.mb.IMAP
+	host, _, err := net.SplitHostPort(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("imap address %q: %w", cfg.Address, err)
+	}
+	if cfg.TLS == TLSNone && !cfg.InsecurePlaintext {
+		return nil, fmt.Errorf("connect to %s: %w", cfg.Address, ErrPlaintext)
+	}
+	serverName := cfg.ServerName
+	if serverName == "" {
+		serverName = host
+	}
+	opts := &imapclient.Options{
+		TLSConfig: &tls.Config{
+			RootCAs:    cfg.RootCAs,
+			ServerName: serverName,
+			MinVersion: tls.VersionTLS12,
+		},
+		UnilateralDataHandler: handler,
+	}
+
+	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	d := net.Dialer{}
+	raw, err := d.DialContext(dctx, "tcp", cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", cfg.Address, err)
+	}
+	stop := context.AfterFunc(dctx, func() { raw.Close() })
+	var c *imapclient.Client
+	switch cfg.TLS {
+	case TLSImplicit:
+		tc := tls.Client(raw, opts.TLSConfig)
+		if err = tc.HandshakeContext(dctx); err == nil {
+			c = imapclient.New(tc, opts)
+			err = c.WaitGreeting()
+		}
+	case TLSStartTLS:
+		c, err = imapclient.NewStartTLS(raw, opts)
+	case TLSNone:
+		c = imapclient.New(raw, opts)
+		err = c.WaitGreeting()
+	default:
+		err = fmt.Errorf("unknown tls mode %q", cfg.TLS)
+	}
+	if !stop() {
+		err = fmt.Errorf("%w (%w)", context.Cause(dctx), err)
+	}
+	if err != nil {
+		if c != nil {
+			c.Close()
+		}
+		raw.Close()
+		return nil, fmt.Errorf("connect to %s (%s): %w", cfg.Address, cfg.TLS, err)
+	}
+
+	s := &conn{c: c, timeout: cfg.CommandTimeout, body: cfg.BodyTimeout}
+	if err := s.login(ctx, cfg.Auth); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("log in to %s as %s: %w", cfg.Address, cfg.Auth.Username, err)
+	}
+	if err := s.do(ctx, func() error {
+		s.caps = c.Caps()
+		if s.caps == nil {
+			return errors.New("no CAPABILITY answer")
+		}
+		return nil
+	}); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("capabilities of %s: %w", cfg.Address, err)
+	}
+	return s, nil
+}
+
+// do runs one command exchange under the command timeout.
+func (s *conn) do(ctx context.Context, f func() error) error {
+	return s.within(ctx, s.timeout, f)
+}
+
+// within runs f; if ctx ends or d passes first, the connection is closed so
+// that f returns, and the context's cause is returned.
+func (s *conn) within(ctx context.Context, d time.Duration, f func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { s.c.Close() })
+	err := f()
+	if !stop() {
+		return fmt.Errorf("%w (%v)", context.Cause(ctx), err)
+	}
+	return err
+}
+
+// login authenticates: PLAIN and LOGIN through AUTHENTICATE when the server
+// offers the mechanism, else through the LOGIN command; XOAUTH2 and
+// OAUTHBEARER only through AUTHENTICATE (RFC 4959 SASL-IR when offered).
+func (s *conn) login(ctx context.Context, auth credential.Auth) error {
+	mech := auth.Mechanism
+	if mech == "" {
+		mech = credential.Plain
+	}
+	var caps imap.CapSet
+	if err := s.do(ctx, func() error { caps = s.c.Caps(); return nil }); err != nil {
+		return err
+	}
+	if caps.Has(imap.AuthCap(strings.ToUpper(string(mech)))) {
+		client, err := auth.SASL(ctx)
+		if err != nil {
+			return err
+		}
+		return s.do(ctx, func() error { return s.c.Authenticate(client) })
+	}
+	if mech.OAuth() || caps.Has(imap.CapLoginDisabled) {
+		return fmt.Errorf("%s: %w", strings.ToUpper(string(mech)), ErrNoMechanism)
+	}
+	if auth.Secret == nil {
+		return credential.ErrNoSecret
+	}
+	pw, err := auth.Secret.Get(ctx)
+	if err != nil {
+		return fmt.Errorf("credential for %s: %w", auth.Username, err)
+	}
+	return s.do(ctx, func() error { return s.c.Login(auth.Username, pw.Reveal()).Wait() })
+}
+
+// logout ends the session politely and closes the connection.
+func (s *conn) logout(ctx context.Context) {
+	_ = s.do(ctx, func() error { return s.c.Logout().Wait() })
+	s.c.Close()
+}
+
+// selectFolder opens folder read-write (or read-only with EXAMINE).
+func (s *conn) selectFolder(ctx context.Context, folder string, readOnly bool) (*imap.SelectData, error) {
+	var data *imap.SelectData
+	err := s.do(ctx, func() error {
+		var err error
+		data, err = s.c.Select(folder, &imap.SelectOptions{ReadOnly: readOnly}).Wait()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("select %s: %w", folder, err)
+	}
+	return data, nil
+}
+
+// exists reports whether folder is listed.
+func (s *conn) exists(ctx context.Context, folder string) (bool, error) {
+	var found bool
+	err := s.do(ctx, func() error {
+		list, err := s.c.List("", folder, nil).Collect()
+		for _, l := range list {
+			if l.Mailbox == folder && !slices.Contains(l.Attrs, imap.MailboxAttrNoSelect) {
+				found = true
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("list %s: %w", folder, err)
+	}
+	return found, nil
+}
+
+// ensure creates folder when it is missing; it reports whether it created it.
+func (s *conn) ensure(ctx context.Context, folder string) (bool, error) {
+	ok, err := s.exists(ctx, folder)
+	if err != nil || ok {
+		return false, err
+	}
+	err = s.do(ctx, func() error { return s.c.Create(folder, nil).Wait() })
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("create %s: %w", folder, err)
+	}
+	return true, nil
+}
+
+// search returns the UIDs of the selected folder above after, ascending.
+func (s *conn) search(ctx context.Context, folder string, after uint32) ([]imap.UID, error) {
+	var uids []imap.UID
+	err := s.do(ctx, func() error {
+		set := imap.UIDSet{imap.UIDRange{Start: imap.UID(after + 1), Stop: 0}}
+		data, err := s.c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{set}}, nil).Wait()
+		if err != nil {
+			return err
+		}
+		// "n:*" also matches the highest UID when it is below n (RFC 9051 6.4.4).
+		for _, uid := range data.AllUIDs() {
+			if uint32(uid) > after {
+				uids = append(uids, uid)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("search %s above uid %d: %w", folder, after, err)
+	}
+	slices.Sort(uids)
+	return uids, nil
+}
+
+// fetch runs one FETCH whose results are small (facts, samples) and
+// collects them.
+func (s *conn) fetch(ctx context.Context, uids []imap.UID, opts *imap.FetchOptions) ([]*imapclient.FetchMessageBuffer, error) {
+	var msgs []*imapclient.FetchMessageBuffer
+	err := s.do(ctx, func() error {
+		var err error
+		msgs, err = s.c.Fetch(imap.UIDSetNum(uids...), opts).Collect()
+		return err
+	})
+	return msgs, err
+}
+
+// streamBody streams BODY.PEEK[] of uid into fn, never holding it whole.
+func (s *conn) streamBody(ctx context.Context, uid imap.UID, fn func(io.Reader) error) error {
+	var fnErr error
+	err := s.within(ctx, s.body, func() error {
+		cmd := s.c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{
+			UID:         true,
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+		})
+		found := false
+		if msg := cmd.Next(); msg != nil {
+			for item := msg.Next(); item != nil; item = msg.Next() {
+				if body, ok := item.(imapclient.FetchItemDataBodySection); ok && body.Literal != nil && !found {
+					found = true
+					fnErr = fn(body.Literal)
+				}
+			}
+		}
+		if err := cmd.Close(); err != nil {
+			return err
+		}
+		if !found {
+			return ErrGone
+		}
+		return nil
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	return err
+}
+
+// store adds flags to uids, silently.
+func (s *conn) store(ctx context.Context, uids imap.UIDSet, flags []imap.Flag) error {
+	if len(flags) == 0 || len(uids) == 0 {
+		return nil
+	}
+	return s.do(ctx, func() error {
+		return s.c.Store(uids, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: flags}, nil).Close()
+	})
+}
+
+// expunge removes exactly uids (RFC 4315 UID EXPUNGE); callers check UIDPLUS.
+func (s *conn) expunge(ctx context.Context, uids imap.UIDSet) error {
+	return s.do(ctx, func() error { return s.c.UIDExpunge(uids).Close() })
+}
+
+// move moves uids to dest with MOVE; callers check the capability, since
+// imapclient's own fallback ends in a plain EXPUNGE.
+func (s *conn) move(ctx context.Context, uids imap.UIDSet, dest string) error {
+	return s.do(ctx, func() error {
+		_, err := s.c.Move(uids, dest).Wait()
+		return err
+	})
+}
+
+// copy copies uids to dest.
+func (s *conn) copy(ctx context.Context, uids imap.UIDSet, dest string) error {
+	return s.do(ctx, func() error {
+		_, err := s.c.Copy(uids, dest).Wait()
+		return err
+	})
+}
+
+// partPath turns an IMAP part path ("1.2") into section numbers.
+func partPath(path string) ([]int, error) {
+	var part []int
+	for _, f := range strings.Split(path, ".") {
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad part path %q", path)
+		}
+		part = append(part, n)
+	}
+	return part, nil
+}
+
+// joinPath is the inverse of partPath.
+func joinPath(part []int) string {
+	fs := make([]string, len(part))
+	for i, n := range part {
+		fs[i] = strconv.Itoa(n)
+	}
+	return strings.Join(fs, ".")
+}

@@ -1,0 +1,353 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/store"
+)
+
+// ErrStopping is the cause of a cycle's cancellation when the caller stopped
+// it and the message in hand did not finish within Mailbox.StopGrace.
+var ErrStopping = errors.New("stopping")
+
+// What happened to one message (Entry.Action).
+const (
+	EntryForwarded     = store.ActionForwarded     // sent; marked per after_forward
+	EntryFlagged       = store.ActionFlagged       // in the review folder
+	EntryForwardFailed = store.ActionForwardFailed // SMTP refused it for good; in the review folder
+	EntryDeferred      = "deferred"                // left untouched for a later cycle (SMTP backoff, error)
+	EntryDone          = "done-before"             // an outcome was recorded earlier; only the marking was made sure of
+)
+
+// maxReportEntries bounds Report.Entries so that a huge first cycle keeps
+// flat memory; the counts are always complete.
+const maxReportEntries = 1000
+
+// Report is what one cycle did.
+type Report struct {
+	Mailbox  string
+	Skipped  bool // another worker held the mailbox lease: nothing was done
+	Duration time.Duration
+	Counts   Counts
+	Entries  []Entry // at most 1000, in the order handled
+}
+
+// Counts are the per-message totals of a cycle.
+type Counts struct {
+	Seen      int // messages read (facts fetched)
+	Forwarded int
+	Flagged   int // including forward-failed
+	Skipped   int // done before, or deferred
+	Failed    int // forward-failed, or an error on the message
+}
+
+// Entry is one message's line in the report.
+type Entry struct {
+	Folder   string // where it was read
+	UID      uint32
+	Released bool   // read from the release folder
+	Action   string // Entry* constants
+	MovedTo  string // where it went; "" when it stayed
+	Verdict  analyzer.Verdict
+	Err      error
+}
+
+// Cycle runs one cycle of the mailbox: lease, log in, the watched folder,
+// then the release folder. A lease held by another worker is not an error:
+// the report says Skipped. When ctx ends the message in hand is finished
+// (within StopGrace), the lease released and the connections closed.
+func (p *Poller) Cycle(ctx context.Context) (rep Report, err error) {
+	p.run.Lock()
+	defer p.run.Unlock()
+	start := time.Now()
+	rep.Mailbox = p.mb.Name
+	defer func() {
+		rep.Duration = time.Since(start)
+		if !rep.Skipped {
+			p.m.Cycle(p.mb.Name, rep.Duration, err)
+		}
+	}()
+
+	lease, err := p.st.AcquireLease(ctx, p.mb.Name, p.mb.LeaseTTL)
+	if errors.Is(err, store.ErrLeaseHeld) {
+		p.m.Lease(p.mb.Name, false)
+		p.log.Debug("mailbox leased by another worker; cycle skipped")
+		rep.Skipped = true
+		return rep, nil
+	}
+	if err != nil {
+		p.m.StoreError(p.mb.Name)
+		return rep, fmt.Errorf("lease mailbox %s: %w", p.mb.Name, err)
+	}
+	p.m.Lease(p.mb.Name, true)
+
+	work, cancel, stopWork := p.workContext(ctx)
+	defer stopWork()
+	stopRenew := p.keepLease(work, lease, cancel)
+	defer func() {
+		stopRenew()
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), p.mb.IMAP.CommandTimeout)
+		defer rcancel()
+		if rerr := lease.Release(rctx); rerr != nil {
+			p.log.Warn("release lease", "error", rerr)
+		}
+		p.m.Lease(p.mb.Name, false)
+	}()
+	defer func() {
+		if cerr := p.fw.Close(); cerr != nil {
+			p.log.Debug("close forwarder", "error", cerr)
+		}
+	}()
+
+	c, err := p.dial(work, nil)
+	if err != nil {
+		return rep, err
+	}
+	defer c.logout(work)
+
+	cy := &cycle{p: p, c: c, stop: ctx, ctx: work, rep: &rep, ensured: make(map[string]bool)}
+	cy.forwarding, _ = p.forwardingAllowed(time.Now())
+	if !cy.forwarding {
+		p.log.Debug("forwarding backed off this cycle")
+	}
+	if err := cy.watched(); err != nil {
+		return rep, err
+	}
+	if p.mb.ReleaseFolder != "" {
+		if err := cy.release(); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// workContext is the context of a cycle's I/O. It outlives ctx by StopGrace
+// so that the message in hand finishes; cancel ends it at once (lease lost).
+func (p *Poller) workContext(ctx context.Context) (context.Context, context.CancelCauseFunc, func()) {
+	work, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(p.mb.StopGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel(ErrStopping)
+		case <-work.Done():
+		}
+	})
+	return work, cancel, func() { stop(); cancel(nil) }
+}
+
+// keepLease renews the lease every LeaseTTL/3 until the returned stop is
+// called; a failed renewal cancels the cycle at once, since another worker
+// may take the mailbox over.
+func (p *Poller) keepLease(work context.Context, lease store.Lease, cancel context.CancelCauseFunc) func() {
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	every := p.mb.LeaseTTL / 3
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-work.Done():
+				return
+			case <-t.C:
+				rctx, rcancel := context.WithTimeout(work, every)
+				err := lease.Renew(rctx)
+				rcancel()
+				if err != nil {
+					p.m.StoreError(p.mb.Name)
+					p.log.Error("lease renewal failed; cycle cancelled", "error", err)
+					cancel(fmt.Errorf("renew lease of %s: %w", p.mb.Name, err))
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
+}
+
+// cycle is the state of one cycle's IMAP session.
+type cycle struct {
+	p          *Poller
+	c          *conn
+	stop       context.Context // ends when the caller asks the cycle to stop
+	ctx        context.Context // the I/O context
+	rep        *Report
+	sel        *imap.SelectData // the selected folder
+	folder     string           // its name
+	ensured    map[string]bool  // folders known to exist this cycle
+	forwarding bool             // false after a temporary SMTP failure or while backing off
+}
+
+// stopped reports the caller's stop request as an error, between messages.
+func (cy *cycle) stopped() error {
+	if cy.stop.Err() != nil {
+		return fmt.Errorf("cycle of %s stopped: %w", cy.p.mb.Name, context.Cause(cy.stop))
+	}
+	return nil
+}
+
+// watched handles the new messages of the watched folder, batch by batch,
+// and advances the high-water mark over the done prefix.
+func (cy *cycle) watched() error {
+	p := cy.p
+	if err := cy.selectFolder(p.mb.Folder); err != nil {
+		return err
+	}
+	state, err := p.st.MailboxState(cy.ctx, p.mb.Name)
+	if err != nil {
+		p.m.StoreError(p.mb.Name)
+		return fmt.Errorf("read state of %s: %w", p.mb.Name, err)
+	}
+	if state.UIDValidity != cy.sel.UIDValidity {
+		if state.UIDValidity != 0 {
+			p.log.Warn("UIDVALIDITY changed: rereading the folder; recorded outcomes keep done mail from being acted on again",
+				"folder", cy.folder, "old", state.UIDValidity, "new", cy.sel.UIDValidity)
+		}
+		state = store.MailboxState{UIDValidity: cy.sel.UIDValidity}
+		if err := cy.setState(state); err != nil {
+			return err
+		}
+	}
+	if cy.sel.NumMessages == 0 || (cy.sel.UIDNext != 0 && uint32(cy.sel.UIDNext) <= state.HighWater+1) {
+		return nil
+	}
+	uids, err := cy.c.search(cy.ctx, cy.folder, state.HighWater)
+	if err != nil {
+		return err
+	}
+	blocked := false
+	for len(uids) > 0 {
+		if err := cy.stopped(); err != nil {
+			return err
+		}
+		n := min(len(uids), p.mb.BatchSize)
+		batch := uids[:n]
+		uids = uids[n:]
+		done, err := cy.batch(batch, false)
+		if err != nil {
+			return err
+		}
+		advanced := false
+		for _, uid := range batch {
+			if blocked || !done[uid] {
+				blocked = true
+				break
+			}
+			state.HighWater = uint32(uid)
+			advanced = true
+		}
+		if advanced {
+			if err := cy.setState(state); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// release forwards every message of the release folder, whatever its class.
+func (cy *cycle) release() error {
+	p := cy.p
+	ok, err := cy.c.exists(cy.ctx, p.mb.ReleaseFolder)
+	if err != nil || !ok {
+		return err
+	}
+	if err := cy.selectFolder(p.mb.ReleaseFolder); err != nil {
+		return err
+	}
+	if cy.sel.NumMessages == 0 {
+		return nil
+	}
+	uids, err := cy.c.search(cy.ctx, cy.folder, 0)
+	if err != nil {
+		return err
+	}
+	for len(uids) > 0 {
+		if err := cy.stopped(); err != nil {
+			return err
+		}
+		n := min(len(uids), p.mb.BatchSize)
+		if _, err := cy.batch(uids[:n], true); err != nil {
+			return err
+		}
+		uids = uids[n:]
+	}
+	return nil
+}
+
+func (cy *cycle) selectFolder(folder string) error {
+	sel, err := cy.c.selectFolder(cy.ctx, folder, false)
+	if err != nil {
+		return err
+	}
+	cy.sel, cy.folder = sel, folder
+	return nil
+}
+
+func (cy *cycle) setState(st store.MailboxState) error {
+	if err := cy.p.st.SetMailboxState(cy.ctx, cy.p.mb.Name, st); err != nil {
+		cy.p.m.StoreError(cy.p.mb.Name)
+		return fmt.Errorf("save state of %s: %w", cy.p.mb.Name, err)
+	}
+	return nil
+}
+
+// record writes outcomes; a failure is returned after counting it.
+func (cy *cycle) record(outs []store.Outcome) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	if err := cy.p.st.RecordOutcomes(cy.ctx, cy.p.mb.Name, outs); err != nil {
+		cy.p.m.StoreError(cy.p.mb.Name)
+		return fmt.Errorf("record %d outcomes in %s: %w", len(outs), cy.p.mb.Name, err)
+	}
+	return nil
+}
+
+// note adds a message's line to the report and counts it.
+func (cy *cycle) note(e Entry) {
+	c := &cy.rep.Counts
+	switch e.Action {
+	case EntryForwarded:
+		c.Forwarded++
+	case EntryFlagged:
+		c.Flagged++
+	case EntryForwardFailed:
+		c.Flagged++
+		c.Failed++
+	default:
+		c.Skipped++
+		if e.Err != nil {
+			c.Failed++
+		}
+	}
+	if len(cy.rep.Entries) < maxReportEntries {
+		cy.rep.Entries = append(cy.rep.Entries, e)
+	}
+}
+
+// temporary reports whether err says to try again later (SMTP 4xx,
+// connection trouble): forwarder errors carry a Temporary method.
+func temporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// forwardOne streams one message into the forwarder.
+func (cy *cycle) forwardOne(m *message, released bool) error {
+	return cy.c.streamBody(cy.ctx, m.uid, func(body io.Reader) error {
+		return cy.p.fw.Forward(cy.ctx, m.v, released, m.size, body)
+	})
+}

@@ -1,0 +1,201 @@
+// Package poller runs one mailbox's cycle: take the mailbox lease, log in
+// over IMAPS, read the messages above the recorded high-water mark in
+// batches of facts (flags, size, BODYSTRUCTURE, header, the first 4 KiB of
+// each text part), classify them with the analyzer, flag what a person must
+// see into the review folder, stream the rest into the forwarder, record the
+// outcome and advance the high-water mark. It also runs the release loop
+// (mail a reviewer moved into the release folder is forwarded whatever its
+// class) and schedules cycles with cron and IMAP IDLE.
+//
+// The poller never decrypts, never unmasks a relay address, never holds a
+// forwarded body in memory (it is streamed from the FETCH literal into the
+// forwarder), never issues a plain EXPUNGE (only UID EXPUNGE of its own
+// UIDs, RFC 4315) and never marks or moves a message before the SMTP server
+// accepted it or it was flagged into the review folder.
+//
+// It follows RFC 9051 / RFC 3501 (IMAP), RFC 6851 (MOVE), RFC 4315
+// (UIDPLUS), RFC 2177 (IDLE), RFC 4959 (SASL-IR) and RFC 5550 ($Forwarded).
+package poller
+
+import (
+	"context"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/store"
+)
+
+// After-forward handling of a forwarded message (Mailbox.AfterForward).
+const (
+	AfterForwardSeen   = "seen"   // STORE $Forwarded and \Seen, leave it in place
+	AfterForwardMove   = "move"   // STORE the flags, then MOVE to ForwardedFolder
+	AfterForwardDelete = "delete" // STORE \Deleted, then UID EXPUNGE of that UID
+)
+
+// TLS modes of IMAP.TLS.
+const (
+	TLSImplicit = "implicit" // IMAPS, port 993 (RFC 8314)
+	TLSStartTLS = "starttls" // STARTTLS on port 143
+	TLSNone     = "none"     // plaintext; needs InsecurePlaintext
+)
+
+// Defaults applied by New to zero fields.
+const (
+	DefaultBatchSize      = 200
+	DefaultLeaseTTL       = 2 * time.Minute
+	DefaultDialTimeout    = 30 * time.Second
+	DefaultCommandTimeout = 60 * time.Second
+	DefaultBodyTimeout    = 10 * time.Minute
+	DefaultStopGrace      = 8 * time.Second
+	DefaultMaxBackoff     = 30 * time.Minute
+	minBackoff            = 30 * time.Second
+)
+
+// IMAP says how to reach and log in to the IMAP server.
+type IMAP struct {
+	Address           string // host:port
+	TLS               string // TLSImplicit (default) | TLSStartTLS | TLSNone
+	InsecurePlaintext bool   // required for TLSNone
+	RootCAs           *x509.CertPool
+	ServerName        string // TLS server name; the host of Address when empty
+	Auth              credential.Auth
+	DialTimeout       time.Duration // TCP connect + TLS handshake + greeting
+	CommandTimeout    time.Duration // each command, login included
+	BodyTimeout       time.Duration // streaming one message body into the forwarder
+}
+
+// Mailbox is one watched mailbox's settings, converted from the config.
+type Mailbox struct {
+	Name     string // unique; used in store keys, logs and metrics
+	Schedule string // robfig/cron v3 spec or descriptor ("@every 1m")
+	Idle     bool   // also wake the cycle on IMAP IDLE
+	IMAP     IMAP
+
+	Folder          string // watched folder, INBOX by default
+	ReviewFolder    string // where flagged mail goes
+	ReleaseFolder   string // a reviewer moves mail here to have it forwarded anyway; "" = no release loop
+	AfterForward    string // AfterForwardSeen (default) | AfterForwardMove | AfterForwardDelete
+	ForwardedFolder string // for AfterForwardMove
+
+	Policy     analyzer.Policy // nil = analyzer.DefaultPolicy()
+	BatchSize  int             // messages per FETCH batch
+	LeaseTTL   time.Duration   // the lease is renewed every LeaseTTL/3
+	MaxBackoff time.Duration   // cap of the forwarding backoff after temporary SMTP failures
+	StopGrace  time.Duration   // on stop, how long the message in hand may take to finish
+}
+
+// Forwarder sends one message on to the helpdesk. forwarder.Forwarder
+// implements it. An error with a Temporary() bool method that reports true
+// leaves the message for a later cycle; any other error is permanent.
+type Forwarder interface {
+	Forward(ctx context.Context, v analyzer.Verdict, released bool, size int64, body io.Reader) error
+	Close() error
+}
+
+// Metrics receives what the poller counts. metrics.Metrics implements it.
+type Metrics interface {
+	Message(mailbox string, c analyzer.Class, action string)
+	ForwardFailed(mailbox, kind string)
+	Cycle(mailbox string, d time.Duration, err error)
+	Lease(mailbox string, held bool)
+	StoreError(mailbox string)
+}
+
+// State is the part of store.Store the poller uses.
+type State interface {
+	MailboxState(ctx context.Context, mailbox string) (store.MailboxState, error)
+	SetMailboxState(ctx context.Context, mailbox string, st store.MailboxState) error
+	Outcomes(ctx context.Context, mailbox string, fingerprints []string) (map[string]store.Outcome, error)
+	RecordOutcomes(ctx context.Context, mailbox string, outs []store.Outcome) error
+	ThreadKey(ctx context.Context, mailbox string, messageIDs []string) (string, error)
+	NoteThreads(ctx context.Context, mailbox string, notes []store.ThreadNote) error
+	AcquireLease(ctx context.Context, mailbox string, ttl time.Duration) (store.Lease, error)
+}
+
+// Poller runs the cycles of one mailbox. Cycles of one Poller never overlap.
+type Poller struct {
+	mb  Mailbox
+	an  *analyzer.Analyzer
+	st  State
+	fw  Forwarder
+	m   Metrics
+	log *slog.Logger
+
+	run sync.Mutex // held for a whole cycle
+
+	mu      sync.Mutex // guards the fields below
+	backoff backoff
+	warned  map[string]bool // one-time warnings already logged
+}
+
+// New returns the poller of mb. A nil Metrics counts nothing; a nil logger
+// logs nothing.
+func New(mb Mailbox, an *analyzer.Analyzer, st State, fw Forwarder, m Metrics, log *slog.Logger) *Poller {
+	if mb.Folder == "" {
+		mb.Folder = "INBOX"
+	}
+	if mb.AfterForward == "" {
+		mb.AfterForward = AfterForwardSeen
+	}
+	if mb.IMAP.TLS == "" {
+		mb.IMAP.TLS = TLSImplicit
+	}
+	if mb.Policy == nil {
+		mb.Policy = analyzer.DefaultPolicy()
+	}
+	setDefault(&mb.BatchSize, DefaultBatchSize)
+	setDefault(&mb.LeaseTTL, DefaultLeaseTTL)
+	setDefault(&mb.MaxBackoff, DefaultMaxBackoff)
+	setDefault(&mb.StopGrace, DefaultStopGrace)
+	setDefault(&mb.IMAP.DialTimeout, DefaultDialTimeout)
+	setDefault(&mb.IMAP.CommandTimeout, DefaultCommandTimeout)
+	setDefault(&mb.IMAP.BodyTimeout, DefaultBodyTimeout)
+	if m == nil {
+		m = noMetrics{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Poller{
+		mb:     mb,
+		an:     an,
+		st:     st,
+		fw:     fw,
+		m:      m,
+		log:    log.With("mailbox", mb.Name),
+		warned: make(map[string]bool),
+	}
+}
+
+// Mailbox returns the poller's settings, defaults applied.
+func (p *Poller) Mailbox() Mailbox { return p.mb }
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// warnOnce logs msg at warning level the first time key is seen.
+func (p *Poller) warnOnce(key, msg string, args ...any) {
+	p.mu.Lock()
+	seen := p.warned[key]
+	p.warned[key] = true
+	p.mu.Unlock()
+	if !seen {
+		p.log.Warn(msg, args...)
+	}
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Message(string, analyzer.Class, string)  {}
+func (noMetrics) ForwardFailed(string, string)            {}
+func (noMetrics) Cycle(string, time.Duration, error)      {}
+func (noMetrics) Lease(string, bool)                      {}
+func (noMetrics) StoreError(string)                       {}
