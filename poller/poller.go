@@ -194,8 +194,8 @@ func (p *Poller) warnOnce(key, msg string, args ...any) {
 
 type noMetrics struct{}
 
-func (noMetrics) Message(string, analyzer.Class, string)  {}
-func (noMetrics) ForwardFailed(string, string)            {}
-func (noMetrics) Cycle(string, time.Duration, error)      {}
-func (noMetrics) Lease(string, bool)                      {}
-func (noMetrics) StoreError(string)                       {}
+func (noMetrics) Message(string, analyzer.Class, string) {}
+func (noMetrics) ForwardFailed(string, string)           {}
+func (noMetrics) Cycle(string, time.Duration, error)     {}
+func (noMetrics) Lease(string, bool)                     {}
+func (noMetrics) StoreError(string)                      {}
