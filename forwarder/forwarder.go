@@ -1,0 +1,427 @@
+// Package forwarder hands clean mail to the helpdesk over SMTP.
+//
+// It streams each message from its source (the IMAP FETCH literal) into SMTP
+// DATA through one 64 KiB buffer, on one connection reused from message to
+// message, and prepends the annotation header fields of DESIGN.md §3. In
+// redirect mode (the default) the original follows byte for byte under the
+// annotation and a Resent-* block (RFC 5322 §3.6.6); in attach mode a new
+// message carries a short summary of the verdict and the original as a
+// message/rfc822 part (RFC 2046 §5.2.1).
+//
+// It follows RFC 5321 (SMTP), RFC 3207 (STARTTLS), RFC 8314 (implicit TLS),
+// RFC 4954 (AUTH), RFC 1870 (SIZE), RFC 6152 (8BITMIME) and RFC 6531
+// (SMTPUTF8). It never sends over plain text unless told to, never skips
+// certificate verification, never holds a whole message in memory, never
+// changes the original except to turn bare CR or LF into CRLF, and never
+// puts a credential in an error or a log line.
+//
+// Errors are *Error values whose Kind and Temporary method tell the caller
+// whether to retry the message later or to flag it.
+package forwarder
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/internal/credential"
+)
+
+// TLS modes, as the configuration spells them.
+const (
+	TLSImplicit = "implicit"
+	TLSStartTLS = "starttls"
+	TLSNone     = "none"
+)
+
+// Modes, as the configuration spells them.
+const (
+	ModeRedirect = "redirect"
+	ModeAttach   = "attach"
+)
+
+// DefaultTimeout bounds every network wait when Config.Timeout is 0.
+const DefaultTimeout = time.Minute
+
+// bufferSize is the one write buffer between the message source and DATA.
+const bufferSize = 64 << 10
+
+// Config says where and how to forward.
+type Config struct {
+	Address           string           // host:port
+	TLS               string           // implicit | starttls (default) | none
+	InsecurePlaintext bool             // required with TLS none
+	RootCAs           *x509.CertPool   // nil: the system roots
+	Auth              *credential.Auth // nil: no AUTH
+	From              string           // envelope sender and Resent-From / From
+	To                []string         // envelope recipients and Resent-To / To
+	Mode              string           // redirect (default) | attach
+	Hostname          string           // EHLO name and Message-ID domain; the host name when empty
+	Timeout           time.Duration    // for every read or write on the connection; DefaultTimeout when 0
+}
+
+// Forwarder sends messages over one SMTP session at a time. It is safe for
+// concurrent use; forwards are serialized.
+type Forwarder struct {
+	cfg  Config
+	host string // server host name, for TLS verification
+	log  *slog.Logger
+
+	mu   sync.Mutex
+	sess *session // nil when not connected
+}
+
+// session is one open SMTP connection.
+type session struct {
+	client *smtp.Client
+	conn   *deadlineConn
+	dirty  bool // a transaction was left open; RSET before the next
+}
+
+// New checks cfg and returns a Forwarder. It does not connect: the first
+// Forward or Check does.
+func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
+	host, _, err := net.SplitHostPort(cfg.Address)
+	if err != nil || host == "" {
+		return nil, fmt.Errorf("forwarder: address %q: want host:port", cfg.Address)
+	}
+	switch cfg.TLS {
+	case "":
+		cfg.TLS = TLSStartTLS
+	case TLSImplicit, TLSStartTLS:
+	case TLSNone:
+		if !cfg.InsecurePlaintext {
+			return nil, fmt.Errorf("forwarder: tls %q for %s needs insecure_plaintext: true", cfg.TLS, cfg.Address)
+		}
+	default:
+		return nil, fmt.Errorf("forwarder: tls %q for %s: want implicit, starttls or none", cfg.TLS, cfg.Address)
+	}
+	switch cfg.Mode {
+	case "":
+		cfg.Mode = ModeRedirect
+	case ModeRedirect, ModeAttach:
+	default:
+		return nil, fmt.Errorf("forwarder: mode %q: want redirect or attach", cfg.Mode)
+	}
+	if err := checkAddress("from", cfg.From); err != nil {
+		return nil, err
+	}
+	if len(cfg.To) == 0 {
+		return nil, errors.New("forwarder: to: no recipient")
+	}
+	for _, to := range cfg.To {
+		if err := checkAddress("to", to); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname, _ = os.Hostname()
+	}
+	if !validHostname(cfg.Hostname) {
+		cfg.Hostname = "localhost"
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg.To = append([]string(nil), cfg.To...)
+	return &Forwarder{cfg: cfg, host: host, log: log.With("smtp", cfg.Address)}, nil
+}
+
+// checkAddress rejects an empty address or one that would break an SMTP
+// command line or a header field.
+func checkAddress(key, addr string) error {
+	if addr == "" || !strings.Contains(addr, "@") || sanitize(addr) != addr || strings.ContainsAny(addr, " <>,") {
+		return fmt.Errorf("forwarder: %s: %q is not a mail address", key, addr)
+	}
+	return nil
+}
+
+// validHostname accepts letters, digits, dots and hyphens.
+func validHostname(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, c := range h {
+		if !(c == '.' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// Forward sends one message, read from body, with the annotation for v;
+// released adds X-Mailtriage-Released: yes. size is the message's size in
+// octets (RFC822.SIZE), used for the SIZE check; 0 when unknown. body is
+// read once, as it is sent.
+//
+// The session stays open for the next call. A session found dead before the
+// message was started is reopened once; a failure after the body started
+// flowing is returned, and the server never sees a final "." for a message
+// that was not completely read.
+func (f *Forwarder) Forward(ctx context.Context, v analyzer.Verdict, released bool, size int64, body io.Reader) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		reused := f.sess != nil
+		if !reused {
+			s, err := f.dial(ctx)
+			if err != nil {
+				return err
+			}
+			f.sess = s
+		}
+		started, n, err := f.send(ctx, f.sess, v, released, size, body)
+		if err == nil {
+			f.log.Debug("forwarded", "message_id", v.MessageID, "mode", f.cfg.Mode, "octets", n, "duration", time.Since(start))
+			return nil
+		}
+		if !err.connUsable() {
+			f.drop()
+		}
+		if reused && !started && attempt == 0 && (err.Kind == KindConnect || err.Code == 421) {
+			f.log.Info("smtp session closed by the server; reconnecting", "error", err)
+			continue
+		}
+		return err
+	}
+}
+
+// send runs one mail transaction on s. started reports whether body was
+// touched; n counts the octets given to DATA.
+func (f *Forwarder) send(ctx context.Context, s *session, v analyzer.Verdict, released bool, size int64, body io.Reader) (started bool, n int64, err *Error) {
+	release := s.conn.bind(ctx)
+	defer release()
+	at := " at " + f.cfg.Address
+	c := s.client
+
+	if s.dirty {
+		if err := c.Reset(); err != nil {
+			return false, 0, fail("RSET"+at, phaseMail, err)
+		}
+		s.dirty = false
+	}
+
+	eightBit, _ := c.Extension("8BITMIME")
+	m := f.wrap(v, released, eightBit)
+	total := m.overhead()
+	if size > 0 {
+		total += size
+	}
+	if limit, ok := c.MaxMessageSize(); ok && limit > 0 && size > 0 && total > int64(limit) {
+		return false, 0, &Error{Op: "SIZE check" + at, Kind: KindSize,
+			Message: fmt.Sprintf("message of %d octets exceeds the server's limit of %d", total, limit)}
+	}
+
+	opts := &smtp.MailOptions{}
+	if size > 0 {
+		opts.Size = total
+	}
+	if ok, _ := c.Extension("SMTPUTF8"); ok {
+		opts.UTF8 = true
+	}
+	if e := c.Mail(f.cfg.From, opts); e != nil {
+		s.dirty = true
+		return false, 0, fail("MAIL FROM <"+f.cfg.From+">"+at, phaseMail, e)
+	}
+	s.dirty = true
+	for _, to := range f.cfg.To {
+		if e := c.Rcpt(to, nil); e != nil {
+			return false, 0, fail("RCPT TO <"+to+">"+at, phaseMail, e)
+		}
+	}
+	w, e := c.Data()
+	if e != nil {
+		return false, 0, fail("DATA"+at, phaseMail, e)
+	}
+
+	src := &sourceReader{r: body}
+	cw := &countWriter{w: w}
+	bw := bufio.NewWriterSize(&crlfWriter{w: cw}, bufferSize)
+	e = m.write(bw, src)
+	if e == nil {
+		e = bw.Flush()
+	}
+	if src.err != nil {
+		// Never finish DATA for a message that was not read completely: the
+		// caller's drop closes the connection without the final ".".
+		return true, cw.n, &Error{Op: "read message body for DATA" + at, Kind: KindTemporary, Err: src.err}
+	}
+	if e != nil {
+		return true, cw.n, fail("DATA"+at, phaseMail, e)
+	}
+	if e := w.Close(); e != nil {
+		s.dirty = false
+		return true, cw.n, fail("end of DATA"+at, phaseMail, e)
+	}
+	s.dirty = false
+	return true, cw.n, nil
+}
+
+// countWriter counts what passes through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// dial opens, secures and authenticates a new session.
+func (f *Forwarder) dial(ctx context.Context) (*session, error) {
+	at := " " + f.cfg.Address
+	d := net.Dialer{Timeout: f.cfg.Timeout}
+	raw, err := d.DialContext(ctx, "tcp", f.cfg.Address)
+	if err != nil {
+		return nil, fail("connect to"+at, phaseConnect, err)
+	}
+	dc := &deadlineConn{Conn: raw, timeout: f.cfg.Timeout}
+	release := dc.bind(ctx)
+	defer release()
+	s, ferr := f.open(ctx, dc)
+	if ferr != nil {
+		raw.Close()
+		return nil, ferr
+	}
+	return s, nil
+}
+
+// open runs the greeting, TLS, EHLO and AUTH on dc.
+func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Error) {
+	at := " " + f.cfg.Address
+	tlsConfig := &tls.Config{ServerName: f.host, RootCAs: f.cfg.RootCAs, MinVersion: tls.VersionTLS12}
+	var c *smtp.Client
+	switch f.cfg.TLS {
+	case TLSImplicit:
+		tc := tls.Client(dc, tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fail("TLS handshake with"+at, phaseTLS, err)
+		}
+		c = f.client(tc)
+		if err := c.Hello(f.cfg.Hostname); err != nil {
+			return nil, fail("EHLO to"+at, phaseConnect, err)
+		}
+	case TLSStartTLS:
+		// go-smtp greets with EHLO localhost before STARTTLS; the EHLO that
+		// counts, after TLS, carries our name.
+		sc, err := smtp.NewClientStartTLS(dc, tlsConfig)
+		if err != nil {
+			return nil, fail("STARTTLS with"+at, phaseTLS, err)
+		}
+		c = sc
+		c.CommandTimeout, c.SubmissionTimeout = f.cfg.Timeout, f.cfg.Timeout
+		if err := c.Hello(f.cfg.Hostname); err != nil {
+			return nil, fail("EHLO over TLS to"+at, phaseTLS, err)
+		}
+		if _, ok := c.TLSConnectionState(); !ok {
+			return nil, &Error{Op: "STARTTLS with" + at, Kind: KindTLS, Err: errors.New("no TLS after STARTTLS")}
+		}
+	default:
+		c = f.client(dc)
+		if err := c.Hello(f.cfg.Hostname); err != nil {
+			return nil, fail("EHLO to"+at, phaseConnect, err)
+		}
+	}
+	if err := f.auth(ctx, c); err != nil {
+		return nil, err
+	}
+	f.log.Info("smtp session open", "tls", f.cfg.TLS, "auth", f.cfg.Auth != nil)
+	return &session{client: c, conn: dc}, nil
+}
+
+func (f *Forwarder) client(conn net.Conn) *smtp.Client {
+	c := smtp.NewClient(conn)
+	c.CommandTimeout, c.SubmissionTimeout = f.cfg.Timeout, f.cfg.Timeout
+	return c
+}
+
+// auth authenticates with the configured mechanism, when there is one.
+func (f *Forwarder) auth(ctx context.Context, c *smtp.Client) *Error {
+	if f.cfg.Auth == nil {
+		return nil
+	}
+	a := f.cfg.Auth
+	op := fmt.Sprintf("AUTH %s as %s at %s", orDefault(a.Mechanism, credential.Plain), a.Username, f.cfg.Address)
+	mech := strings.ToUpper(string(orDefault(a.Mechanism, credential.Plain)))
+	if !c.SupportsAuth(mech) {
+		_, offered := c.Extension("AUTH")
+		return &Error{Op: op, Kind: KindAuth, Err: fmt.Errorf("server offers AUTH %q, not %s", offered, mech)}
+	}
+	sc, err := a.SASL(ctx)
+	if err != nil {
+		return &Error{Op: op, Kind: KindAuth, Err: err}
+	}
+	if err := c.Auth(sc); err != nil {
+		return fail(op, phaseAuth, err)
+	}
+	return nil
+}
+
+// drop closes the current session without QUIT.
+func (f *Forwarder) drop() {
+	if f.sess != nil {
+		f.sess.client.Close()
+		f.sess = nil
+	}
+}
+
+// Close ends the SMTP session with QUIT; the next Forward reconnects.
+func (f *Forwarder) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sess == nil {
+		return nil
+	}
+	s := f.sess
+	f.sess = nil
+	if err := s.client.Quit(); err != nil {
+		s.client.Close()
+		return fail("QUIT at "+f.cfg.Address, phaseConnect, err)
+	}
+	return nil
+}
+
+// Check opens a separate session, authenticates, has the sender and every
+// recipient accepted (MAIL and RCPT, no DATA), and quits. It is what
+// `mailtriage check` runs.
+func (f *Forwarder) Check(ctx context.Context) error {
+	s, err := f.dial(ctx)
+	if err != nil {
+		return err
+	}
+	release := s.conn.bind(ctx)
+	defer release()
+	defer s.client.Close()
+	at := " at " + f.cfg.Address
+	if err := s.client.Mail(f.cfg.From, nil); err != nil {
+		return fail("MAIL FROM <"+f.cfg.From+">"+at, phaseMail, err)
+	}
+	for _, to := range f.cfg.To {
+		if err := s.client.Rcpt(to, nil); err != nil {
+			return fail("RCPT TO <"+to+">"+at, phaseMail, err)
+		}
+	}
+	if err := s.client.Quit(); err != nil {
+		return fail("QUIT"+at, phaseConnect, err)
+	}
+	return nil
+}
