@@ -1,0 +1,160 @@
+// Package config reads mailtriage's YAML configuration file (DESIGN.md §3)
+// into a checked Config with every default filled in.
+//
+// The file is decoded from yaml.Node rather than straight into structs, so
+// that every problem can name its key path and its line:
+//
+//	config.yaml:14: mailboxes[0].imap.tls: "tsl" is not one of implicit, starttls, none
+//
+// Unknown keys, values of the wrong type or outside their set, bad cron specs,
+// bad host:port addresses and e-mail addresses, duplicate mailbox names,
+// missing required keys and contradicting keys are all reported, and all of
+// them at once rather than the first only.
+//
+// The config never holds a secret: it holds where a secret lives (a file, an
+// environment variable, a command) and Server.Credential turns that into a
+// credential.Getter read at connection time. A Redis password likewise comes
+// from state.password_file or state.password_env, never from state.url.
+//
+// Schedules follow robfig/cron v3's standard parser (five fields or a
+// descriptor such as "@every 1m"); addresses follow RFC 5322 addr-spec
+// (net/mail).
+package config
+
+import (
+	"time"
+
+	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/internal/credential"
+)
+
+// Defaults filled in when a key is absent.
+const (
+	DefaultStateURL       = "file:/var/lib/mailtriage/state.db"
+	DefaultPrefix         = "mailtriage"
+	DefaultThreadTTL      = 30 * 24 * time.Hour
+	DefaultSchedule       = "@every 1m"
+	DefaultFolder         = "INBOX"
+	DefaultReviewFolder   = "Triage/Review"
+	DefaultReleaseFolder  = "Triage/Release"
+	DefaultAfterForward   = AfterForwardSeen
+	DefaultForwardMode    = ModeRedirect
+	DefaultBatchSize      = 200
+	DefaultLogFormat      = "text"
+	DefaultLogLevel       = "info"
+	MaxBatchSize          = 10000
+	defaultIMAPPort       = "993"
+	defaultIMAPPlainPort  = "143"
+	defaultSMTPPort       = "587"
+	defaultSMTPSPort      = "465"
+	defaultSMTPPlainPort  = "25"
+	minScheduleInterval   = time.Second
+	maxMailboxNameLength  = 64
+	maxRelayServiceLength = 64
+)
+
+// The values of the enumerated keys.
+const (
+	TLSImplicit = "implicit" // TLS from the first byte (IMAPS 993, SMTPS 465)
+	TLSStartTLS = "starttls" // plaintext greeting, then STARTTLS (RFC 3501 §6.2.1, RFC 3207)
+	TLSNone     = "none"     // plaintext; needs insecure_plaintext: true
+
+	AfterForwardSeen   = "seen"   // $Forwarded + \Seen, left in the folder
+	AfterForwardMove   = "move"   // moved to forwarded_folder
+	AfterForwardDelete = "delete" // deleted (UID EXPUNGE of that UID only)
+
+	ModeRedirect = "redirect" // the original, byte for byte, with Resent-* headers
+	ModeAttach   = "attach"   // a new message carrying the original as message/rfc822
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	State     State     `json:"state"`
+	Metrics   Metrics   `json:"metrics"`
+	Log       Log       `json:"log"`
+	Relays    []Relay   `json:"relays,omitempty"`
+	Mailboxes []Mailbox `json:"mailboxes"`
+}
+
+// State says where the store lives.
+type State struct {
+	URL          string        `json:"url"`    // file:/path, redis://host:port/db or rediss://...; never a password
+	Prefix       string        `json:"prefix"` // key prefix in Redis
+	ThreadTTL    time.Duration `json:"thread_ttl"`
+	PasswordFile string        `json:"password_file,omitempty"` // Redis AUTH password, read by StoreURL
+	PasswordEnv  string        `json:"password_env,omitempty"`
+}
+
+// Metrics says where /metrics, /healthz and /readyz listen; "" is off.
+type Metrics struct {
+	Listen string `json:"listen"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Format string `json:"format"` // text | json
+	Level  string `json:"level"`  // debug | info | warn | error
+}
+
+// Relay extends the analyzer's table of private relay services.
+type Relay struct {
+	Service string   `json:"service"`
+	Domains []string `json:"domains"` // lower-case; "*.example.com" matches subdomains
+}
+
+// Mailbox is one watched mailbox and where its clean mail goes.
+type Mailbox struct {
+	Name            string            `json:"name"`
+	Schedule        string            `json:"schedule"`
+	Idle            bool              `json:"idle"`
+	IMAP            Server            `json:"imap"`
+	Folder          string            `json:"folder"`
+	ReviewFolder    string            `json:"review_folder"`
+	ReleaseFolder   string            `json:"release_folder"`
+	AfterForward    string            `json:"after_forward"`
+	ForwardedFolder string            `json:"forwarded_folder,omitempty"`
+	BatchSize       int               `json:"batch_size"`
+	Forward         Forward           `json:"forward"`
+	Policy          map[string]string `json:"policy"` // every class of analyzer.DefaultPolicy, filled in
+}
+
+// Forward says where and how clean mail is sent.
+type Forward struct {
+	To   []string `json:"to"`   // addr-specs
+	From string   `json:"from"` // addr-spec: envelope sender and Resent-From
+	Mode string   `json:"mode"` // redirect | attach
+	SMTP Server   `json:"smtp"`
+}
+
+// Server is an IMAP or SMTP server and how to log in to it. It names where
+// the secret lives, never the secret.
+type Server struct {
+	Address           string   `json:"address"` // host:port, the default port filled in
+	TLS               string   `json:"tls"`     // implicit | starttls | none
+	CAFile            string   `json:"ca_file,omitempty"`
+	InsecurePlaintext bool     `json:"insecure_plaintext"`
+	Username          string   `json:"username,omitempty"`
+	Auth              string   `json:"auth,omitempty"` // plain | login | xoauth2 | oauthbearer; "" when no login
+	PasswordFile      string   `json:"password_file,omitempty"`
+	PasswordEnv       string   `json:"password_env,omitempty"`
+	TokenFile         string   `json:"token_file,omitempty"`
+	TokenCommand      []string `json:"token_command,omitempty"`
+}
+
+// AnalyzerPolicy returns the mailbox's policy as the analyzer takes it.
+func (m Mailbox) AnalyzerPolicy() analyzer.Policy {
+	p := analyzer.DefaultPolicy()
+	for class, action := range m.Policy {
+		p[analyzer.Class(class)] = analyzer.Action(action)
+	}
+	return p
+}
+
+// HasCredential reports whether the server is configured to log in.
+// IMAP servers always are; an SMTP relay may accept mail without AUTH.
+func (s Server) HasCredential() bool {
+	return s.PasswordFile != "" || s.PasswordEnv != "" || s.TokenFile != "" || len(s.TokenCommand) > 0
+}
+
+// Mechanism returns the SASL mechanism as the credential package names it.
+func (s Server) Mechanism() credential.Mechanism { return credential.Mechanism(s.Auth) }

@@ -1,0 +1,450 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+
+	"github.com/mailtriage/mailtriage/analyzer"
+)
+
+var (
+	// mailboxNamePattern keeps mailbox names safe in store keys, log
+	// attributes and metric labels.
+	mailboxNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	// relayServicePattern is the shape of the analyzer's service names.
+	relayServicePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+	// domainPattern is a lower-case DNS name, optionally "*." for subdomains.
+	domainPattern = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+// policyClasses are the keys a mailbox's policy may set, in the analyzer's
+// matching order.
+func policyClasses() []string {
+	return []string{
+		string(analyzer.ClassUnparseable),
+		string(analyzer.ClassEncrypted),
+		string(analyzer.ClassSigned),
+		string(analyzer.ClassPrivateRelay),
+		string(analyzer.ClassClean),
+	}
+}
+
+func (d *decoder) config(root *yaml.Node) *Config {
+	cfg := &Config{
+		State: State{URL: DefaultStateURL, Prefix: DefaultPrefix, ThreadTTL: DefaultThreadTTL},
+		Log:   Log{Format: DefaultLogFormat, Level: DefaultLogLevel},
+	}
+	d.mapping(root, "", []field{
+		{key: "state", decode: func(n *yaml.Node, p string) { d.state(n, p, &cfg.State) }},
+		{key: "metrics", decode: func(n *yaml.Node, p string) {
+			d.mapping(n, p, []field{{key: "listen", decode: d.listen(&cfg.Metrics.Listen)}})
+		}},
+		{key: "log", decode: func(n *yaml.Node, p string) {
+			d.mapping(n, p, []field{
+				{key: "format", decode: d.setEnum(&cfg.Log.Format, "text", "json")},
+				{key: "level", decode: d.setEnum(&cfg.Log.Level, "debug", "info", "warn", "error")},
+			})
+		}},
+		{key: "relays", decode: func(n *yaml.Node, p string) { cfg.Relays = d.relays(n, p) }},
+		{key: "mailboxes", required: true, decode: func(n *yaml.Node, p string) { cfg.Mailboxes = d.mailboxes(n, p) }},
+	})
+	return cfg
+}
+
+func (d *decoder) state(n *yaml.Node, path string, st *State) {
+	seen := d.mapping(n, path, []field{
+		{key: "url", decode: d.setStr(&st.URL)},
+		{key: "prefix", decode: d.setStr(&st.Prefix)},
+		{key: "thread_ttl", decode: d.duration(&st.ThreadTTL, time.Minute)},
+		{key: "password_file", decode: d.setStr(&st.PasswordFile)},
+		{key: "password_env", decode: d.setStr(&st.PasswordEnv)},
+	})
+	if v, ok := seen["url"]; ok {
+		d.checkStateURL(v, join(path, "url"), st.URL)
+	}
+	if v, ok := seen["prefix"]; ok && (st.Prefix == "" || strings.ContainsAny(st.Prefix, " \t\r\n")) {
+		d.errorf(v, join(path, "prefix"), "must be a non-empty word without spaces")
+	}
+	if st.PasswordFile != "" && st.PasswordEnv != "" {
+		d.errorf(seen["password_env"], join(path, "password_env"), "password_file and password_env are exclusive; set one")
+	}
+	if (st.PasswordFile != "" || st.PasswordEnv != "") && strings.HasPrefix(st.URL, "file:") {
+		d.errorf(n, path, "a password is only for redis:// and rediss:// state URLs")
+	}
+}
+
+func (d *decoder) checkStateURL(n *yaml.Node, path, raw string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Parse quotes the input; state.url holds no secret (checked below
+		// when it parses), but keep the message short and free of it anyway.
+		d.errorf(n, path, "not a URL")
+		return
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Opaque == "" && u.Path == "" {
+			d.errorf(n, path, "file: URL needs a path, as in file:/var/lib/mailtriage/state.db")
+		}
+	case "redis", "rediss":
+		if _, hasPassword := u.User.Password(); hasPassword {
+			d.errorf(n, path, "holds a password; put it in state.password_file or state.password_env")
+		}
+		if u.Host == "" {
+			d.errorf(n, path, "%s: URL needs a host, as in %s://localhost:6379/0", u.Scheme, u.Scheme)
+		}
+	default:
+		d.errorf(n, path, "scheme %q is not one of file, redis, rediss", u.Scheme)
+	}
+}
+
+// duration returns a field decoder storing a Go duration of at least lo.
+func (d *decoder) duration(dst *time.Duration, lo time.Duration) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		s, ok := d.str(n, path)
+		if !ok {
+			return
+		}
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			d.errorf(n, path, "%q is not a duration such as 720h or 90m", s)
+			return
+		}
+		if v < lo {
+			d.errorf(n, path, "%s is shorter than %s", v, lo)
+			return
+		}
+		*dst = v
+	}
+}
+
+// listen returns a field decoder for a listen address: ":9090",
+// "127.0.0.1:9090", or "" for off.
+func (d *decoder) listen(dst *string) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		s, ok := d.str(n, path)
+		if !ok {
+			return
+		}
+		if s != "" {
+			if _, port, err := net.SplitHostPort(s); err != nil || !validPort(port) {
+				d.errorf(n, path, "%q is not a listen address such as :9090 or 127.0.0.1:9090", s)
+				return
+			}
+		}
+		*dst = s
+	}
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n > 0 && n < 65536 && strconv.Itoa(n) == p
+}
+
+func (d *decoder) relays(n *yaml.Node, path string) []Relay {
+	var out []Relay
+	names := map[string]int{}
+	d.sequence(n, path, func(_ int, item *yaml.Node, p string) {
+		var r Relay
+		seen := d.mapping(item, p, []field{
+			{key: "service", required: true, decode: d.setStr(&r.Service)},
+			{key: "domains", required: true, decode: func(n *yaml.Node, p string) { r.Domains, _ = d.strList(n, p) }},
+		})
+		if v, ok := seen["service"]; ok {
+			switch line, dup := names[r.Service]; {
+			case !relayServicePattern.MatchString(r.Service) || len(r.Service) > maxRelayServiceLength:
+				d.errorf(v, join(p, "service"), "%q must be lower-case letters, digits and dashes", r.Service)
+			case dup:
+				d.errorf(v, join(p, "service"), "%q is already defined at line %d", r.Service, line)
+			default:
+				names[r.Service] = v.Line
+			}
+		}
+		if v, ok := seen["domains"]; ok {
+			if len(r.Domains) == 0 {
+				d.errorf(v, join(p, "domains"), "must list at least one domain")
+			}
+			for i, dom := range r.Domains {
+				if !domainPattern.MatchString(dom) {
+					d.errorf(v, fmt.Sprintf("%s.domains[%d]", p, i), "%q is not a lower-case domain name (optionally *.domain)", dom)
+				}
+			}
+		}
+		out = append(out, r)
+	})
+	return out
+}
+
+func (d *decoder) mailboxes(n *yaml.Node, path string) []Mailbox {
+	var out []Mailbox
+	names := map[string]int{}
+	d.sequence(n, path, func(_ int, item *yaml.Node, p string) {
+		mb, nameNode := d.mailbox(item, p)
+		if nameNode != nil && mb.Name != "" {
+			if line, dup := names[mb.Name]; dup {
+				d.errorf(nameNode, join(p, "name"), "mailbox %q is already defined at line %d", mb.Name, line)
+			} else {
+				names[mb.Name] = nameNode.Line
+			}
+		}
+		out = append(out, mb)
+	})
+	if len(out) == 0 {
+		d.errorf(n, path, "must list at least one mailbox")
+	}
+	return out
+}
+
+// mailbox decodes one mailbox and returns it with its name node, for the
+// duplicate check.
+func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
+	mb := Mailbox{
+		Schedule:      DefaultSchedule,
+		Folder:        DefaultFolder,
+		ReviewFolder:  DefaultReviewFolder,
+		ReleaseFolder: DefaultReleaseFolder,
+		AfterForward:  DefaultAfterForward,
+		BatchSize:     DefaultBatchSize,
+		Policy:        map[string]string{},
+	}
+	for class, action := range analyzer.DefaultPolicy() {
+		mb.Policy[string(class)] = string(action)
+	}
+	seen := d.mapping(n, path, []field{
+		{key: "name", required: true, decode: d.setStr(&mb.Name)},
+		{key: "schedule", decode: d.setStr(&mb.Schedule)},
+		{key: "idle", decode: d.setBool(&mb.Idle)},
+		{key: "imap", required: true, decode: func(n *yaml.Node, p string) { mb.IMAP = d.server(n, p, imapServer) }},
+		{key: "folder", decode: d.setStr(&mb.Folder)},
+		{key: "review_folder", decode: d.setStr(&mb.ReviewFolder)},
+		{key: "release_folder", decode: d.setStr(&mb.ReleaseFolder)},
+		{key: "after_forward", decode: d.setEnum(&mb.AfterForward, AfterForwardSeen, AfterForwardMove, AfterForwardDelete)},
+		{key: "forwarded_folder", decode: d.setStr(&mb.ForwardedFolder)},
+		{key: "batch_size", decode: d.setInt(&mb.BatchSize, 1, MaxBatchSize)},
+		{key: "forward", required: true, decode: func(n *yaml.Node, p string) { mb.Forward = d.forward(n, p) }},
+		{key: "policy", decode: func(n *yaml.Node, p string) { d.policy(n, p, mb.Policy) }},
+	})
+	if v, ok := seen["name"]; ok && (!mailboxNamePattern.MatchString(mb.Name) || len(mb.Name) > maxMailboxNameLength) {
+		d.errorf(v, join(path, "name"), "%q must be letters, digits, '.', '_' and '-' (at most %d, starting with a letter or digit)", mb.Name, maxMailboxNameLength)
+		mb.Name = ""
+	}
+	if v, ok := seen["schedule"]; ok {
+		d.checkSchedule(v, join(path, "schedule"), mb.Schedule)
+	}
+	folders := []struct {
+		key   string
+		value string
+	}{
+		{"folder", mb.Folder},
+		{"review_folder", mb.ReviewFolder},
+		{"release_folder", mb.ReleaseFolder},
+		{"forwarded_folder", mb.ForwardedFolder},
+	}
+	used := map[string]string{}
+	for _, f := range folders {
+		v, ok := seen[f.key]
+		if !ok {
+			v = n
+		}
+		if ok && f.value == "" && f.key != "forwarded_folder" {
+			d.errorf(v, join(path, f.key), "must not be empty")
+			continue
+		}
+		if f.value == "" {
+			continue
+		}
+		if strings.ContainsAny(f.value, "\r\n\x00") {
+			d.errorf(v, join(path, f.key), "%q holds a control character", f.value)
+			continue
+		}
+		if other, dup := used[f.value]; dup {
+			d.errorf(v, join(path, f.key), "%q is also %s; each stage needs its own folder", f.value, other)
+			continue
+		}
+		used[f.value] = f.key
+	}
+	if mb.AfterForward == AfterForwardMove && mb.ForwardedFolder == "" {
+		at := n
+		if v, ok := seen["after_forward"]; ok {
+			at = v
+		}
+		d.errorf(at, join(path, "forwarded_folder"), "required when after_forward is move")
+	}
+	return mb, seen["name"]
+}
+
+func (d *decoder) checkSchedule(n *yaml.Node, path, spec string) {
+	if _, err := cron.ParseStandard(spec); err != nil {
+		d.errorf(n, path, "%q is not a cron spec (five fields or a descriptor such as @every 1m): %v", spec, err)
+		return
+	}
+	if every, ok := strings.CutPrefix(spec, "@every "); ok {
+		if dur, err := time.ParseDuration(strings.TrimSpace(every)); err == nil && dur < minScheduleInterval {
+			d.errorf(n, path, "@every %s is shorter than %s", dur, minScheduleInterval)
+		}
+	}
+}
+
+func (d *decoder) policy(n *yaml.Node, path string, p map[string]string) {
+	var fields []field
+	for _, class := range policyClasses() {
+		dst := new(string)
+		fields = append(fields, field{key: class, decode: func(n *yaml.Node, path string) {
+			*dst = ""
+			d.setEnum(dst, string(analyzer.ActionForward), string(analyzer.ActionFlag))(n, path)
+			if *dst != "" {
+				p[class] = *dst
+			}
+		}})
+	}
+	d.mapping(n, path, fields)
+}
+
+func (d *decoder) forward(n *yaml.Node, path string) Forward {
+	fw := Forward{Mode: DefaultForwardMode}
+	seen := d.mapping(n, path, []field{
+		{key: "to", required: true, decode: func(n *yaml.Node, p string) { fw.To, _ = d.strList(n, p) }},
+		{key: "from", required: true, decode: d.setStr(&fw.From)},
+		{key: "mode", decode: d.setEnum(&fw.Mode, ModeRedirect, ModeAttach)},
+		{key: "smtp", required: true, decode: func(n *yaml.Node, p string) { fw.SMTP = d.server(n, p, smtpServer) }},
+	})
+	if v, ok := seen["to"]; ok {
+		if len(fw.To) == 0 {
+			d.errorf(v, join(path, "to"), "must list at least one address")
+		}
+		for i, a := range fw.To {
+			fw.To[i] = d.addrSpec(v, fmt.Sprintf("%s.to[%d]", path, i), a)
+		}
+	}
+	if v, ok := seen["from"]; ok {
+		fw.From = d.addrSpec(v, join(path, "from"), fw.From)
+	}
+	return fw
+}
+
+// addrSpec checks that s is a bare RFC 5322 addr-spec (no display name).
+func (d *decoder) addrSpec(n *yaml.Node, path, s string) string {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s {
+		d.errorf(n, path, "%q is not a bare e-mail address such as support@example.com", s)
+		return s
+	}
+	return a.Address
+}
+
+// serverKind tells IMAP and SMTP servers apart for defaults and rules.
+type serverKind struct {
+	name        string
+	defaultTLS  string
+	ports       map[string]string // default port by tls
+	needsLogin  bool
+	exampleHost string
+}
+
+var (
+	imapServer = serverKind{
+		name: "imap", defaultTLS: TLSImplicit, needsLogin: true, exampleHost: "imap.example.com:993",
+		ports: map[string]string{TLSImplicit: defaultIMAPPort, TLSStartTLS: defaultIMAPPlainPort, TLSNone: defaultIMAPPlainPort},
+	}
+	smtpServer = serverKind{
+		name: "smtp", defaultTLS: TLSStartTLS, exampleHost: "smtp.example.com:587",
+		ports: map[string]string{TLSImplicit: defaultSMTPSPort, TLSStartTLS: defaultSMTPPort, TLSNone: defaultSMTPPlainPort},
+	}
+)
+
+// secretKeys are the keys naming where a server's secret lives.
+var secretKeys = []string{"password_file", "password_env", "token_file", "token_command"}
+
+func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
+	s := Server{TLS: kind.defaultTLS}
+	seen := d.mapping(n, path, []field{
+		{key: "address", required: true, decode: d.setStr(&s.Address)},
+		{key: "tls", decode: d.setEnum(&s.TLS, TLSImplicit, TLSStartTLS, TLSNone)},
+		{key: "ca_file", decode: d.setStr(&s.CAFile)},
+		{key: "insecure_plaintext", decode: d.setBool(&s.InsecurePlaintext)},
+		{key: "username", required: kind.needsLogin, decode: d.setStr(&s.Username)},
+		{key: "auth", decode: d.setEnum(&s.Auth, "plain", "login", "xoauth2", "oauthbearer")},
+		{key: "password_file", decode: d.setStr(&s.PasswordFile)},
+		{key: "password_env", decode: d.setStr(&s.PasswordEnv)},
+		{key: "token_file", decode: d.setStr(&s.TokenFile)},
+		{key: "token_command", decode: func(n *yaml.Node, p string) {
+			s.TokenCommand, _ = d.strList(n, p)
+			if len(s.TokenCommand) == 0 {
+				d.errorf(n, p, "must list the command and its arguments")
+			}
+		}},
+	})
+	if v, ok := seen["address"]; ok {
+		s.Address = d.hostPort(v, join(path, "address"), s.Address, kind.ports[s.TLS], kind.exampleHost)
+	}
+	if s.TLS == TLSNone && !s.InsecurePlaintext {
+		at := n
+		if v, ok := seen["tls"]; ok {
+			at = v
+		}
+		d.errorf(at, join(path, "tls"), "none sends the password in clear text; it needs insecure_plaintext: true")
+	}
+	values := map[string]bool{
+		"password_file": s.PasswordFile != "",
+		"password_env":  s.PasswordEnv != "",
+		"token_file":    s.TokenFile != "",
+		"token_command": len(s.TokenCommand) > 0,
+	}
+	var sources []string
+	for _, k := range secretKeys {
+		v, ok := seen[k]
+		switch {
+		case ok && !values[k] && k != "token_command":
+			d.errorf(v, join(path, k), "must not be empty")
+		case ok:
+			sources = append(sources, k)
+		}
+	}
+	switch {
+	case len(sources) > 1:
+		d.errorf(seen[sources[1]], join(path, sources[1]), "%s and %s are exclusive; set one", sources[0], sources[1])
+	case len(sources) == 0 && (kind.needsLogin || s.Username != "" || s.Auth != ""):
+		d.errorf(n, path, "needs one of password_file, password_env, token_file, token_command")
+	case len(sources) == 1 && s.Username == "" && !kind.needsLogin:
+		d.errorf(seen[sources[0]], join(path, "username"), "required with %s", sources[0])
+	}
+	if len(sources) == 1 {
+		token := sources[0] == "token_file" || sources[0] == "token_command"
+		switch {
+		case s.Auth == "" && token:
+			s.Auth = "xoauth2"
+		case s.Auth == "":
+			s.Auth = "plain"
+		case token != s.Mechanism().OAuth():
+			want := "password_file or password_env"
+			if s.Mechanism().OAuth() {
+				want = "token_file or token_command"
+			}
+			d.errorf(seen["auth"], join(path, "auth"), "%s takes %s, not %s", s.Auth, want, sources[0])
+		}
+	}
+	return s
+}
+
+// hostPort checks a host:port address and fills in the default port when
+// only a host is given.
+func (d *decoder) hostPort(n *yaml.Node, path, s, defaultPort, example string) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil && !strings.Contains(s, ":") {
+		host, port, err = s, defaultPort, nil
+	}
+	if err != nil || host == "" || strings.ContainsAny(host, " /\t") || !validPort(port) {
+		d.errorf(n, path, "%q is not a host:port address such as %s", s, example)
+		return s
+	}
+	return net.JoinHostPort(host, port)
+}
