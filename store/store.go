@@ -59,6 +59,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -248,14 +249,17 @@ func encodeOutcome(o Outcome) ([]byte, error) {
 	if o.Fingerprint == "" {
 		return nil, fmt.Errorf("encode outcome of uid %d: empty fingerprint", o.UID)
 	}
-	b, err := json.Marshal(outcomeRecord{
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // Message-IDs are full of < and >
+	err := enc.Encode(outcomeRecord{
 		MessageID: o.MessageID, Action: o.Action, Folder: o.Folder, ThreadKey: o.ThreadKey,
 		UIDValidity: o.UIDValidity, UID: o.UID, At: o.At.UTC(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encode outcome %s: %w", o.Fingerprint, err)
 	}
-	return b, nil
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 func decodeOutcome(fingerprint string, b []byte) (Outcome, error) {

@@ -1,0 +1,201 @@
+package store
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/redis/go-redis/v9"
+)
+
+// redisOpener opens stores on one server, each under its own prefix so
+// subtests never see each other's keys.
+func redisOpener(srv *testenv.Redis) opener {
+	var n atomic.Int64
+	return func(t *testing.T, opt Options) Store {
+		t.Helper()
+		opt.Prefix = fmt.Sprintf("test%d", n.Add(1))
+		s, err := Open(t.Context(), srv.URL, opt)
+		if err != nil {
+			t.Fatalf("Open redis: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+}
+
+func TestRedisContract(t *testing.T) {
+	testContract(t, redisOpener(testenv.StartRedis(t)))
+}
+
+// TestRedisKeyLayout checks the layout the package comment documents.
+func TestRedisKeyLayout(t *testing.T) {
+	ctx := t.Context()
+	srv := testenv.StartRedis(t)
+	s, err := Open(ctx, srv.URL, Options{ThreadTTL: time.Hour})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	if err := s.SetMailboxState(ctx, "support", MailboxState{UIDValidity: 5, HighWater: 8}); err != nil {
+		t.Fatal(err)
+	}
+	o := testOutcome(7)
+	if err := s.RecordOutcomes(ctx, "support", []Outcome{o}); err != nil {
+		t.Fatal(err)
+	}
+	note := ThreadNote{MessageID: "<m@x>", ThreadKey: "<r@x>", RelayAddresses: []string{"a@duck.com"}, ReplyTokens: []string{"t@duck.com"}}
+	if err := s.NoteThreads(ctx, "support", []ThreadNote{note}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.AcquireLease(ctx, "support", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer raw.Close()
+	keys := []struct {
+		key, typ string
+		expires  bool
+	}{
+		{"mailtriage:{support}:state", "hash", false},
+		{"mailtriage:{support}:outcomes", "hash", false},
+		{"mailtriage:{support}:msgid:<m@x>", "string", true},
+		{"mailtriage:{support}:thread:<r@x>:msgids", "set", true},
+		{"mailtriage:{support}:thread:<r@x>:relays", "set", true},
+		{"mailtriage:{support}:thread:<r@x>:tokens", "set", true},
+		{"mailtriage:{support}:lease", "string", true},
+	}
+	all, err := raw.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != len(keys) {
+		t.Errorf("server holds keys %q; want exactly %d", all, len(keys))
+	}
+	for _, k := range keys {
+		typ, err := raw.Type(ctx, k.key).Result()
+		if err != nil || typ != k.typ {
+			t.Errorf("TYPE %s = %q, %v; want %s", k.key, typ, err, k.typ)
+		}
+		ttl, err := raw.PTTL(ctx, k.key).Result()
+		if err != nil || (ttl > 0) != k.expires {
+			t.Errorf("PTTL %s = %v, %v; want expiry %v", k.key, ttl, err, k.expires)
+		}
+	}
+	if got, _ := raw.HGetAll(ctx, "mailtriage:{support}:state").Result(); got["uidvalidity"] != "5" || got["highwater"] != "8" {
+		t.Errorf("state hash = %v", got)
+	}
+	if got, _ := raw.Get(ctx, "mailtriage:{support}:lease").Result(); got != l.Token() {
+		t.Errorf("lease value = %q; want the token %q", got, l.Token())
+	}
+	if got, _ := raw.HGet(ctx, "mailtriage:{support}:outcomes", o.Fingerprint).Result(); !strings.HasPrefix(got, `{"m":"<m7@example.com>","a":"flagged"`) {
+		t.Errorf("outcome value = %s; want compact JSON", got)
+	}
+}
+
+// TestRedisAuth: requirepass servers need the password from the URL.
+func TestRedisAuth(t *testing.T) {
+	const password = "Zq8-s3cret-xV"
+	srv := testenv.StartRedisWithPassword(t, password)
+	s, err := Open(t.Context(), srv.URL, Options{})
+	if err != nil {
+		t.Fatalf("Open with the password: %v", err)
+	}
+	if err := s.SetMailboxState(t.Context(), "support", MailboxState{1, 2}); err != nil {
+		t.Errorf("SetMailboxState: %v", err)
+	}
+	s.Close()
+	tests := []struct {
+		url, want, reason string
+	}{
+		{"redis://" + srv.Addr + "/0", "NOAUTH", "no password"},
+		{"redis://:wrong-" + password + "@" + srv.Addr + "/0", "WRONGPASS", "wrong password"},
+		{"redis://default:wrong-" + password + "@" + srv.Addr + "/0", "WRONGPASS", "wrong password with user"},
+	}
+	for _, tt := range tests {
+		s, err := Open(t.Context(), tt.url, Options{})
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: Open succeeded; want an error", tt.reason)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), password) {
+			t.Errorf("%s: Open = %v; want %s and no password", tt.reason, err, tt.want)
+		}
+	}
+}
+
+// TestRedisErrorsHidePassword: whatever fails, the password stays out of
+// the error text.
+func TestRedisErrorsHidePassword(t *testing.T) {
+	const password = "pw-Kx93-never-shown"
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close() // nothing listens there now
+	tests := []struct{ url, reason string }{
+		{"redis://user:" + password + "@" + dead + "/0", "dead port"},
+		{"rediss://user:" + password + "@" + dead + "/0", "dead port with TLS"},
+		{"redis://user:" + password + "@" + dead + "/notanumber", "bad database"},
+		{"redis://user:" + password + "@" + dead + "/0?bogus=1", "unknown option"},
+		{"redis://user:" + password + "@[::1/0", "malformed URL"},
+		{"ftp://user:" + password + "@" + dead, "unsupported scheme"},
+	}
+	for _, tt := range tests {
+		s, err := Open(t.Context(), tt.url, Options{})
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: Open succeeded; want an error", tt.reason)
+			continue
+		}
+		if strings.Contains(err.Error(), password) {
+			t.Errorf("%s: error shows the password: %v", tt.reason, err)
+		}
+	}
+}
+
+// TestRedisRestart: a dead server gives clear errors; the same store
+// recovers once the server is back, without reopening.
+func TestRedisRestart(t *testing.T) {
+	ctx := t.Context()
+	srv := testenv.StartRedis(t)
+	s, err := Open(ctx, srv.URL, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	if err := s.SetMailboxState(ctx, "support", MailboxState{1, 1}); err != nil {
+		t.Fatalf("SetMailboxState: %v", err)
+	}
+	srv.Stop()
+	ops := []struct {
+		name string
+		run  func() error
+	}{
+		{"hmget state", func() error { _, err := s.MailboxState(ctx, "support"); return err }},
+		{"hset outcomes", func() error { return s.RecordOutcomes(ctx, "support", []Outcome{testOutcome(1)}) }},
+		{"set nx lease", func() error { _, err := s.AcquireLease(ctx, "support", time.Second); return err }},
+		{"ping", func() error { return s.Ping(ctx) }},
+	}
+	for _, op := range ops {
+		err := op.run()
+		if err == nil || !strings.Contains(err.Error(), "redis "+op.name) || !strings.Contains(err.Error(), srv.Addr) {
+			t.Errorf("%s with the server down = %v; want an error naming the command and %s", op.name, err, srv.Addr)
+		}
+	}
+	srv.Restart()
+	if err := s.SetMailboxState(ctx, "support", MailboxState{2, 3}); err != nil {
+		t.Fatalf("SetMailboxState after restart: %v", err)
+	}
+	if got, err := s.MailboxState(ctx, "support"); err != nil || got != (MailboxState{2, 3}) {
+		t.Errorf("MailboxState after restart = %+v, %v", got, err)
+	}
+}
