@@ -1,0 +1,332 @@
+package analyzer
+
+import (
+	"fmt"
+	"net/mail"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// RelayService describes one private relay that masks its users' addresses.
+type RelayService struct {
+	Name string // apple-hide-my-email, firefox-relay, ...: the relay_service of the contract
+	// Domains are alias domains. "example.com" matches that domain only,
+	// "*.example.com" its subdomains only.
+	Domains []string
+	// ReplyDomains hold the relay's reply addresses: mail through them is a
+	// reply routed by the relay, and the address is a reply token.
+	ReplyDomains []string
+	// Headers are header field names the service adds; a name ending in
+	// "*" matches every field with that prefix.
+	Headers []string
+	// DisplaySuffix is what the service appends to the display name of the
+	// From it rewrites, e.g. " [via Relay]".
+	DisplaySuffix string
+	// LocalPattern, when set, must match the local part of an address at
+	// one of Domains (for services sharing a domain with ordinary mail).
+	LocalPattern string
+	// TokenPattern matches the local part of a reply-token address at the
+	// service's domains (a rewritten sender that routes replies back).
+	TokenPattern string
+	// Source names where the facts come from.
+	Source string
+}
+
+// DefaultRelayServices is the built-in table of private relays.
+func DefaultRelayServices() []RelayService {
+	return []RelayService{
+		{
+			Name:    "apple-hide-my-email",
+			Domains: []string{"privaterelay.appleid.com"},
+			Source:  "Apple, Sign in with Apple / Hide My Email: private relay addresses at privaterelay.appleid.com",
+		},
+		{
+			Name:          "firefox-relay",
+			Domains:       []string{"mozmail.com", "*.mozmail.com"},
+			ReplyDomains:  []string{"relay.firefox.com"},
+			DisplaySuffix: " [via Relay]",
+			Source:        "mozilla/fx-private-relay: emails/utils.py generate_from_header (\"<sender> [via Relay]\"), replies@relay.firefox.com (docs/adr)",
+		},
+		{
+			Name:    "duckduckgo",
+			Domains: []string{"duck.com"},
+			// Forwarded mail's sender becomes sender_at_domain_…@duck.com.
+			TokenPattern: `_at_`,
+			Source:       "DuckDuckGo Email Protection help pages: @duck.com addresses, replies through the rewritten _at_ address",
+		},
+		{
+			Name: "simplelogin",
+			Domains: []string{"simplelogin.com", "simplelogin.co", "simplelogin.fr", "simplelogin.io", "aleeas.com",
+				"slmail.me", "silomails.com", "8alias.com", "8shield.net", "dralias.com"},
+			Headers:      []string{"X-SimpleLogin-*"},
+			TokenPattern: `^(ra|reply)\+|^ra_|\+`,
+			Source:       "simple-login/app: X-SimpleLogin-Type, X-SimpleLogin-EmailLog-ID, X-SimpleLogin-Envelope-From/-To, X-SimpleLogin-Original-From headers (app/email/headers.py); reverse aliases (ra+…, reply+…)",
+		},
+		{
+			Name:    "proton-pass",
+			Domains: []string{"passmail.net", "passmail.com", "passinbox.com", "passfwd.com"},
+			Source:  "Proton Pass alias domains (Proton support: Pass aliases, built on SimpleLogin)",
+		},
+		{
+			Name:         "addy",
+			Domains:      []string{"anonaddy.com", "*.anonaddy.com", "anonaddy.me", "*.anonaddy.me", "addy.io", "*.addy.io", "addymail.com", "*.addymail.com"},
+			Headers:      []string{"X-AnonAddy-*"},
+			TokenPattern: `\+[^@]*=`,
+			Source:       "anonaddy/anonaddy: X-AnonAddy-Original-Sender, -Original-Envelope-From, -Original-From-Header, -Authentication-Results headers; alias+sender=domain@… reply addresses",
+		},
+		{
+			Name:         "fastmail-masked",
+			Domains:      []string{"fastmail.com", "fastmail.fm", "fastmail.net", "fastmail.org", "fastmail.us", "fastmail.mx", "fastmail.in"},
+			LocalPattern: `^[a-z]+\.[a-z]+[0-9]{3,4}$`,
+			Source:       "Fastmail help, Masked Email: random word.word1234@ addresses",
+		},
+	}
+}
+
+// relayService is a RelayService with its patterns compiled.
+type relayService struct {
+	RelayService
+	local, token *regexp.Regexp
+}
+
+// compileRelays merges extra services into the defaults (same Name: the
+// lists are appended) and compiles their patterns. Bad patterns are dropped.
+func compileRelays(extra []RelayService) []relayService {
+	all := DefaultRelayServices()
+	for _, e := range extra {
+		i := slices.IndexFunc(all, func(s RelayService) bool { return s.Name == e.Name })
+		if i < 0 {
+			all = append(all, e)
+			continue
+		}
+		all[i].Domains = append(all[i].Domains, e.Domains...)
+		all[i].ReplyDomains = append(all[i].ReplyDomains, e.ReplyDomains...)
+		all[i].Headers = append(all[i].Headers, e.Headers...)
+	}
+	out := make([]relayService, 0, len(all))
+	for _, s := range all {
+		rs := relayService{RelayService: s}
+		if s.LocalPattern != "" {
+			rs.local, _ = regexp.Compile(s.LocalPattern)
+		}
+		if s.TokenPattern != "" {
+			rs.token, _ = regexp.Compile(s.TokenPattern)
+		}
+		out = append(out, rs)
+	}
+	return out
+}
+
+// domainIn reports whether domain matches one of the patterns.
+func domainIn(domain string, patterns []string) bool {
+	for _, p := range patterns {
+		p = strings.ToLower(strings.TrimSpace(p))
+		if sub, ok := strings.CutPrefix(p, "*."); ok {
+			if strings.HasSuffix(domain, "."+sub) {
+				return true
+			}
+		} else if domain == p {
+			return true
+		}
+	}
+	return false
+}
+
+// headerAddress is one address from an addressing header.
+type headerAddress struct {
+	field, name, addr, local, domain string
+}
+
+// addresses parses an address list header leniently.
+func addresses(h Header, field string) []headerAddress {
+	var out []headerAddress
+	for _, v := range h.Values(field) {
+		list, err := mail.ParseAddressList(v)
+		if err != nil {
+			// Fall back to the bracketed or bare address.
+			a := extractAddr(v)
+			if a == "" {
+				continue
+			}
+			list = []*mail.Address{{Address: a}}
+		}
+		for _, a := range list {
+			addr := strings.ToLower(a.Address)
+			local, domain, ok := strings.Cut(addr, "@")
+			if !ok {
+				continue
+			}
+			out = append(out, headerAddress{field: field, name: a.Name, addr: addr, local: local, domain: domain})
+		}
+	}
+	return out
+}
+
+var bareAddr = regexp.MustCompile(`[^\s<>"(),;:]+@[^\s<>"(),;:]+`)
+
+func extractAddr(v string) string {
+	if i := strings.LastIndex(v, "<"); i >= 0 {
+		if j := strings.Index(v[i:], ">"); j > 0 {
+			return strings.TrimSpace(v[i+1 : i+j])
+		}
+	}
+	return bareAddr.FindString(v)
+}
+
+// relayResult is what the relay rules found.
+type relayResult struct {
+	relay     Relay
+	service   string
+	tokenized bool
+	addrs     []string
+	reasons   []string
+}
+
+// opaqueToken matches a local part (or its +detail) that carries a long
+// machine-made token: 16+ letters and digits mixed, or 8+ after a "+".
+var opaqueRun = regexp.MustCompile(`[A-Za-z0-9]{16,}`)
+
+func opaque(local string) bool {
+	if _, detail, ok := strings.Cut(local, "+"); ok && len(detail) >= 8 && hasLetterAndDigit(detail) {
+		return true
+	}
+	for _, run := range opaqueRun.FindAllString(local, -1) {
+		if hasLetterAndDigit(run) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasLetterAndDigit(s string) bool {
+	return strings.ContainsAny(s, "0123456789") && strings.IndexFunc(s, func(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }) >= 0
+}
+
+// embeddedAddr matches another address shown in a display name: "x@y.tld"
+// or the "x at y.tld" form relays use for rewritten senders.
+var embeddedAddr = regexp.MustCompile(`(?i)[a-z0-9._%+-]+(@| at )[a-z0-9-]+(\.[a-z0-9-]+)+`)
+
+// detectRelay applies the relay table, the tokenized Reply-To rule, and the
+// list and forwarding rules. Private beats list beats forwarded.
+func (a *Analyzer) detectRelay(h Header) relayResult {
+	var r relayResult
+	from := addresses(h, "From")
+	replyTo := addresses(h, "Reply-To")
+	sender := addresses(h, "Sender")
+	all := slices.Concat(from, sender, replyTo)
+
+	addAddr := func(addr string) {
+		if !slices.Contains(r.addrs, addr) {
+			r.addrs = append(r.addrs, addr)
+		}
+	}
+	private := func(service, reason string) {
+		if r.relay != RelayPrivate {
+			r.relay, r.service = RelayPrivate, service
+		}
+		r.reasons = append(r.reasons, reason)
+	}
+
+	for _, s := range a.relays {
+		for _, ad := range all {
+			switch {
+			case domainIn(ad.domain, s.Domains) && (s.local == nil || s.local.MatchString(ad.local)):
+				addAddr(ad.addr)
+				kind := "alias"
+				if s.token != nil && s.token.MatchString(ad.local) {
+					kind = "reply token"
+					if ad.field == "Reply-To" {
+						r.tokenized = true
+					}
+				}
+				private(s.Name, fmt.Sprintf("%s: %s is a %s %s", ad.field, ad.addr, s.Name, kind))
+			case domainIn(ad.domain, s.ReplyDomains):
+				addAddr(ad.addr)
+				if ad.field == "Reply-To" {
+					r.tokenized = true
+				}
+				private(s.Name, fmt.Sprintf("%s: %s is a %s reply address", ad.field, ad.addr, s.Name))
+			}
+			if s.DisplaySuffix != "" && ad.field == "From" && strings.HasSuffix(ad.name, s.DisplaySuffix) {
+				addAddr(ad.addr)
+				private(s.Name, fmt.Sprintf("From: display name ends in %q (%s)", strings.TrimSpace(s.DisplaySuffix), s.Name))
+			}
+		}
+		for _, f := range h {
+			if headerMatches(f.Name, s.Headers) {
+				for _, ad := range from {
+					addAddr(ad.addr)
+				}
+				private(s.Name, fmt.Sprintf("header %s names %s", f.Name, s.Name))
+				break
+			}
+		}
+	}
+
+	// Generic tokenized Reply-To: differs from From, opaque local part.
+	for _, rt := range replyTo {
+		if slices.ContainsFunc(from, func(f headerAddress) bool { return f.addr == rt.addr }) {
+			continue
+		}
+		if opaque(rt.local) {
+			r.tokenized = true
+			addAddr(rt.addr)
+			r.reasons = append(r.reasons, fmt.Sprintf("Reply-To: %s differs from From and carries an opaque token", rt.addr))
+		}
+	}
+
+	// A rewritten sender of an unknown relay: From shows another address in
+	// its display name and its own local part is an opaque token.
+	if r.relay != RelayPrivate {
+		for _, f := range from {
+			if m := embeddedAddr.FindString(f.name); m != "" && !strings.EqualFold(m, f.addr) && opaque(f.local) {
+				addAddr(f.addr)
+				private("unknown", fmt.Sprintf("From: %s carries an opaque token and shows another sender (%q) in its display name: a relay rewrote it", f.addr, m))
+			}
+		}
+	}
+	if r.relay == RelayPrivate {
+		return r
+	}
+	if !r.tokenized {
+		r.addrs = nil
+	}
+
+	for _, name := range []string{"List-Id", "List-Post"} {
+		if v := h.Get(name); v != "" {
+			r.relay = RelayList
+			r.reasons = append(r.reasons, fmt.Sprintf("header %s: %s (mailing list)", name, clip(v)))
+			return r
+		}
+	}
+	if rp := h.Get("Return-Path"); strings.Contains(strings.ToUpper(rp), "SRS0=") || strings.Contains(strings.ToUpper(rp), "SRS1=") {
+		r.relay = RelayForwarded
+		r.reasons = append(r.reasons, fmt.Sprintf("Return-Path: %s is an SRS-rewritten envelope sender (forwarded)", clip(rp)))
+		return r
+	}
+	for _, f := range h {
+		n := strings.ToLower(f.Name)
+		if strings.HasPrefix(n, "arc-") || strings.HasPrefix(n, "resent-") || n == "x-forwarded-for" || n == "x-forwarded-to" {
+			r.relay = RelayForwarded
+			r.reasons = append(r.reasons, fmt.Sprintf("header %s present (forwarded)", f.Name))
+			return r
+		}
+	}
+	r.relay = RelayNone
+	return r
+}
+
+// headerMatches reports whether a field name matches one of the patterns.
+func headerMatches(name string, patterns []string) bool {
+	for _, p := range patterns {
+		if prefix, ok := strings.CutSuffix(p, "*"); ok {
+			if len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) {
+				return true
+			}
+		} else if strings.EqualFold(name, p) {
+			return true
+		}
+	}
+	return false
+}

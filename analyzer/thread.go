@@ -1,0 +1,76 @@
+package analyzer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"regexp"
+	"strings"
+)
+
+var msgIDRe = regexp.MustCompile(`<([^<>\s]+)>`)
+
+// messageIDs extracts the message IDs of a Message-ID, In-Reply-To or
+// References field (RFC 5322 section 3.6.4), without angle brackets. A bare
+// ID without brackets (seen in the wild) is taken when it is the whole value.
+func messageIDs(v string) []string {
+	var ids []string
+	for _, m := range msgIDRe.FindAllStringSubmatch(v, -1) {
+		ids = append(ids, m[1])
+	}
+	if len(ids) == 0 {
+		if t := strings.TrimSpace(v); t != "" && !strings.ContainsAny(t, " \t<>") && strings.Contains(t, "@") {
+			ids = append(ids, t)
+		}
+	}
+	return ids
+}
+
+// replyPrefix matches one reply or forward prefix in the languages mail
+// clients use: Re, Fwd, Fw, AW, WG, SV, VS, Antw, Réf, TR, RIF, Odp, Enc,
+// 回复, 转发…, with an optional counter (RE[2]:, Re(3):, Re^2:).
+var replyPrefix = regexp.MustCompile(`(?i)^\s*(re|fwd?|aw|wg|sv|vs|antw|r[ée]f|tr|rif|odp|enc|res|ynt|vb|atb|sv|回复|回覆|答复|转发|轉寄|转寄)\s*(\[\d+\]|\(\d+\)|\^\d+)?\s*[:：]\s*`)
+
+// normalizeSubject strips repeated reply and forward prefixes and folds
+// white space.
+func normalizeSubject(s string) string {
+	for {
+		loc := replyPrefix.FindStringIndex(s)
+		if loc == nil {
+			break
+		}
+		s = s[loc[1]:]
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// threadKey is the root Message-ID as far as the headers tell: the first
+// References ID, else In-Reply-To, else the message's own ID.
+func threadKey(messageID string, inReplyTo, references []string) string {
+	switch {
+	case len(references) > 0:
+		return references[0]
+	case len(inReplyTo) > 0:
+		return inReplyTo[0]
+	default:
+		return messageID
+	}
+}
+
+// fingerprint identifies a message across UID changes: its Message-ID plus a
+// hash of Date, From, To, Cc and Subject; without a Message-ID, a hash of
+// those and of the whole header block.
+func fingerprint(m *Message, messageID string) string {
+	h := sha256.New()
+	for _, name := range []string{"Date", "From", "To", "Cc", "Subject"} {
+		h.Write([]byte(name))
+		h.Write([]byte{0})
+		h.Write([]byte(strings.Join(strings.Fields(m.Header.Get(name)), " ")))
+		h.Write([]byte{0})
+	}
+	if messageID != "" {
+		return messageID + "/" + hex.EncodeToString(h.Sum(nil))[:16]
+	}
+	block := sha256.Sum256(m.HeaderBlock)
+	h.Write(block[:])
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,114 @@
+package analyzer
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+)
+
+// tlsRules recognize a hop that used TLS, each with the MTA it comes from.
+var tlsRules = []struct {
+	re   *regexp.Regexp
+	what string
+}{
+	// RFC 3848 with-protocol types: ESMTPS, ESMTPSA, UTF8SMTPS, UTF8SMTPSA, LMTPS.
+	{regexp.MustCompile(`(?i)\bwith\s+(esmtps|esmtpsa|smtps|utf8smtps|utf8smtpsa|lmtps|lmtpsa)\b`), "with-protocol ESMTPS (RFC 3848)"},
+	// Postfix: (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))
+	{regexp.MustCompile(`(?i)\(using\s+(tlsv?[0-9.]+|ssl)`), "Postfix \"using TLS\""},
+	// Mimecast and others: (Using TLS)
+	{regexp.MustCompile(`(?i)\(using\s+tls\)`), "\"Using TLS\""},
+	// Sendmail: (version=TLSv1.3 cipher=… verify=…); Microsoft and Gmail:
+	// (version=TLS1_2, cipher=…)
+	{regexp.MustCompile(`(?i)\bversion=tls`), "version=TLS (Sendmail, Microsoft, Gmail)"},
+	// Exim: (TLS1.3) tls TLS_AES_256_GCM_SHA384, or X=TLS1.2:…
+	{regexp.MustCompile(`(?i)\(tls1\.[0-9]\)|\btls\s+tls_|\bX=TLS`), "Exim TLS"},
+}
+
+// plainProto recognizes the with-protocols of a hop without TLS.
+var plainProto = regexp.MustCompile(`(?i)\bwith\s+(e?smtpa?|utf8smtpa?|microsoft smtp server)\b`)
+
+// localHop recognizes hops inside one host or organization: they are not
+// judged.
+var localHop = regexp.MustCompile(`(?i)\bwith\s+(lmtp|local|mapi|http|https|imap|pop3?)\b|invoked by uid|from userid|\bby\s+localhost\b|\(qmail [0-9]+ invoked by`)
+
+var hopFrom = regexp.MustCompile(`(?i)^\s*from\s+(\S+)(\s+\(([^()]*(\([^()]*\))?[^()]*)\))?`)
+var hopBy = regexp.MustCompile(`(?i)\bby\s+(\S+)`)
+var hopIP = regexp.MustCompile(`\[?((?:IPv6:)?[0-9a-fA-F:.]+)\]`)
+
+// detectTransport judges each Received hop (RFC 5321 section 4.4): tls when
+// every judged hop used TLS, plain when a judged external hop did not,
+// unknown when nothing tells.
+func detectTransport(h Header) (TransportTLS, []string) {
+	var reasons []string
+	judged, tls := 0, 0
+	plain := false
+	for i, v := range h.Values("Received") {
+		hop := fmt.Sprintf("Received hop %d", i+1)
+		fm := hopFrom.FindStringSubmatch(v)
+		if fm == nil {
+			continue // no "from": a local submission or an internal handoff
+		}
+		from := strings.ToLower(fm[1])
+		by := ""
+		if bm := hopBy.FindStringSubmatch(v); bm != nil {
+			by = strings.ToLower(strings.TrimRight(bm[1], ";"))
+		}
+		name := fmt.Sprintf("%s (from %s by %s)", hop, from, by)
+		if localHop.MatchString(v) || internalHost(from, fm[3]) || from == by && by != "" {
+			continue
+		}
+		used := ""
+		for _, r := range tlsRules {
+			if r.re.MatchString(v) {
+				used = r.what
+				break
+			}
+		}
+		switch {
+		case used != "":
+			judged++
+			tls++
+			reasons = append(reasons, fmt.Sprintf("%s: TLS (%s)", name, used))
+		case plainProto.MatchString(v):
+			judged++
+			plain = true
+			reasons = append(reasons, fmt.Sprintf("%s: no TLS (%s)", name, strings.TrimSpace(plainProto.FindString(v))))
+		}
+	}
+	switch {
+	case plain:
+		return TransportTLSPlain, reasons
+	case judged > 0 && tls == judged:
+		return TransportTLSYes, reasons
+	default:
+		return TransportTLSUnknown, append(reasons, "Received: no hop tells whether TLS was used")
+	}
+}
+
+// internalHost reports whether a hop comes from the loopback, a private or
+// link-local address, or localhost.
+func internalHost(helo, comment string) bool {
+	if helo == "localhost" || strings.HasPrefix(helo, "localhost.") {
+		return true
+	}
+	ips := hopIP.FindAllStringSubmatch(comment, -1)
+	if len(ips) == 0 {
+		if ip, err := netip.ParseAddr(strings.Trim(helo, "[]")); err == nil {
+			return !ip.IsGlobalUnicast() || ip.IsPrivate()
+		}
+		return strings.Contains(comment, "localhost")
+	}
+	for _, m := range ips {
+		s := strings.TrimPrefix(m[1], "IPv6:")
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			continue
+		}
+		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() {
+			return true
+		}
+		return false
+	}
+	return strings.Contains(comment, "localhost")
+}

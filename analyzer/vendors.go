@@ -1,0 +1,229 @@
+package analyzer
+
+import (
+	"fmt"
+	"strings"
+)
+
+// evidenceKind is the kind of a piece of vendor evidence. A vendor rule
+// matches on one strong piece or on two pieces of different kinds, so that a
+// customer who merely mentions a vendor is not flagged.
+type evidenceKind string
+
+const (
+	byHeader     evidenceKind = "header"     // a header field name, optionally with a value
+	byAttachment evidenceKind = "attachment" // a file name pattern (path.Match, lower-case)
+	byType       evidenceKind = "type"       // a media type
+	byPhrase     evidenceKind = "phrase"     // words in a text sample (case-insensitive)
+	byLink       evidenceKind = "link"       // a URL fragment in a text sample
+)
+
+// evidence is one thing to look for.
+type evidence struct {
+	kind   evidenceKind
+	value  string // header "Name" or "Name: value substring"; pattern; phrase
+	strong bool   // enough on its own
+}
+
+// vendorRule recognizes the notice mails of one secure-mail portal: the
+// message itself only points at the real, encrypted content.
+type vendorRule struct {
+	scheme   string
+	evidence []evidence
+}
+
+// vendorRules is the table of proprietary encryption. Sources:
+//   - Microsoft Purview / OME: rights-protected mail carries message.rpmsg
+//     (application/x-microsoft-rpmsg-message); OME notices carry message.html
+//     and "Read the message" (Microsoft Learn "Send, view, and reply to
+//     encrypted messages"; university help pages); Exchange stamps
+//     X-MS-Exchange-OMEMessageEncrypted: true (Exchange transport E4E agent).
+//   - Cisco Secure Email Encryption / Registered Envelope: attachment
+//     securedoc_<date>T<time>.html (Cisco Registered Envelope Recipient
+//     Guide; res.cisco.com/websafe help).
+//   - Zix / Proofpoint Encryption: attachment SecureMessageAtt.html, "Secure
+//     Message.html" (SOC tuning notes; Proofpoint recipient guides).
+//   - Virtru: "Unlock Message" button linking to secure.virtru.com/start
+//     (Virtru support articles).
+//   - Mimecast Secure Messaging, Barracuda Message Center, Trend Micro Email
+//     Encryption, Echoworx, Paubox: portal links and product names
+//     (vendors' recipient guides; secure messaging overviews of IT help
+//     desks).
+var vendorRules = []vendorRule{
+	{"microsoft-purview", []evidence{
+		{byType, "application/x-microsoft-rpmsg-message", true},
+		{byAttachment, "message.rpmsg", true},
+		{byAttachment, "*.rpmsg", true},
+		{byHeader, "X-MS-Exchange-OMEMessageEncrypted: true", true},
+		{byHeader, "X-MS-Exchange-Organization-E4eMessageEncrypted: true", true},
+		{byAttachment, "message.html", false},
+		{byPhrase, "read the message", false},
+		{byPhrase, "microsoft purview message encryption", false},
+		{byPhrase, "office 365 message encryption", false},
+		{byPhrase, "message encryption by microsoft", false},
+		{byPhrase, "has sent you a protected message", false},
+		{byLink, "outlook.office365.com/encryption", false},
+		{byLink, "office365.com/encryption", false},
+	}},
+	{"cisco-secure-email-encryption", []evidence{
+		{byAttachment, "securedoc*.html", false},
+		{byPhrase, "registered envelope", false},
+		{byPhrase, "cisco secure email encryption", false},
+		{byPhrase, "secure message", false},
+		{byLink, "res.cisco.com", false},
+		{byHeader, "X-CRES-Encrypted", true},
+	}},
+	{"zix", []evidence{
+		{byAttachment, "securemessageatt.html", false},
+		{byPhrase, "zix", false},
+		{byPhrase, "zixencrypt", false},
+		{byLink, "zixmessagecenter.com", false},
+		{byLink, "zixcorp.com", false},
+	}},
+	{"proofpoint-encryption", []evidence{
+		{byAttachment, "securemessageatt.html", false},
+		{byAttachment, "secure message.html", false},
+		{byPhrase, "proofpoint encryption", false},
+		{byPhrase, "proofpoint encrypted message", false},
+		{byLink, "/formpostdir/securereader", false},
+	}},
+	{"virtru", []evidence{
+		{byLink, "secure.virtru.com", false},
+		{byPhrase, "unlock message", false},
+		{byPhrase, "virtru", false},
+		{byHeader, "X-Virtru-Encrypted", true},
+	}},
+	{"mimecast-secure-messaging", []evidence{
+		{byPhrase, "mimecast secure messaging", false},
+		{byPhrase, "secure message", false},
+		{byLink, "mimecast.com/s/", false},
+		{byLink, "secure-messaging", false},
+	}},
+	{"barracuda-message-center", []evidence{
+		{byLink, "encrypt.barracudanetworks.com", false},
+		{byPhrase, "barracuda message center", false},
+		{byPhrase, "encrypted message", false},
+	}},
+	{"trend-micro-email-encryption", []evidence{
+		{byAttachment, "encrypted_message.htm", false},
+		{byAttachment, "encrypted_message.html", false},
+		{byPhrase, "trend micro email encryption", false},
+		{byPhrase, "encrypted message", false},
+	}},
+	{"echoworx", []evidence{
+		{byPhrase, "echoworx", false},
+		{byLink, "echoworx.com", false},
+		{byPhrase, "secure message", false},
+	}},
+	{"paubox", []evidence{
+		{byPhrase, "paubox", false},
+		{byLink, "paubox.com", false},
+		{byPhrase, "secure message", false},
+	}},
+}
+
+// detectVendors applies the vendor table. A rule matches on one strong
+// piece of evidence or on pieces of two different kinds.
+func detectVendors(m *Message) []encFinding {
+	var texts []string // plain text of sampled text parts, lower-cased
+	var raws []string  // raw decoded samples, lower-cased (for links in HTML attributes)
+	var paths []string
+	m.Walk(func(p *Part, _ int) {
+		if p.Sampled && (p.Type == "text/plain" || p.Type == "text/html") {
+			texts = append(texts, strings.ToLower(plainText(p)))
+			raws = append(raws, strings.ToLower(string(p.Sample)))
+			paths = append(paths, p.Path)
+		}
+	})
+	var out []encFinding
+	for _, rule := range vendorRules {
+		var seen []string
+		kinds := map[evidenceKind]bool{}
+		strong := false
+		for _, e := range rule.evidence {
+			what, ok := matchEvidence(m, e, texts, raws, paths)
+			if !ok || kinds[e.kind] && !e.strong {
+				continue
+			}
+			kinds[e.kind] = true
+			strong = strong || e.strong
+			seen = append(seen, what)
+		}
+		if strong || len(kinds) >= 2 {
+			out = append(out, encFinding{EncryptionProprietaryEncrypted, rule.scheme,
+				fmt.Sprintf("%s secure-mail notice: %s", rule.scheme, strings.Join(seen, "; "))})
+		}
+	}
+	return out
+}
+
+// matchEvidence looks for one piece of evidence and describes where it was.
+func matchEvidence(m *Message, e evidence, texts, raws, paths []string) (string, bool) {
+	switch e.kind {
+	case byHeader:
+		name, value, hasValue := strings.Cut(e.value, ":")
+		value = strings.ToLower(strings.TrimSpace(value))
+		for _, v := range m.Header.Values(name) {
+			if !hasValue || strings.Contains(strings.ToLower(v), value) {
+				return fmt.Sprintf("header %s: %s", name, clip(v)), true
+			}
+		}
+	case byAttachment, byType:
+		var what string
+		m.Walk(func(p *Part, _ int) {
+			if what != "" {
+				return
+			}
+			if e.kind == byType && p.Type == e.value {
+				what = fmt.Sprintf("part %s: %s", displayPath(p.Path), p.Type)
+			}
+			if e.kind == byAttachment && matchName(p.Filename, e.value) {
+				what = fmt.Sprintf("part %s: attachment %q", displayPath(p.Path), p.Filename)
+			}
+		})
+		return what, what != ""
+	case byPhrase:
+		for i, t := range texts {
+			if containsWords(t, e.value) {
+				return fmt.Sprintf("part %s: text %q", paths[i], e.value), true
+			}
+		}
+	case byLink:
+		for i, t := range raws {
+			if strings.Contains(t, e.value) {
+				return fmt.Sprintf("part %s: link %q", paths[i], e.value), true
+			}
+		}
+	}
+	return "", false
+}
+
+// containsWords reports whether phrase occurs in text on word boundaries,
+// with any run of white space between its words.
+func containsWords(text, phrase string) bool {
+	words := strings.Fields(phrase)
+	fields := strings.FieldsFunc(text, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 0x7f)
+	})
+	for i := 0; i+len(words) <= len(fields); i++ {
+		match := true
+		for j, w := range words {
+			if fields[i+j] != w {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
+}
+
+// clip shortens evidence quoted in a reason.
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
