@@ -120,13 +120,22 @@ func annotation(v analyzer.Verdict, released bool) string {
 	b.WriteString(field(HeaderEncryption, sanitize(encryptionValue(v))))
 	b.WriteString(field(HeaderTransportTLS, sanitize(string(orDefault(v.TransportTLS, analyzer.TransportTLSUnknown)))))
 	b.WriteString(field(HeaderRelay, sanitize(relayValue(v))))
-	if key := sanitize(strings.Trim(v.ThreadKey, "<>")); key != "" {
-		b.WriteString(field(HeaderThread, "<"+strings.ReplaceAll(key, " ", "")+">"))
+	if key := strings.Map(msgIDRune, sanitize(v.ThreadKey)); key != "" {
+		b.WriteString(field(HeaderThread, "<"+key+">"))
 	}
 	if released {
 		b.WriteString(field(HeaderReleased, "yes"))
 	}
 	return b.String()
+}
+
+// msgIDRune drops the runes that cannot be inside a msg-id's angle
+// brackets (RFC 5322 §3.6.4).
+func msgIDRune(r rune) rune {
+	if r == '<' || r == '>' || r == ' ' {
+		return -1
+	}
+	return r
 }
 
 // messageID returns a fresh Message-ID: <32 hex digits@host> (RFC 5322 §3.6.4).

@@ -1,0 +1,608 @@
+package forwarder
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/mail"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/internal/secret"
+	"github.com/mailtriage/mailtriage/internal/smtpsink"
+)
+
+// startSink runs an smtpsink for the test.
+func startSink(t testing.TB, opt smtpsink.Options) *smtpsink.Sink {
+	t.Helper()
+	s, err := smtpsink.Start(context.Background(), opt)
+	if err != nil {
+		t.Fatalf("start smtp sink: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// newForwarder returns a forwarder to sink over plain text, changed by edit.
+func newForwarder(t testing.TB, sink *smtpsink.Sink, edit func(*Config)) *Forwarder {
+	t.Helper()
+	cfg := Config{
+		Address:           sink.Addr(),
+		TLS:               TLSNone,
+		InsecurePlaintext: true,
+		From:              "triage@example.com",
+		To:                []string{"support@helpdesk.example"},
+		Hostname:          "mailtriage.test",
+		Timeout:           5 * time.Second,
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	f, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func cleanVerdict() analyzer.Verdict {
+	return analyzer.Verdict{
+		MessageID:    "abc@customer.example",
+		Subject:      "Printer on fire",
+		From:         "alice@customer.example",
+		Encryption:   analyzer.EncryptionNone,
+		TransportTLS: analyzer.TransportTLSYes,
+		Relay:        analyzer.RelayNone,
+		ThreadKey:    "root@customer.example",
+		Class:        analyzer.ClassClean,
+		Action:       analyzer.ActionForward,
+	}
+}
+
+const original = "Received: from mx.customer.example by mx.example.com with ESMTPS; Tue, 24 Nov 2026 10:00:00 +0000\r\n" +
+	"From: Alice <alice@customer.example>\r\n" +
+	"To: support@example.com\r\n" +
+	"Subject: Printer on fire\r\n" +
+	"Message-ID: <abc@customer.example>\r\n" +
+	"Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n" +
+	"\r\n" +
+	"Hello,\r\n" +
+	".\r\n" +
+	"..leading dots survive\r\n" +
+	". \r\n" +
+	"the printer is on fire.\r\n"
+
+func forward(t *testing.T, f *Forwarder, v analyzer.Verdict, released bool, msg string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return f.Forward(ctx, v, released, int64(len(msg)), strings.NewReader(msg))
+}
+
+// split cuts a received redirect-mode message into the fields the forwarder
+// added and the rest.
+func split(t *testing.T, data []byte) (added []string, rest []byte) {
+	t.Helper()
+	for len(data) > 0 {
+		i := bytes.Index(data, []byte("\r\n"))
+		if i < 0 {
+			t.Fatalf("unterminated line in %q", data)
+		}
+		line := string(data[:i])
+		switch {
+		case strings.HasPrefix(line, "X-Mailtriage-"), strings.HasPrefix(line, "Resent-"):
+			added = append(added, line)
+		case (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t")) && len(added) > 0:
+			added[len(added)-1] += "\r\n" + line
+		default:
+			return added, data
+		}
+		data = data[i+2:]
+	}
+	return added, nil
+}
+
+func TestRedirectKeepsOriginal(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{SMTPUTF8: true})
+	f := newForwarder(t, sink, nil)
+	tests := []struct {
+		name string
+		in   string
+		want string // what must follow the added fields
+	}{
+		{"CRLF with dot lines", original, original},
+		{"8-bit UTF-8 header and body", "Subject: Grüße\r\nFrom: jörg@example.de\r\n\r\nÄrger mit dem Drucker\r\n", "Subject: Grüße\r\nFrom: jörg@example.de\r\n\r\nÄrger mit dem Drucker\r\n"},
+		{"bare LF normalized", "Subject: x\n\nline one\n.\nline two\n", "Subject: x\r\n\r\nline one\r\n.\r\nline two\r\n"},
+		{"bare CR normalized", "Subject: x\r\n\r\nold\rmac\r\n", "Subject: x\r\n\r\nold\r\nmac\r\n"},
+		{"no final line break", "Subject: x\r\n\r\nno newline at end", "Subject: x\r\n\r\nno newline at end\r\n"},
+		{"long line kept", "Subject: x\r\n\r\n" + strings.Repeat("y", 990) + "\r\n", "Subject: x\r\n\r\n" + strings.Repeat("y", 990) + "\r\n"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := forward(t, f, cleanVerdict(), false, tt.in); err != nil {
+				t.Fatalf("Forward: %v", err)
+			}
+			msgs := sink.Messages()
+			if len(msgs) != i+1 {
+				t.Fatalf("sink has %d messages, want %d", len(msgs), i+1)
+			}
+			m := msgs[i]
+			if m.From != "triage@example.com" || len(m.To) != 1 || m.To[0] != "support@helpdesk.example" {
+				t.Errorf("envelope = %q -> %q", m.From, m.To)
+			}
+			if !m.Body8Bit || !m.UTF8 {
+				t.Errorf("BODY=8BITMIME %v, SMTPUTF8 %v; want both, the sink offers them", m.Body8Bit, m.UTF8)
+			}
+			added, rest := split(t, m.Data)
+			if string(rest) != tt.want {
+				t.Errorf("below the added fields:\n got %q\nwant %q", rest, tt.want)
+			}
+			if len(added) != 8 {
+				t.Errorf("added fields = %q, want 8", added)
+			}
+		})
+	}
+}
+
+func TestAnnotationHeaders(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{})
+	f := newForwarder(t, sink, nil)
+	hostile := cleanVerdict()
+	hostile.ThreadKey = "<root@x>\r\nBcc: victim@example.org\r\n"
+	hostile.RelayService = "firefox-relay\nX-Evil: 1"
+	hostile.Relay = analyzer.RelayPrivate
+	hostile.ReplyToTokenized = true
+	hostile.EncryptionScheme = strings.Repeat("scheme ", 40)
+	hostile.Subject = "Hi\r\nBcc: victim@example.org"
+
+	relay := cleanVerdict()
+	relay.Relay, relay.RelayService, relay.ReplyToTokenized = analyzer.RelayPrivate, "firefox-relay", true
+
+	tests := []struct {
+		name     string
+		v        analyzer.Verdict
+		released bool
+		want     map[string]string // field -> value (unfolded); "" means absent
+	}{
+		{"clean", cleanVerdict(), false, map[string]string{
+			HeaderEncryption: "none", HeaderTransportTLS: "tls", HeaderRelay: "none",
+			HeaderThread: "<root@customer.example>", HeaderReleased: "",
+		}},
+		{"private relay, released", relay, true, map[string]string{
+			HeaderRelay: "private; service=firefox-relay; reply-to-tokenized=yes", HeaderReleased: "yes",
+		}},
+		{"CR/LF injection", hostile, false, map[string]string{
+			HeaderThread: "<root@xBcc:victim@example.org>",
+			HeaderRelay:  "private; service=firefox-relay X-Evil: 1; reply-to-tokenized=yes",
+			"Bcc":        "", "X-Evil": "",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink.Reset()
+			if err := forward(t, f, tt.v, tt.released, original); err != nil {
+				t.Fatalf("Forward: %v", err)
+			}
+			data := sink.Messages()[0].Data
+			added, _ := split(t, data)
+			for _, l := range strings.Split(strings.Join(added, "\r\n"), "\r\n") {
+				if len(l) > foldAt && strings.Contains(strings.TrimSpace(l), " ") {
+					t.Errorf("line of %d characters not folded: %q", len(l), l)
+				}
+			}
+			h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(data)))
+			if err != nil {
+				t.Fatalf("read header: %v", err)
+			}
+			for k, want := range tt.want {
+				if got := h.Get(k); got != want {
+					t.Errorf("%s = %q, want %q", k, got, want)
+				}
+			}
+			if got := h.Get("Resent-From"); got != "triage@example.com" {
+				t.Errorf("Resent-From = %q", got)
+			}
+			if got := h.Get("Resent-To"); got != "support@helpdesk.example" {
+				t.Errorf("Resent-To = %q", got)
+			}
+			if _, err := mail.ParseDate(h.Get("Resent-Date")); err != nil {
+				t.Errorf("Resent-Date %q: %v", h.Get("Resent-Date"), err)
+			}
+			if id := h.Get("Resent-Message-ID"); !regexp.MustCompile(`^<[0-9a-f]{32}@mailtriage\.test>$`).MatchString(id) {
+				t.Errorf("Resent-Message-ID = %q", id)
+			}
+		})
+	}
+}
+
+func TestAttachMode(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{})
+	f := newForwarder(t, sink, func(c *Config) { c.Mode = ModeAttach })
+	v := cleanVerdict()
+	v.Subject = "Grüße\r\nBcc: victim@example.org"
+	v.Reasons = []string{"no encryption found", "Received: TLS on every hop"}
+	if err := forward(t, f, v, true, original); err != nil {
+		t.Fatalf("Forward: %v", err)
+	}
+	m, err := message.Read(bytes.NewReader(sink.Messages()[0].Data))
+	if err != nil {
+		t.Fatalf("parse forwarded message: %v", err)
+	}
+	if got := m.Header.Get("Bcc"); got != "" {
+		t.Errorf("Bcc injected: %q", got)
+	}
+	subject, err := m.Header.Text("Subject")
+	if err != nil || subject != "[mailtriage] Grüße Bcc: victim@example.org" {
+		t.Errorf("Subject = %q (%v)", subject, err)
+	}
+	for k, want := range map[string]string{"From": "triage@example.com", "To": "support@helpdesk.example",
+		HeaderEncryption: "none", HeaderReleased: "yes", HeaderThread: "<root@customer.example>"} {
+		if got := m.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	mr := m.MultipartReader()
+	if mr == nil {
+		t.Fatal("not multipart")
+	}
+	var types []string
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("next part: %v", err)
+		}
+		ct, _, _ := p.Header.ContentType()
+		types = append(types, ct)
+		body, err := io.ReadAll(p.Body)
+		if err != nil {
+			t.Fatalf("read %s part: %v", ct, err)
+		}
+		switch ct {
+		case "text/plain":
+			for _, want := range []string{"Encryption:", "Relay:", "Released:", "no encryption found", "Grüße Bcc:"} {
+				if !bytes.Contains(body, []byte(want)) {
+					t.Errorf("summary lacks %q:\n%s", want, body)
+				}
+			}
+		case "message/rfc822":
+			if string(body) != original {
+				t.Errorf("attached original:\n got %q\nwant %q", body, original)
+			}
+		}
+	}
+	if strings.Join(types, ",") != "text/plain,message/rfc822" {
+		t.Errorf("parts = %v", types)
+	}
+}
+
+func TestFaults(t *testing.T) {
+	big := "Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", 4096)
+	tests := []struct {
+		name      string
+		fault     smtpsink.Fault
+		kind      Kind
+		code      int
+		temporary bool
+		conns     int // connections after the failed and a successful forward
+	}{
+		{"421 at MAIL", smtpsink.Fault{Reject: smtpsink.StageMail, Code: 421, Times: 1}, KindTemporary, 421, true, 2},
+		{"452 at RCPT", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 452, Times: 1}, KindTemporary, 452, true, 1},
+		{"550 at RCPT", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 550, Times: 1}, KindRejected, 550, false, 1},
+		{"550 at MAIL", smtpsink.Fault{Reject: smtpsink.StageMail, Code: 550, Times: 1}, KindRejected, 550, false, 1},
+		{"552 after DATA", smtpsink.Fault{Reject: smtpsink.StageData, Code: 552, Times: 1}, KindRejected, 552, false, 1},
+		{"451 after DATA", smtpsink.Fault{Reject: smtpsink.StageData, Code: 451, Times: 1}, KindTemporary, 451, true, 1},
+		{"dropped in DATA", smtpsink.Fault{DropAfter: 1000, Times: 1}, KindConnect, 0, true, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := startSink(t, smtpsink.Options{})
+			f := newForwarder(t, sink, nil)
+			sink.SetFault(tt.fault)
+			err := forward(t, f, cleanVerdict(), false, big)
+			var fe *Error
+			if !errors.As(err, &fe) {
+				t.Fatalf("Forward = %v, want *Error", err)
+			}
+			if fe.Kind != tt.kind || fe.Code != tt.code || fe.Temporary() != tt.temporary {
+				t.Errorf("error %v: kind %s code %d temporary %v, want %s %d %v", fe, fe.Kind, fe.Code, fe.Temporary(), tt.kind, tt.code, tt.temporary)
+			}
+			if tt.code != 0 && !strings.Contains(fe.Message, "injected fault") {
+				t.Errorf("Message = %q, want the server's reply text", fe.Message)
+			}
+			if sink.Count() != 0 {
+				t.Fatalf("sink accepted %d messages despite the fault", sink.Count())
+			}
+			if err := forward(t, f, cleanVerdict(), false, big); err != nil {
+				t.Fatalf("Forward after the fault: %v", err)
+			}
+			if sink.Count() != 1 {
+				t.Errorf("sink has %d messages, want 1", sink.Count())
+			}
+			if got := sink.Connections(); got != tt.conns {
+				t.Errorf("connections = %d, want %d", got, tt.conns)
+			}
+		})
+	}
+}
+
+func TestSizeLimit(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{MaxMessageBytes: 10000})
+	f := newForwarder(t, sink, nil)
+	msg := "Subject: big\r\n\r\n" + strings.Repeat("x", 20000) + "\r\n"
+	err := forward(t, f, cleanVerdict(), false, msg)
+	var fe *Error
+	if !errors.As(err, &fe) || fe.Kind != KindSize || fe.Temporary() {
+		t.Fatalf("Forward = %v, want a permanent size error", err)
+	}
+	if n := sink.DataCommands(); n != 0 {
+		t.Errorf("DATA was sent %d times", n)
+	}
+	if err := forward(t, f, cleanVerdict(), false, original); err != nil {
+		t.Fatalf("small message after the size error: %v", err)
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	tests := []struct {
+		name  string
+		delay time.Duration
+		ok    bool
+	}{
+		{"slow within the timeout", 40 * time.Millisecond, true},
+		{"slower than the timeout", 500 * time.Millisecond, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := startSink(t, smtpsink.Options{})
+			sink.SetFault(smtpsink.Fault{Delay: tt.delay})
+			f := newForwarder(t, sink, func(c *Config) { c.Timeout = 300 * time.Millisecond })
+			start := time.Now()
+			err := forward(t, f, cleanVerdict(), false, original)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("Forward: %v", err)
+				}
+				return
+			}
+			var fe *Error
+			if !errors.As(err, &fe) || !fe.Temporary() {
+				t.Fatalf("Forward = %v, want a temporary error", err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("gave up after %v; the timeout is 300ms", d)
+			}
+		})
+	}
+}
+
+func TestContextCancelled(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{})
+	sink.SetFault(smtpsink.Fault{Delay: 2 * time.Second})
+	f := newForwarder(t, sink, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	err := f.Forward(ctx, cleanVerdict(), false, int64(len(original)), strings.NewReader(original))
+	var fe *Error
+	if !errors.As(err, &fe) || !fe.Temporary() {
+		t.Fatalf("Forward = %v, want a temporary error", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("returned %v after cancellation", d)
+	}
+}
+
+// failingReader yields n octets of short lines, then an error, like an IMAP
+// literal cut off.
+type failingReader struct{ n, off int }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.off >= r.n {
+		return 0, errors.New("imap connection reset")
+	}
+	const line = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n"
+	n := 0
+	for n < len(p) && r.off < r.n {
+		p[n] = line[r.off%len(line)]
+		n++
+		r.off++
+	}
+	return n, nil
+}
+
+func TestSourceFailureNeverCompletesData(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{})
+	f := newForwarder(t, sink, nil)
+	err := f.Forward(context.Background(), cleanVerdict(), false, 1<<20, &failingReader{n: 200 << 10})
+	var fe *Error
+	if !errors.As(err, &fe) || fe.Kind != KindTemporary || !strings.Contains(err.Error(), "imap connection reset") {
+		t.Fatalf("Forward = %v, want a temporary error naming the source failure", err)
+	}
+	if sink.Count() != 0 {
+		t.Fatalf("the server accepted a truncated message")
+	}
+	if err := forward(t, f, cleanVerdict(), false, original); err != nil {
+		t.Fatalf("Forward after the source failure: %v", err)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	tests := []struct {
+		name     string
+		sinkTLS  string
+		fwdTLS   string
+		trust    bool
+		wantKind Kind // "" = success
+	}{
+		{"STARTTLS with a private root", smtpsink.TLSStartTLS, TLSStartTLS, true, ""},
+		{"implicit TLS with a private root", smtpsink.TLSImplicit, TLSImplicit, true, ""},
+		{"STARTTLS required, not offered", smtpsink.TLSNone, TLSStartTLS, false, KindTLS},
+		{"STARTTLS, untrusted certificate", smtpsink.TLSStartTLS, TLSStartTLS, false, KindTLS},
+		{"implicit TLS, untrusted certificate", smtpsink.TLSImplicit, TLSImplicit, false, KindTLS},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := startSink(t, smtpsink.Options{TLS: tt.sinkTLS})
+			f := newForwarder(t, sink, func(c *Config) {
+				c.TLS, c.InsecurePlaintext = tt.fwdTLS, false
+				if tt.trust {
+					c.RootCAs = sink.RootCAs()
+				}
+			})
+			err := forward(t, f, cleanVerdict(), false, original)
+			if tt.wantKind == "" {
+				if err != nil {
+					t.Fatalf("Forward: %v", err)
+				}
+				if sink.Count() != 1 {
+					t.Errorf("sink has %d messages", sink.Count())
+				}
+				return
+			}
+			var fe *Error
+			if !errors.As(err, &fe) || fe.Kind != tt.wantKind {
+				t.Fatalf("Forward = %v, want kind %s", err, tt.wantKind)
+			}
+			if sink.Count() != 0 {
+				t.Errorf("message sent despite the TLS failure")
+			}
+		})
+	}
+}
+
+func TestAuth(t *testing.T) {
+	const password = "correct horse battery staple"
+	tests := []struct {
+		name     string
+		mech     credential.Mechanism
+		password string
+		wantKind Kind
+	}{
+		{"PLAIN", credential.Plain, password, ""},
+		{"wrong password", credential.Plain, "hunter2-wrong-password", KindAuth},
+		{"mechanism not offered", credential.XOAuth2, password, KindAuth},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := startSink(t, smtpsink.Options{TLS: smtpsink.TLSStartTLS, Username: "triage", Password: password})
+			f := newForwarder(t, sink, func(c *Config) {
+				c.TLS, c.InsecurePlaintext, c.RootCAs = TLSStartTLS, false, sink.RootCAs()
+				c.Auth = &credential.Auth{Mechanism: tt.mech, Username: "triage", Secret: credential.Static(secret.New(tt.password))}
+			})
+			err := forward(t, f, cleanVerdict(), false, original)
+			if tt.wantKind == "" {
+				if err != nil {
+					t.Fatalf("Forward: %v", err)
+				}
+				return
+			}
+			var fe *Error
+			if !errors.As(err, &fe) || fe.Kind != tt.wantKind || !fe.Temporary() {
+				t.Fatalf("Forward = %v, want a temporary %s error", err, tt.wantKind)
+			}
+			if text := fmt.Sprintf("%v %+v %#v", err, fe, fe); strings.Contains(text, tt.password) {
+				t.Errorf("error text leaks the password: %s", text)
+			}
+		})
+	}
+}
+
+func TestOneConnectionForMany(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{})
+	f := newForwarder(t, sink, nil)
+	for i := range 50 {
+		msg := fmt.Sprintf("Subject: message %d\r\n\r\nbody %d\r\n", i, i)
+		if err := forward(t, f, cleanVerdict(), false, msg); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if sink.Count() != 50 || sink.Connections() != 1 {
+		t.Errorf("%d messages over %d connections, want 50 over 1", sink.Count(), sink.Connections())
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := forward(t, f, cleanVerdict(), false, original); err != nil {
+		t.Fatalf("Forward after Close: %v", err)
+	}
+	if sink.Connections() != 2 {
+		t.Errorf("connections after Close and Forward = %d, want 2", sink.Connections())
+	}
+}
+
+func TestReconnectAfterServerClosedIdleSession(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{})
+	f := newForwarder(t, sink, nil)
+	if err := forward(t, f, cleanVerdict(), false, original); err != nil {
+		t.Fatal(err)
+	}
+	f.sess.conn.Conn.Close() // as if the server had timed the idle session out
+	if err := forward(t, f, cleanVerdict(), false, original); err != nil {
+		t.Fatalf("Forward on a dead session: %v", err)
+	}
+	if sink.Count() != 2 || sink.Connections() != 2 {
+		t.Errorf("%d messages over %d connections, want 2 over 2", sink.Count(), sink.Connections())
+	}
+}
+
+func TestCheck(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{})
+	f := newForwarder(t, sink, nil)
+	if err := f.Check(context.Background()); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	sink.SetFault(smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 550})
+	err := f.Check(context.Background())
+	var fe *Error
+	if !errors.As(err, &fe) || fe.Code != 550 {
+		t.Fatalf("Check with RCPT refused = %v", err)
+	}
+	if sink.Count() != 0 {
+		t.Errorf("Check sent a message")
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	good := Config{Address: "smtp.example.com:587", From: "a@example.com", To: []string{"b@example.com"}}
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"no port", func(c *Config) { c.Address = "smtp.example.com" }, "host:port"},
+		{"plain text without consent", func(c *Config) { c.TLS = TLSNone }, "insecure_plaintext"},
+		{"unknown tls", func(c *Config) { c.TLS = "ssl" }, "want implicit"},
+		{"unknown mode", func(c *Config) { c.Mode = "bounce" }, "want redirect"},
+		{"from with CRLF", func(c *Config) { c.From = "a@example.com\r\nRCPT TO:<x@y>" }, "not a mail address"},
+		{"no recipient", func(c *Config) { c.To = nil }, "no recipient"},
+		{"bad recipient", func(c *Config) { c.To = []string{"nobody"} }, "not a mail address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := good
+			tt.edit(&cfg)
+			_, err := New(cfg, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New = %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := New(good, nil); err != nil {
+		t.Errorf("New(good) = %v", err)
+	}
+}
