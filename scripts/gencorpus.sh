@@ -586,7 +586,7 @@ dXR0b24+PC9mb3JtPjwvYm9keT48L2h0bWw+Cg==
 --pp-mixed--
 EOF
 } >"$cur"
-label proprietary-encrypted proofpoint tls none "" false
+label proprietary-encrypted proofpoint-encryption tls none "" false
 
 begin portal-mimecast
 {
@@ -601,7 +601,7 @@ Content-Transfer-Encoding: 7bit
 <p>Powered by Mimecast</p></body></html>
 EOF
 } >"$cur"
-label proprietary-encrypted mimecast tls none "" false
+label proprietary-encrypted mimecast-secure-messaging tls none "" false
 
 begin portal-cisco
 {
@@ -635,7 +635,7 @@ dD48cD5DaXNjbyBSZWdpc3RlcmVkIEVudmVsb3BlPC9wPjwvYm9keT48L2h0bWw+Cg==
 --cres-mixed--
 EOF
 } >"$cur"
-label proprietary-encrypted cisco-secure-email tls none "" false
+label proprietary-encrypted cisco-secure-email-encryption tls none "" false
 
 begin prose-mentions-virtru
 {
@@ -963,7 +963,19 @@ Content-Transfer-Encoding: 7bit
 How long does delivery to Norway usually take?
 EOF
 } >"$cur"
-label none "" tls private unknown true
+# The sender is not masked (From is the person's own address): tokenized
+# Reply-To only.
+label none "" tls none "" true
+
+# A relay the table does not know: From is an opaque token that shows the
+# real sender in its display name.
+begin relay-unknown-rewritten
+{
+	rcv_tls out.maskmail.example 198.51.100.140
+	hdr '"wendy@customer.example" <q8v3k9x2m7p4t6w1z5r0@maskmail.example>' 'Delivery to Norway'
+	text "How long does delivery to Norway usually take?"
+} >"$cur"
+label none "" tls private unknown false
 
 # ----------------------------------------- lists, forwarding, marketing ----
 
