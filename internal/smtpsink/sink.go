@@ -100,7 +100,7 @@ type Sink struct {
 	messages []Message
 	count    int
 	dataCmds int
-	conns    int
+	conns    map[string]int // remote address -> connection number, from 1
 	fault    Fault
 }
 
@@ -113,7 +113,7 @@ func Start(ctx context.Context, opt Options) (*Sink, error) {
 	if opt.Timeout == 0 {
 		opt.Timeout = time.Minute
 	}
-	s := &Sink{opt: opt, done: make(chan error, 1)}
+	s := &Sink{opt: opt, done: make(chan error, 1), conns: make(map[string]int)}
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = "sink.localhost"
 	srv.MaxMessageBytes = opt.MaxMessageBytes
@@ -124,10 +124,11 @@ func Start(ctx context.Context, opt Options) (*Sink, error) {
 	srv.ErrorLog = log.New(io.Discard, "", 0)
 
 	var lc net.ListenConfig
-	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	tcp, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("smtpsink: listen on 127.0.0.1: %w", err)
 	}
+	var l net.Listener = &countingListener{Listener: tcp, sink: s}
 	switch opt.TLS {
 	case "", TLSNone:
 		srv.AllowInsecureAuth = true
@@ -180,11 +181,11 @@ func (s *Sink) DataCommands() int {
 	return s.dataCmds
 }
 
-// Connections is the number of SMTP sessions opened so far.
+// Connections is the number of connections accepted so far.
 func (s *Sink) Connections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.conns
+	return len(s.conns)
 }
 
 // SetFault replaces the injected fault; Fault{} clears it.
@@ -198,7 +199,8 @@ func (s *Sink) SetFault(f Fault) {
 func (s *Sink) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.messages, s.count, s.dataCmds, s.conns = nil, 0, 0, 0
+	s.messages, s.count, s.dataCmds = nil, 0, 0
+	clear(s.conns)
 }
 
 // Close stops the server and closes every connection.
@@ -259,11 +261,27 @@ func (s *Sink) consume() {
 	}
 }
 
+// countingListener numbers the connections it accepts.
+type countingListener struct {
+	net.Listener
+	sink *Sink
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.sink.mu.Lock()
+		l.sink.conns[c.RemoteAddr().String()] = len(l.sink.conns) + 1
+		l.sink.mu.Unlock()
+	}
+	return c, err
+}
+
+// newSession starts a session: on the first EHLO, and again after STARTTLS.
 func (s *Sink) newSession(c *smtp.Conn) (smtp.Session, error) {
 	time.Sleep(s.delay())
 	s.mu.Lock()
-	s.conns++
-	n := s.conns
+	n := s.conns[c.Conn().RemoteAddr().String()]
 	s.mu.Unlock()
 	return &session{sink: s, conn: c, number: n}, nil
 }

@@ -1,0 +1,210 @@
+package smtpsink
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+func start(t *testing.T, opt Options) *Sink {
+	t.Helper()
+	s, err := Start(context.Background(), opt)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func dial(t *testing.T, s *Sink) *smtp.Client {
+	t.Helper()
+	var (
+		c   *smtp.Client
+		err error
+	)
+	cfg := &tls.Config{RootCAs: s.RootCAs()}
+	switch s.opt.TLS {
+	case TLSImplicit:
+		c, err = smtp.DialTLS(s.Addr(), cfg)
+	case TLSStartTLS:
+		c, err = smtp.DialStartTLS(s.Addr(), cfg)
+	default:
+		c, err = smtp.Dial(s.Addr())
+	}
+	if err != nil {
+		t.Fatalf("dial %s: %v", s.Addr(), err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+const msg = "Subject: hi\r\n\r\n.leading dot\r\nbody\r\n"
+
+func send(c *smtp.Client, body string) error {
+	return c.SendMail("from@example.com", []string{"a@example.com", "b@example.com"}, strings.NewReader(body))
+}
+
+func code(err error) int {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return 0
+}
+
+func TestRecords(t *testing.T) {
+	for _, mode := range []string{TLSNone, TLSStartTLS, TLSImplicit} {
+		t.Run(mode, func(t *testing.T) {
+			s := start(t, Options{TLS: mode})
+			c := dial(t, s)
+			for range 2 {
+				if err := send(c, msg); err != nil {
+					t.Fatalf("send: %v", err)
+				}
+			}
+			if _, ok := c.TLSConnectionState(); ok != (mode != TLSNone) {
+				t.Errorf("TLS = %v in mode %s", ok, mode)
+			}
+			ms := s.Messages()
+			if s.Count() != 2 || len(ms) != 2 || s.Connections() != 1 {
+				t.Fatalf("count %d, %d messages, %d connections", s.Count(), len(ms), s.Connections())
+			}
+			m := ms[1]
+			if m.From != "from@example.com" || strings.Join(m.To, ",") != "a@example.com,b@example.com" {
+				t.Errorf("envelope %q -> %q", m.From, m.To)
+			}
+			if string(m.Data) != msg || m.Size != int64(len(msg)) || m.SHA256 != sha256.Sum256([]byte(msg)) || !m.Body8Bit || m.Connection != 1 {
+				t.Errorf("message = %+v", m)
+			}
+		})
+	}
+}
+
+func TestDiscardBodies(t *testing.T) {
+	s := start(t, Options{DiscardBodies: true})
+	if err := send(dial(t, s), msg); err != nil {
+		t.Fatal(err)
+	}
+	m := s.Messages()[0]
+	if m.Data != nil || m.Size != int64(len(msg)) || m.SHA256 != sha256.Sum256([]byte(msg)) {
+		t.Errorf("message = %+v", m)
+	}
+}
+
+func TestFaults(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault Fault
+		code  int // reply code of the first send; 0 = a connection error
+	}{
+		{"421 at MAIL", Fault{Reject: StageMail, Code: 421, Times: 1}, 421},
+		{"452 at RCPT", Fault{Reject: StageRcpt, Code: 452, Times: 1}, 452},
+		{"550 at RCPT", Fault{Reject: StageRcpt, Code: 550, Times: 1}, 550},
+		{"552 at DATA", Fault{Reject: StageData, Code: 552, Times: 1}, 552},
+		{"drop in DATA", Fault{DropAfter: 5, Times: 1}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := start(t, Options{})
+			s.SetFault(tt.fault)
+			err := send(dial(t, s), msg)
+			if err == nil || code(err) != tt.code {
+				t.Fatalf("send = %v, want code %d", err, tt.code)
+			}
+			if s.Count() != 0 {
+				t.Errorf("a faulted message was recorded")
+			}
+			// Times: 1 — the fault is gone for the next message.
+			if err := send(dial(t, s), msg); err != nil {
+				t.Fatalf("send after the fault: %v", err)
+			}
+			if s.Count() != 1 {
+				t.Errorf("count = %d", s.Count())
+			}
+		})
+	}
+}
+
+func TestDelay(t *testing.T) {
+	s := start(t, Options{})
+	s.SetFault(Fault{Delay: 50 * time.Millisecond})
+	begin := time.Now()
+	if err := send(dial(t, s), msg); err != nil {
+		t.Fatal(err)
+	}
+	// EHLO, MAIL, two RCPT and DATA each wait.
+	if d := time.Since(begin); d < 250*time.Millisecond {
+		t.Errorf("took %v, want at least 250ms", d)
+	}
+}
+
+func TestSizeLimit(t *testing.T) {
+	s := start(t, Options{MaxMessageBytes: 100})
+	c := dial(t, s)
+	if n, ok := c.MaxMessageSize(); !ok || n != 100 {
+		t.Errorf("SIZE = %d, %v", n, ok)
+	}
+	if err := send(c, "Subject: x\r\n\r\n"+strings.Repeat("y", 200)+"\r\n"); code(err) != 552 {
+		t.Errorf("over-size send = %v, want 552", err)
+	}
+	if s.Count() != 0 {
+		t.Errorf("over-size message recorded")
+	}
+}
+
+func TestAuth(t *testing.T) {
+	tests := []struct {
+		name     string
+		password string
+		authCode int // 0 = accepted
+	}{
+		{"right password", "pw", 0},
+		{"wrong password", "nope", 535},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := start(t, Options{TLS: TLSStartTLS, Username: "u", Password: "pw"})
+			c := dial(t, s)
+			if code(send(c, msg)) != 502 {
+				t.Fatalf("MAIL before AUTH was not refused")
+			}
+			err := c.Auth(sasl.NewPlainClient("", "u", tt.password))
+			if code(err) != tt.authCode {
+				t.Fatalf("Auth = %v, want code %d", err, tt.authCode)
+			}
+			if tt.authCode == 0 {
+				if err := send(c, msg); err != nil {
+					t.Fatalf("send after AUTH: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestContextEndsSink(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := Start(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := smtp.Dial(s.Addr()); err != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("sink still accepts connections after its context ended")
+}
