@@ -39,6 +39,9 @@ func openRedis(ctx context.Context, u *url.URL, opt Options) (*redisStore, error
 		// the password; u.Redacted hides it in ours.
 		return nil, fmt.Errorf("open state %s: %w", u.Redacted(), err)
 	}
+	// Callers' context deadlines bound every network wait, not only
+	// go-redis' own dial, read and write timeouts.
+	ro.ContextTimeoutEnabled = true
 	s := &redisStore{
 		c:       redis.NewClient(ro),
 		addr:    ro.Addr,

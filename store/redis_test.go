@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -197,5 +198,43 @@ func TestRedisRestart(t *testing.T) {
 	}
 	if got, err := s.MailboxState(ctx, "support"); err != nil || got != (MailboxState{2, 3}) {
 		t.Errorf("MailboxState after restart = %+v, %v", got, err)
+	}
+}
+
+// TestRedisDeadline: a server that accepts but never answers holds a
+// call only as long as the caller's context allows.
+func TestRedisDeadline(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	held := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				close(held)
+				return
+			}
+			held <- c // keep it open, say nothing
+		}
+	}()
+	defer func() {
+		l.Close()
+		for c := range held {
+			c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	s, err := Open(ctx, "redis://"+l.Addr().String()+"/0", Options{})
+	if err == nil {
+		s.Close()
+		t.Fatalf("Open against a silent server succeeded")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Open took %v with a 300ms deadline: %v", took, err)
 	}
 }
