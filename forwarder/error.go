@@ -23,7 +23,7 @@ const (
 	KindTemporary Kind = "temporary" // a 4xx reply in the mail transaction, or the message source failed
 	KindRejected  Kind = "rejected"  // a 5xx reply in the mail transaction (RFC 5321 §4.2.1)
 	KindSize      Kind = "size"      // the message exceeds the server's SIZE limit (RFC 1870); nothing was sent
-	KindProtocol  Kind = "protocol"  // a reply or state the client cannot make sense of
+	KindProtocol  Kind = "protocol"  // a reply the client cannot make sense of
 )
 
 // Error is a failed forward. Message holds the server's reply text
@@ -51,17 +51,13 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Temporary reports whether trying the same message again later may succeed:
-// connection, TLS and authentication failures (nothing is wrong with the
-// message; the path to the server is) and 4xx replies. Only a 5xx reply to
-// the transaction (KindRejected), an over-size message (KindSize) and a
-// protocol error are permanent for the message.
+// Temporary reports whether trying the same message again later may succeed.
+// It is true for connection, TLS, authentication and protocol failures
+// (nothing is wrong with the message; the path to the server or the server
+// is) and for 4xx replies. Only a 5xx reply to the transaction (KindRejected)
+// and an over-size message (KindSize) are permanent for the message.
 func (e *Error) Temporary() bool {
-	switch e.Kind {
-	case KindRejected, KindSize, KindProtocol:
-		return false
-	}
-	return true
+	return e.Kind != KindRejected && e.Kind != KindSize
 }
 
 // phase is the stage of the session an error happened in; it decides the

@@ -170,10 +170,13 @@ func validHostname(h string) bool {
 // octets (RFC822.SIZE), used for the SIZE check; 0 when unknown. body is
 // read once, as it is sent.
 //
-// The session stays open for the next call. A session found dead before the
-// message was started is reopened once; a failure after the body started
-// flowing is returned, and the server never sees a final "." for a message
-// that was not completely read.
+// The session stays open for the next call; after a completed transaction no
+// RSET is needed (RFC 5321 §4.1.1.4), after an aborted one RSET precedes the
+// next MAIL. A session found dead (or answering 421) before the message was
+// started is reopened once; a failure after the body started flowing is
+// returned, and the server never sees the final "." of a message that was
+// not completely read. When Forward fails before DATA, body is left unread:
+// the caller drains or discards it.
 func (f *Forwarder) Forward(ctx context.Context, v analyzer.Verdict, released bool, size int64, body io.Reader) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -560,6 +560,21 @@ func TestReconnectAfterServerClosedIdleSession(t *testing.T) {
 	}
 }
 
+func TestReconnectAfter421OnReusedSession(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{})
+	f := newForwarder(t, sink, nil)
+	if err := forward(t, f, cleanVerdict(), false, original); err != nil {
+		t.Fatal(err)
+	}
+	sink.SetFault(smtpsink.Fault{Reject: smtpsink.StageMail, Code: 421, Times: 1})
+	if err := forward(t, f, cleanVerdict(), false, original); err != nil {
+		t.Fatalf("Forward after 421 on the reused session: %v", err)
+	}
+	if sink.Count() != 2 || sink.Connections() != 2 {
+		t.Errorf("%d messages over %d connections, want 2 over 2", sink.Count(), sink.Connections())
+	}
+}
+
 func TestCheck(t *testing.T) {
 	sink := startSink(t, smtpsink.Options{})
 	f := newForwarder(t, sink, nil)
