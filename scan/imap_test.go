@@ -1,0 +1,197 @@
+package scan
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/mailtriage/mailtriage/analyzer"
+)
+
+// startMemIMAP serves go-imap's in-process server on a loopback port with
+// one user and an empty INBOX, and returns a logged-in client.
+func startMemIMAP(t *testing.T) *imapclient.Client {
+	t.Helper()
+	mem := imapmemserver.New()
+	user := imapmemserver.NewUser("scan", "scan-password")
+	if err := user.Create("INBOX", nil); err != nil {
+		t.Fatalf("create INBOX: %v", err)
+	}
+	mem.AddUser(user)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+		InsecureAuth: true,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen on loopback: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	c, err := imapclient.DialInsecure(ln.Addr().String(), nil)
+	if err != nil {
+		t.Fatalf("dial in-process IMAP server: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = c.Close()
+		_ = srv.Close()
+		<-done
+	})
+	if err := c.Login("scan", "scan-password").Wait(); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatalf("select INBOX: %v", err)
+	}
+	return c
+}
+
+// crlf converts bare LF line ends to CRLF, as a mail store keeps them.
+func crlf(b []byte) []byte {
+	b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+	return bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n"))
+}
+
+// appendMessage stores msg in INBOX and returns its UID.
+func appendMessage(t *testing.T, c *imapclient.Client, msg []byte) imap.UID {
+	t.Helper()
+	cmd := c.Append("INBOX", int64(len(msg)), nil)
+	if _, err := cmd.Write(msg); err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	if err := cmd.Close(); err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	data, err := cmd.Wait()
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	return data.UID
+}
+
+// partNumbers turns an IMAP part path "1.2" into []int{1, 2}.
+func partNumbers(t *testing.T, path string) []int {
+	t.Helper()
+	var part []int
+	for _, s := range strings.Split(path, ".") {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("SamplePaths gave a bad part path %q", path)
+		}
+		part = append(part, n)
+	}
+	return part
+}
+
+// fromIMAPFacts fetches what the poller fetches for uid — BODYSTRUCTURE,
+// BODY.PEEK[HEADER], RFC822.SIZE, then BODY.PEEK[path]<0.4096> for each
+// path SamplePaths names — and builds the model with FromIMAP.
+func fromIMAPFacts(t *testing.T, c *imapclient.Client, uid imap.UID) *analyzer.Message {
+	t.Helper()
+	header := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}
+	bufs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{
+		UID:           true,
+		BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
+		RFC822Size:    true,
+		BodySection:   []*imap.FetchItemBodySection{header},
+	}).Collect()
+	if err != nil || len(bufs) != 1 {
+		t.Fatalf("fetch facts of uid %d: %d messages, %v", uid, len(bufs), err)
+	}
+	facts := bufs[0]
+	if facts.BodyStructure == nil {
+		t.Fatalf("uid %d: no BODYSTRUCTURE", uid)
+	}
+	paths := analyzer.SamplePaths(facts.BodyStructure)
+	samples := map[string][]byte{}
+	if len(paths) > 0 {
+		sections := make([]*imap.FetchItemBodySection, len(paths))
+		for i, p := range paths {
+			sections[i] = &imap.FetchItemBodySection{
+				Part:    partNumbers(t, p),
+				Partial: &imap.SectionPartial{Offset: 0, Size: analyzer.SampleSize},
+				Peek:    true,
+			}
+		}
+		sbufs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodySection: sections}).Collect()
+		if err != nil || len(sbufs) != 1 {
+			t.Fatalf("fetch samples of uid %d: %d messages, %v", uid, len(sbufs), err)
+		}
+		for i, p := range paths {
+			samples[p] = sbufs[0].FindBodySection(sections[i])
+		}
+	}
+	m, err := analyzer.FromIMAP(facts.FindBodySection(header), facts.BodyStructure, samples, facts.RFC822Size)
+	if err != nil {
+		t.Fatalf("FromIMAP uid %d: %v", uid, err)
+	}
+	return m
+}
+
+// verdictDiff lists the fields in which a and b differ.
+func verdictDiff(a, b analyzer.Verdict) []string {
+	var diffs []string
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	for i := 0; i < va.NumField(); i++ {
+		fa, fb := va.Field(i).Interface(), vb.Field(i).Interface()
+		if !reflect.DeepEqual(fa, fb) {
+			diffs = append(diffs, fmt.Sprintf("%s: raw %v imap %v", va.Type().Field(i).Name, fa, fb))
+		}
+	}
+	return diffs
+}
+
+// TestIMAPAgreement loads every corpus message into the in-process IMAP
+// server and requires FromIMAP on the fetched facts to give the same verdict
+// as FromRaw on the file.
+func TestIMAPAgreement(t *testing.T) {
+	c := startMemIMAP(t)
+	an := analyzer.New(nil)
+	policy := analyzer.DefaultPolicy()
+	agreed := 0
+	labels := readLabels(t, corpusDir)
+	for _, l := range labels {
+		path := filepath.Join(corpusDir, l.file)
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The store keeps CRLF line ends: compare with FromRaw on those octets.
+		msg := crlf(raw)
+		m, err := analyzer.FromRaw(bytes.NewReader(msg))
+		if err != nil {
+			t.Fatalf("FromRaw %s: %v", l.file, err)
+		}
+		want := an.Classify(m, policy)
+		start := time.Now()
+		uid := appendMessage(t, c, msg)
+		got := an.Classify(fromIMAPFacts(t, c, uid), policy)
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("%s: IMAP round trip took %v", l.file, d)
+		}
+		if diffs := verdictDiff(want, got); len(diffs) > 0 {
+			t.Errorf("%s: FromRaw and FromIMAP disagree:\n  %s", l.file, strings.Join(diffs, "\n  "))
+			continue
+		}
+		agreed++
+	}
+	t.Logf("FromRaw and FromIMAP agree on %d/%d corpus messages", agreed, len(labels))
+}
