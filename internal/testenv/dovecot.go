@@ -1,0 +1,470 @@
+package testenv
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// Dovecot timings and limits.
+const (
+	dovecotBin          = "/usr/sbin/dovecot"
+	dovecotStartTimeout = 15 * time.Second
+	dovecotStopTimeout  = 10 * time.Second
+	dovecotPortAttempts = 5
+	dovecotDialTimeout  = 5 * time.Second
+	// DovecotUser and DovecotPassword are the account every harness has.
+	DovecotUser     = "triage@example.test"
+	DovecotPassword = "dovecot-test-password"
+)
+
+// Dovecot is a private Dovecot 2.3 IMAP server started for one test: IMAPS
+// and IMAP with STARTTLS on free 127.0.0.1 ports, a
+// certificate from a throw-away CA, Maildir storage under a temporary
+// directory, a passwd-file with DovecotUser, and "/" as the hierarchy
+// separator (so "Triage/Review" is a folder inside "Triage").
+type Dovecot struct {
+	// Addr is the IMAPS (implicit TLS) host:port.
+	Addr string
+	// PlainAddr is the IMAP host:port, with STARTTLS. Loopback is in
+	// login_trusted_networks, so a plaintext LOGIN works there too, for
+	// tests of tls: none with insecure_plaintext.
+	PlainAddr string
+	// User and Password log in to Addr and PlainAddr.
+	User, Password string
+	// CAFile is the PEM file of the CA that signed the server certificate.
+	CAFile string
+	// RootCAs holds that CA only.
+	RootCAs *x509.CertPool
+
+	t         testing.TB
+	dir       string // everything: config, run, state, homes, log
+	imapsPort int
+	imapPort  int
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the master has exited
+}
+
+// StartDovecot starts Dovecot and stops it when the test ends, checking
+// that none of its processes are left. It fails the test when Debian's
+// dovecot-imapd is not installed.
+func StartDovecot(t testing.TB) *Dovecot {
+	t.Helper()
+	if _, err := os.Stat(dovecotBin); err != nil {
+		t.Fatalf("testenv: %s not found (install the Debian package dovecot-imapd): %v", dovecotBin, err)
+	}
+	// A short directory of our own rather than t.TempDir(): Dovecot's UNIX
+	// sockets live under base_dir and their paths must stay under 108 bytes.
+	dir, err := os.MkdirTemp("", "dovecot-")
+	if err != nil {
+		t.Fatalf("testenv: make Dovecot directory: %v", err)
+	}
+	d := &Dovecot{User: DovecotUser, Password: DovecotPassword, t: t, dir: dir}
+	t.Cleanup(func() {
+		d.Stop()
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("testenv: remove Dovecot directory: %v", err)
+		}
+	})
+	if err := d.prepare(); err != nil {
+		t.Fatalf("testenv: prepare Dovecot: %v", err)
+	}
+	cert := NewTLSCert(t, dir)
+	d.CAFile, d.RootCAs = cert.CAFile, cert.RootCAs
+	d.AddUser(d.User, d.Password)
+	var lastErr error
+	for range dovecotPortAttempts {
+		if d.imapsPort, err = freePort(); err == nil {
+			d.imapPort, err = freePort()
+		}
+		if err != nil {
+			t.Fatalf("testenv: pick ports for Dovecot: %v", err)
+		}
+		if d.imapsPort == d.imapPort {
+			continue
+		}
+		if err := d.writeConfig(cert); err != nil {
+			t.Fatalf("testenv: write Dovecot config: %v", err)
+		}
+		if lastErr = d.start(); lastErr == nil {
+			d.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(d.imapsPort))
+			d.PlainAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(d.imapPort))
+			return d
+		}
+	}
+	t.Fatalf("testenv: start Dovecot: %v", lastErr)
+	return nil
+}
+
+// mailAccount returns the uid and gid mail is stored as: Debian's "mail"
+// account when running as root (Dovecot refuses uid 0 for mail), else the
+// current user.
+func mailAccount() (uid, gid int, name string, err error) {
+	if os.Geteuid() != 0 {
+		u, err := user.Current()
+		if err != nil {
+			return 0, 0, "", fmt.Errorf("look up the current user: %w", err)
+		}
+		return os.Getuid(), os.Getgid(), u.Username, nil
+	}
+	u, err := user.Lookup("mail")
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("look up the mail account: %w", err)
+	}
+	uid, err = strconv.Atoi(u.Uid)
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("uid of mail: %w", err)
+	}
+	gid, err = strconv.Atoi(u.Gid)
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("gid of mail: %w", err)
+	}
+	return uid, gid, u.Username, nil
+}
+
+// prepare makes the directory tree reachable by the mail account.
+func (d *Dovecot) prepare() error {
+	uid, gid, _, err := mailAccount()
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(d.dir, 0o755); err != nil { // MkdirTemp made it 0700
+		return err
+	}
+	home := filepath.Join(d.dir, "home")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		return err
+	}
+	return os.Chown(home, uid, gid)
+}
+
+// writeConfig writes dovecot.conf for the current ports. No system
+// configuration is included.
+func (d *Dovecot) writeConfig(cert *TLSCert) error {
+	uid, gid, name, err := mailAccount()
+	if err != nil {
+		return err
+	}
+	var unprivileged string
+	if os.Geteuid() != 0 {
+		// Running without root: Dovecot's own processes run as us, and
+		// the login processes cannot chroot.
+		unprivileged = fmt.Sprintf(`default_internal_user = %[1]s
+default_login_user = %[1]s
+service imap-login {
+  chroot =
+}
+service auth {
+  user = %[1]s
+}
+`, name)
+	}
+	conf := fmt.Sprintf(`# Written by internal/testenv for one test. No system configuration is read.
+base_dir = %[1]s/run
+state_dir = %[1]s/state
+instance_name = mailtriage-test-%[2]d
+log_path = %[1]s/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+login_trusted_networks = 127.0.0.0/8
+ssl = required
+ssl_cert = <%[3]s
+ssl_key = <%[4]s
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%%u %[1]s/passwd
+}
+userdb {
+  driver = static
+  args = uid=%[5]d gid=%[6]d home=%[1]s/home/%%u
+}
+first_valid_uid = %[5]d
+first_valid_gid = %[6]d
+mail_location = maildir:~/Maildir
+namespace inbox {
+  inbox = yes
+  prefix =
+  separator = /
+}
+default_process_limit = 300
+default_client_limit = 3000
+protocol imap {
+  mail_max_userip_connections = 1000
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = %[7]d
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = %[2]d
+    ssl = yes
+  }
+}
+%[8]s`, d.dir, d.imapsPort, cert.CertFile, cert.KeyFile, uid, gid, d.imapPort, unprivileged)
+	return os.WriteFile(filepath.Join(d.dir, "dovecot.conf"), []byte(conf), 0o644)
+}
+
+// start runs the master in the foreground, in its own process group, and
+// waits until both ports greet.
+func (d *Dovecot) start() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cmd != nil {
+		return fmt.Errorf("dovecot in %s already running", d.dir)
+	}
+	cmd := exec.Command(dovecotBin, "-F", "-c", filepath.Join(d.dir, "dovecot.conf"))
+	cmd.Dir = d.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := os.Create(filepath.Join(d.dir, "master.out"))
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("run %s: %w", dovecotBin, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait() // the exit status shows in the log; callers see done
+		close(done)
+	}()
+	deadline := time.Now().Add(dovecotStartTimeout)
+	for {
+		select {
+		case <-done:
+			d.killGroup(cmd.Process.Pid)
+			return fmt.Errorf("dovecot exited during start: %s", d.LogTail())
+		default:
+		}
+		err := d.greets(net.JoinHostPort("127.0.0.1", strconv.Itoa(d.imapsPort)), true)
+		if err == nil {
+			err = d.greets(net.JoinHostPort("127.0.0.1", strconv.Itoa(d.imapPort)), false)
+		}
+		if err == nil {
+			d.cmd, d.done = cmd, done
+			return nil
+		}
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+			d.killGroup(cmd.Process.Pid)
+			return fmt.Errorf("dovecot did not greet within %v: %v; log: %s", dovecotStartTimeout, err, d.LogTail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// greets dials addr (over TLS, verifying the certificate, when useTLS) and
+// reads the "* OK" greeting.
+func (d *Dovecot) greets(addr string, useTLS bool) error {
+	dialer := &net.Dialer{Timeout: time.Second}
+	var conn net.Conn
+	var err error
+	if useTLS {
+		conn, err = tls.DialWithDialer(dialer, "tcp", addr, &tls.Config{RootCAs: d.RootCAs, ServerName: "127.0.0.1"})
+	} else {
+		conn, err = dialer.Dial("tcp", addr)
+	}
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("read greeting from %s: %w", addr, err)
+	}
+	if !strings.HasPrefix(line, "* OK") {
+		return fmt.Errorf("greeting from %s is %q", addr, strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// Stop terminates Dovecot and every process of its group, and fails the
+// test if one is left. It does nothing when Dovecot is not running.
+func (d *Dovecot) Stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cmd == nil {
+		return
+	}
+	pid := d.cmd.Process.Pid
+	// The whole group: the master alone takes a second to exit and leaves
+	// its helpers (log, config, anvil) to wind down for another two.
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(dovecotStopTimeout):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-d.done
+	}
+	d.cmd, d.done = nil, nil
+	if !d.killGroup(pid) {
+		d.t.Errorf("testenv: Dovecot processes of group %d were still running after the master exited", pid)
+	}
+}
+
+// killGroup waits briefly for the process group to empty, then kills what
+// is left; it reports whether the group emptied by itself.
+func (d *Dovecot) killGroup(pgid int) bool {
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	return false
+}
+
+// Restart stops Dovecot and starts it again on the same ports, with the
+// same mail.
+func (d *Dovecot) Restart() {
+	d.t.Helper()
+	d.Stop()
+	if err := d.start(); err != nil {
+		d.t.Fatalf("testenv: restart Dovecot: %v", err)
+	}
+}
+
+// AddUser adds an account (or changes its password). Dovecot re-reads the
+// passwd-file when it changes, so this works while it runs.
+func (d *Dovecot) AddUser(name, password string) {
+	d.t.Helper()
+	if strings.ContainsAny(name+password, ":\n") {
+		d.t.Fatalf("testenv: Dovecot user %q or its password holds ':' or a newline", name)
+	}
+	path := filepath.Join(d.dir, "passwd")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		d.t.Fatalf("testenv: read passwd-file: %v", err)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(old)), "\n") {
+		if l != "" && !strings.HasPrefix(l, name+":") {
+			lines = append(lines, l)
+		}
+	}
+	lines = append(lines, name+":{PLAIN}"+password)
+	// Write then rename, so that Dovecot never reads half a file.
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		d.t.Fatalf("testenv: write passwd-file: %v", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		d.t.Fatalf("testenv: write passwd-file: %v", err)
+	}
+	// Dovecot's auth process stats the file at most once per second of its
+	// clock: wait for the next second so that the next login sees it.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
+}
+
+// MaildirPath is the Maildir of user (created at the user's first login).
+func (d *Dovecot) MaildirPath(user string) string {
+	return filepath.Join(d.dir, "home", user, "Maildir")
+}
+
+// FolderPath is the Maildir++ directory of a folder: the Maildir itself for
+// INBOX, Maildir/.Triage.Review for "Triage/Review".
+func (d *Dovecot) FolderPath(user, folder string) string {
+	if strings.EqualFold(folder, "INBOX") {
+		return d.MaildirPath(user)
+	}
+	return filepath.Join(d.MaildirPath(user), "."+strings.ReplaceAll(folder, "/", "."))
+}
+
+// LogTail returns the end of Dovecot's log, for failure messages.
+func (d *Dovecot) LogTail() string {
+	var b []byte
+	for _, name := range []string{"master.out", "dovecot.log"} {
+		data, err := os.ReadFile(filepath.Join(d.dir, name))
+		if err == nil {
+			b = append(b, data...)
+		}
+	}
+	const limit = 3000
+	if len(b) > limit {
+		b = b[len(b)-limit:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// ResetUIDValidity makes Dovecot give a folder a new UIDVALIDITY and
+// renumber its messages from 1, keeping the messages, their flags and
+// keywords: it deletes the folder's dovecot-uidlist and index files and the
+// mailbox list index, which Dovecot 2.3 rebuilds at the next access with a
+// UIDVALIDITY above every one it handed out before (dovecot-uidvalidity).
+// No session may have the folder selected meanwhile.
+func (d *Dovecot) ResetUIDValidity(user, folder string) {
+	d.t.Helper()
+	dir := d.FolderPath(user, folder)
+	if _, err := os.Stat(filepath.Join(dir, "dovecot-uidlist")); err != nil {
+		d.t.Fatalf("testenv: reset UIDVALIDITY of %s: %v", folder, err)
+	}
+	var victims []string
+	for _, pattern := range []string{
+		filepath.Join(dir, "dovecot-uidlist"),
+		filepath.Join(dir, "dovecot.index*"),
+		filepath.Join(d.MaildirPath(user), "dovecot.list.index*"),
+	} {
+		m, err := filepath.Glob(pattern)
+		if err != nil {
+			d.t.Fatalf("testenv: reset UIDVALIDITY of %s: %v", folder, err)
+		}
+		victims = append(victims, m...)
+	}
+	for _, v := range victims {
+		if err := os.Remove(v); err != nil && !errors.Is(err, os.ErrNotExist) {
+			d.t.Fatalf("testenv: reset UIDVALIDITY of %s: %v", folder, err)
+		}
+	}
+}
+
+// Dial logs in over IMAPS as user, verifying the server certificate against
+// RootCAs, and logs out when the test ends.
+func (d *Dovecot) Dial(t testing.TB, user, password string) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialTLS(d.Addr, &imapclient.Options{
+		TLSConfig: &tls.Config{RootCAs: d.RootCAs, MinVersion: tls.VersionTLS12},
+		Dialer:    &net.Dialer{Timeout: dovecotDialTimeout},
+	})
+	if err != nil {
+		t.Fatalf("testenv: dial Dovecot at %s: %v", d.Addr, err)
+	}
+	t.Cleanup(func() {
+		_ = c.Logout().Wait() // the server may be gone already
+		_ = c.Close()
+	})
+	if err := c.Login(user, password).Wait(); err != nil {
+		t.Fatalf("testenv: log in to Dovecot as %s: %v; log: %s", user, err, d.LogTail())
+	}
+	return c
+}
