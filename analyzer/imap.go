@@ -35,34 +35,11 @@ func FromIMAP(header []byte, bs imap.BodyStructure, samples map[string][]byte, s
 
 // FromIMAP is FromIMAP under these limits.
 func (l Limits) FromIMAP(header []byte, bs imap.BodyStructure, samples map[string][]byte, size int64) (*Message, error) {
-	h, problems := parseHeader(header, l, "message")
+	h, problems := messageHeader(header, l)
 	m := l.fromStructure(samples, bs, size)
 	m.Header = h
-	m.HeaderBlock = headerBlock(header)
 	m.Problems = append(problems, m.Problems...)
 	return m, nil
-}
-
-// headerBlock is the header block without the empty line that ends it, with
-// CRLF line ends, so both constructors hash the same octets.
-func headerBlock(b []byte) []byte {
-	n := normalizeLines(b)
-	for len(n) >= 2 && n[len(n)-2] == '\r' && n[len(n)-1] == '\n' {
-		n = n[:len(n)-2]
-	}
-	return n
-}
-
-// normalizeLines converts bare LF line ends to CRLF.
-func normalizeLines(b []byte) []byte {
-	out := make([]byte, 0, len(b)+len(b)/32)
-	for i, c := range b {
-		if c == '\n' && (i == 0 || b[i-1] != '\r') {
-			out = append(out, '\r')
-		}
-		out = append(out, c)
-	}
-	return out
 }
 
 // fromStructure builds the MIME tree from BODYSTRUCTURE under the limits.

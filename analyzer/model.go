@@ -94,7 +94,6 @@ type Part struct {
 // MIME tree and decoded samples of some parts.
 type Message struct {
 	Header      Header
-	HeaderBlock []byte   // the raw header block, for the fingerprint of messages without Message-ID
 	Root        *Part    // never nil
 	Size        int64    // encoded octets of the whole message, approximate
 	Problems    []string // why the message is unparseable; empty when it parsed
@@ -268,6 +267,7 @@ func parseHeader(block []byte, lim Limits, what string) (Header, []string) {
 		block = block[:lim.MaxHeaderBytes]
 	}
 	longLine := false
+	first := true
 	for len(block) > 0 {
 		var line []byte
 		i := indexByte(block, '\n')
@@ -284,6 +284,12 @@ func parseHeader(block []byte, lim Limits, what string) (Header, []string) {
 		if len(line) == 0 {
 			break
 		}
+		if first && !validFieldLine(line) {
+			// The block does not start with a field: nothing of it can be
+			// trusted (servers give up on such a header too).
+			return nil, problems
+		}
+		first = false
 		if line[0] == ' ' || line[0] == '\t' {
 			if len(h) > 0 {
 				h[len(h)-1].Value += " " + strings.TrimSpace(string(line))
@@ -297,6 +303,31 @@ func parseHeader(block []byte, lim Limits, what string) (Header, []string) {
 		h = append(h, Field{Name: name, Value: strings.TrimSpace(value)})
 	}
 	return h, problems
+}
+
+// messageHeader parses the header block of a message, which must hold at
+// least one field.
+func messageHeader(block []byte, lim Limits) (Header, []string) {
+	h, problems := parseHeader(block, lim, "message")
+	if len(h) == 0 {
+		problems = append(problems, "message: no header fields (the data does not start with a header field)")
+	}
+	return h, problems
+}
+
+// validFieldLine reports whether a line opens a header field: a name of
+// printable ASCII without white space (RFC 5322 section 2.2), then a colon.
+func validFieldLine(line []byte) bool {
+	i := indexByte(line, ':')
+	if i <= 0 {
+		return false
+	}
+	for _, c := range line[:i] {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 func indexByte(b []byte, c byte) int {

@@ -27,9 +27,8 @@ func (l Limits) FromRaw(r io.Reader) (*Message, error) {
 	rp.b = treeBuilder{lim: l, msg: m}
 
 	block := rp.readHeaderBlock(l)
-	h, problems := parseHeader(block, l, "message")
+	h, problems := messageHeader(block, l)
 	m.Header = h
-	m.HeaderBlock = headerBlock(block)
 	m.Problems = problems
 
 	m.Root, _ = rp.part(h, "1", 0, nil, true)
@@ -173,6 +172,12 @@ func (rp *rawParser) multipart(p *Part, depth int, bounds []string) term {
 	}
 	if t.level == own && t.close {
 		return rp.leaf(nil, sampleNone, bounds) // epilogue
+	}
+	if t.level < 0 && len(p.Children) > 0 {
+		// RFC 2046 section 5.1.1: the close delimiter ends the body. A
+		// message cut short misses it (FromIMAP cannot see this: servers
+		// report the parts they found).
+		rp.b.msg.Problems = append(rp.b.msg.Problems, fmt.Sprintf("part %s: %s ends without its close delimiter (truncated)", displayPath(p.Path), p.Type))
 	}
 	return t
 }

@@ -264,16 +264,15 @@ func (a *Analyzer) detectRelay(h Header) relayResult {
 		}
 	}
 
-	// Generic tokenized Reply-To: differs from From, opaque local part.
+	// Generic tokenized Reply-To: differs from From, opaque local part. It
+	// does not mask the sender by itself (ticket systems, marketing mail).
 	for _, rt := range replyTo {
-		if slices.ContainsFunc(from, func(f headerAddress) bool { return f.addr == rt.addr }) {
+		if slices.ContainsFunc(from, func(f headerAddress) bool { return f.addr == rt.addr }) || !opaque(rt.local) {
 			continue
 		}
-		if opaque(rt.local) {
-			r.tokenized = true
-			addAddr(rt.addr)
-			r.reasons = append(r.reasons, fmt.Sprintf("Reply-To: %s differs from From and carries an opaque token", rt.addr))
-		}
+		r.tokenized = true
+		addAddr(rt.addr)
+		r.reasons = append(r.reasons, fmt.Sprintf("Reply-To: %s differs from From and carries an opaque token", rt.addr))
 	}
 
 	// A rewritten sender of an unknown relay: From shows another address in

@@ -58,7 +58,8 @@ func threadKey(messageID string, inReplyTo, references []string) string {
 
 // fingerprint identifies a message across UID changes: its Message-ID plus a
 // hash of Date, From, To, Cc and Subject; without a Message-ID, a hash of
-// those and of the whole header block.
+// those and of every header field (names and values with white space folded,
+// so that a server refolding lines does not change it).
 func fingerprint(m *Message, messageID string) string {
 	h := sha256.New()
 	for _, name := range []string{"Date", "From", "To", "Cc", "Subject"} {
@@ -70,7 +71,11 @@ func fingerprint(m *Message, messageID string) string {
 	if messageID != "" {
 		return messageID + "/" + hex.EncodeToString(h.Sum(nil))[:16]
 	}
-	block := sha256.Sum256(m.HeaderBlock)
-	h.Write(block[:])
+	for _, f := range m.Header {
+		h.Write([]byte(strings.ToLower(f.Name)))
+		h.Write([]byte{0})
+		h.Write([]byte(strings.Join(strings.Fields(f.Value), " ")))
+		h.Write([]byte{0})
+	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

@@ -32,9 +32,9 @@ var plainProto = regexp.MustCompile(`(?i)\bwith\s+(e?smtpa?|utf8smtpa?|microsoft
 // judged.
 var localHop = regexp.MustCompile(`(?i)\bwith\s+(lmtp|local|mapi|http|https|imap|pop3?)\b|invoked by uid|from userid|\bby\s+localhost\b|\(qmail [0-9]+ invoked by`)
 
-var hopFrom = regexp.MustCompile(`(?i)^\s*from\s+(\S+)(\s+\(([^()]*(\([^()]*\))?[^()]*)\))?`)
+var hopFrom = regexp.MustCompile(`(?i)^\s*from\s+(\S+)`)
 var hopBy = regexp.MustCompile(`(?i)\bby\s+(\S+)`)
-var hopIP = regexp.MustCompile(`\[?((?:IPv6:)?[0-9a-fA-F:.]+)\]`)
+var hopIP = regexp.MustCompile(`(?i)(?:ipv6:)?[0-9a-f]*:[0-9a-f:.]+|\b[0-9]{1,3}(?:\.[0-9]{1,3}){3}\b`)
 
 // detectTransport judges each Received hop (RFC 5321 section 4.4): tls when
 // every judged hop used TLS, plain when a judged external hop did not,
@@ -55,7 +55,11 @@ func detectTransport(h Header) (TransportTLS, []string) {
 			by = strings.ToLower(strings.TrimRight(bm[1], ";"))
 		}
 		name := fmt.Sprintf("%s (from %s by %s)", hop, from, by)
-		if localHop.MatchString(v) || internalHost(from, fm[3]) || from == by && by != "" {
+		fromPart := v
+		if i := strings.Index(strings.ToLower(v), " by "); i >= 0 {
+			fromPart = v[:i]
+		}
+		if localHop.MatchString(v) || internalHost(from, fromPart) || from == by && by != "" {
 			continue
 		}
 		used := ""
@@ -86,29 +90,19 @@ func detectTransport(h Header) (TransportTLS, []string) {
 	}
 }
 
-// internalHost reports whether a hop comes from the loopback, a private or
-// link-local address, or localhost.
-func internalHost(helo, comment string) bool {
+// internalHost reports whether a hop comes from localhost or from a
+// loopback, private or link-local address: the first IP literal of its from
+// clause decides.
+func internalHost(helo, fromPart string) bool {
 	if helo == "localhost" || strings.HasPrefix(helo, "localhost.") {
 		return true
 	}
-	ips := hopIP.FindAllStringSubmatch(comment, -1)
-	if len(ips) == 0 {
-		if ip, err := netip.ParseAddr(strings.Trim(helo, "[]")); err == nil {
-			return !ip.IsGlobalUnicast() || ip.IsPrivate()
-		}
-		return strings.Contains(comment, "localhost")
-	}
-	for _, m := range ips {
-		s := strings.TrimPrefix(m[1], "IPv6:")
-		ip, err := netip.ParseAddr(s)
+	for _, lit := range hopIP.FindAllString(fromPart, -1) {
+		ip, err := netip.ParseAddr(strings.TrimPrefix(strings.ToLower(lit), "ipv6:"))
 		if err != nil {
 			continue
 		}
-		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() {
-			return true
-		}
-		return false
+		return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified()
 	}
-	return strings.Contains(comment, "localhost")
+	return strings.Contains(strings.ToLower(fromPart), "localhost")
 }

@@ -42,7 +42,8 @@ type vendorRule struct {
 //     securedoc_<date>T<time>.html (Cisco Registered Envelope Recipient
 //     Guide; res.cisco.com/websafe help).
 //   - Zix / Proofpoint Encryption: attachment SecureMessageAtt.html, "Secure
-//     Message.html" (SOC tuning notes; Proofpoint recipient guides).
+//     Message.html" (SOC tuning notes; Proofpoint recipient guides); Zix
+//     notices link to zixmail.net / zixmessagecenter.com, "Secured by Zix".
 //   - Virtru: "Unlock Message" button linking to secure.virtru.com/start
 //     (Virtru support articles).
 //   - Mimecast Secure Messaging, Barracuda Message Center, Trend Micro Email
@@ -78,6 +79,8 @@ var vendorRules = []vendorRule{
 		{byPhrase, "zix", false},
 		{byPhrase, "zixencrypt", false},
 		{byLink, "zixmessagecenter.com", false},
+		{byLink, "zixmail.net", false},
+		{byPhrase, "secured by zix", false},
 		{byLink, "zixcorp.com", false},
 	}},
 	{"proofpoint-encryption", []evidence{

@@ -1,0 +1,170 @@
+package analyzer
+
+import (
+	"bytes"
+	"encoding/base64"
+	"strings"
+	"testing"
+)
+
+// tlsHop is a Received line of an external hop that used TLS, so rows that
+// test something else get transport "tls".
+const tlsHop = "Received: from mail.customer.example (mail.customer.example [198.51.100.23])\n" +
+	"\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\n" +
+	"\tby mx1.helpdesk.example (Postfix) with ESMTPS id 4Xk2Lm09AF\n" +
+	"\tfor <support@helpdesk.example>; Mon, 02 Nov 2026 09:07:49 +0000\n"
+
+// msg builds a message: the Received hop, the given header lines, and body.
+func msg(header, body string) string {
+	return tlsHop + "From: Ann Customer <ann@customer.example>\nTo: support@helpdesk.example\n" +
+		"Subject: Hello\nMessage-ID: <m1@customer.example>\nDate: Mon, 02 Nov 2026 09:07:49 +0000\n" +
+		"MIME-Version: 1.0\n" + header + "\n" + body
+}
+
+// b64 wraps base64 at 76 columns.
+func b64(b []byte) string {
+	s := base64.StdEncoding.EncodeToString(b)
+	var out strings.Builder
+	for len(s) > 76 {
+		out.WriteString(s[:76] + "\n")
+		s = s[76:]
+	}
+	out.WriteString(s + "\n")
+	return out.String()
+}
+
+// der is the head of a DER ContentInfo with the given content type OID.
+func der(oid []byte) []byte {
+	return append(append([]byte{0x30, 0x82, 0x01, 0x00}, oid...), bytes.Repeat([]byte{0xa0}, 64)...)
+}
+
+var (
+	oidEnveloped = []byte{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03}
+	oidSigned    = []byte{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02}
+	oidAuthEnv   = []byte{0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x17}
+)
+
+const pgpArmor = "-----BEGIN PGP MESSAGE-----\n\nhQEMA8mEUs5nqZ7AAQf/Y2J0ZXN0\n=AbCd\n-----END PGP MESSAGE-----\n"
+
+const clearsigned = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nHello helpdesk.\n" +
+	"-----BEGIN PGP SIGNATURE-----\n\niQEzBAEBCAAdFiEE\n=XyZw\n-----END PGP SIGNATURE-----\n"
+
+// encryptionCases is one row per detection rule, with why.
+var encryptionCases = []struct {
+	name   string
+	raw    string
+	enc    Encryption
+	scheme string
+	reason string // a substring one of the reasons must contain
+}{
+	{"plain text is readable", msg("Content-Type: text/plain; charset=utf-8\n", "Hi, my order is late.\n"),
+		EncryptionNone, "", ""},
+	{"S/MIME enveloped-data", msg("Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\nContent-Transfer-Encoding: base64\nContent-Disposition: attachment; filename=smime.p7m\n", b64(der(oidEnveloped))),
+		EncryptionSMIMEEncrypted, "smime-enveloped-data", "part 1: application/pkcs7-mime; smime-type=enveloped-data"},
+	{"S/MIME authEnveloped-data", msg("Content-Type: application/pkcs7-mime; smime-type=authEnveloped-data; name=smime.p7m\nContent-Transfer-Encoding: base64\n", b64(der(oidAuthEnv))),
+		EncryptionSMIMEEncrypted, "smime-authenveloped-data", "smime-type=authenveloped-data"},
+	{"legacy x-pkcs7-mime enveloped", msg("Content-Type: application/x-pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\nContent-Transfer-Encoding: base64\n", b64(der(oidEnveloped))),
+		EncryptionSMIMEEncrypted, "smime-enveloped-data", "application/x-pkcs7-mime"},
+	{"opaque signed-data is signed", msg("Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\nContent-Transfer-Encoding: base64\n", b64(append(der(oidSigned), []byte("Content-Type: text/plain\r\n\r\nhello")...))),
+		EncryptionSMIMESigned, "smime-signed-data", "smime-type=signed-data"},
+	{"opaque signed-data over enveloped is encrypted", msg("Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\nContent-Transfer-Encoding: base64\n", b64(append(der(oidSigned), []byte("Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n\r\n")...))),
+		EncryptionSMIMEEncrypted, "smime-enveloped-data", "wrapping an enveloped entity"},
+	{"smime.p7m without smime-type: enveloped OID", msg("Content-Type: application/pkcs7-mime; name=smime.p7m\nContent-Transfer-Encoding: base64\n", b64(der(oidEnveloped))),
+		EncryptionSMIMEEncrypted, "smime-enveloped-data", "1.2.840.113549.1.7.3"},
+	{"smime.p7m without smime-type: signed OID", msg("Content-Type: application/octet-stream; name=smime.p7m\nContent-Transfer-Encoding: base64\n", b64(der(oidSigned))),
+		EncryptionSMIMESigned, "smime-signed-data", "1.2.840.113549.1.7.2"},
+	{"detached S/MIME signature", msg("Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=b1\n",
+		"--b1\nContent-Type: text/plain\n\nHello\n--b1\nContent-Type: application/pkcs7-signature; name=smime.p7s\nContent-Transfer-Encoding: base64\n\n"+b64(der(oidSigned))+"--b1--\n"),
+		EncryptionSMIMESigned, "smime-detached-signature", "part root: multipart/signed; protocol=application/pkcs7-signature"},
+	{"detached legacy x-pkcs7-signature", msg("Content-Type: multipart/signed; protocol=\"application/x-pkcs7-signature\"; boundary=b1\n",
+		"--b1\nContent-Type: text/plain\n\nHello\n--b1\nContent-Type: application/x-pkcs7-signature; name=smime.p7s\n\nAAAA\n--b1--\n"),
+		EncryptionSMIMESigned, "smime-detached-signature", "x-pkcs7-signature"},
+	{"signed then encrypted: multipart/signed over enveloped", msg("Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; boundary=b1\n",
+		"--b1\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\nContent-Transfer-Encoding: base64\n\n"+b64(der(oidEnveloped))+"--b1\nContent-Type: application/pkcs7-signature\n\nAAAA\n--b1--\n"),
+		EncryptionSMIMEEncrypted, "smime-enveloped-data", "part 1: application/pkcs7-mime; smime-type=enveloped-data"},
+	{"PGP/MIME encrypted", msg("Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=b1\n",
+		"--b1\nContent-Type: application/pgp-encrypted\n\nVersion: 1\n--b1\nContent-Type: application/octet-stream; name=encrypted.asc\n\n"+pgpArmor+"--b1--\n"),
+		EncryptionPGPEncrypted, "pgp-mime", "multipart/encrypted; protocol=application/pgp-encrypted"},
+	{"PGP/MIME signed", msg("Content-Type: multipart/signed; protocol=\"application/pgp-signature\"; micalg=pgp-sha256; boundary=b1\n",
+		"--b1\nContent-Type: text/plain\n\nHello\n--b1\nContent-Type: application/pgp-signature; name=signature.asc\n\n-----BEGIN PGP SIGNATURE-----\nx\n-----END PGP SIGNATURE-----\n--b1--\n"),
+		EncryptionPGPSigned, "pgp-mime", "application/pgp-signature (RFC 3156)"},
+	{"inline PGP message", msg("Content-Type: text/plain\n", pgpArmor),
+		EncryptionPGPEncrypted, "pgp-inline", "part 1: text/plain: inline OpenPGP armor"},
+	{"inline PGP clearsigned", msg("Content-Type: text/plain\n", clearsigned),
+		EncryptionPGPSigned, "pgp-inline", "BEGIN PGP SIGNED MESSAGE"},
+	{"inline PGP in quoted-printable", msg("Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n",
+		"-----BEGIN PGP MESSAGE=\n-----\n\nhQEMA8mEUs5nqZ7AAQf=3D\n-----END PGP MESSAGE-----\n"),
+		EncryptionPGPEncrypted, "pgp-inline", "inline OpenPGP armor"},
+	{"inline PGP in base64 HTML with <br> and &nbsp;", msg("Content-Type: text/html\nContent-Transfer-Encoding: base64\n",
+		b64([]byte("<div>&nbsp;-----BEGIN PGP MESSAGE-----<br>\n<br>hQEMA8mEUs5nqZ7AAQf<br>-----END PGP MESSAGE-----</div>"))),
+		EncryptionPGPEncrypted, "pgp-inline", "part 1: text/html"},
+	{"prose mentioning the armor is readable", msg("Content-Type: text/plain\n", "My client shows -----BEGIN PGP MESSAGE----- when I open your mail, why?\n"),
+		EncryptionNone, "", ""},
+	{"quoted armor in a reply is readable", msg("Content-Type: text/plain\n", "I could not read this:\n\n> -----BEGIN PGP MESSAGE-----\n> hQEMA8mEUs5n\n> -----END PGP MESSAGE-----\n"),
+		EncryptionNone, "", "quoted OpenPGP armor"},
+	{"encrypted .p7m attachment next to text", msg("Content-Type: multipart/mixed; boundary=b1\n",
+		"--b1\nContent-Type: text/plain\n\nPlease find the contract attached.\n--b1\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data; name=contract.p7m\nContent-Disposition: attachment; filename=contract.p7m\nContent-Transfer-Encoding: base64\n\n"+b64(der(oidEnveloped))+"--b1--\n"),
+		EncryptionNone, "", "next to readable text: the message itself is not encrypted"},
+	{"encrypted .gpg attachment next to text", msg("Content-Type: multipart/mixed; boundary=b1\n",
+		"--b1\nContent-Type: text/plain\n\nSee attached.\n--b1\nContent-Type: application/octet-stream; name=report.pdf.gpg\nContent-Disposition: attachment; filename=report.pdf.gpg\nContent-Transfer-Encoding: base64\n\nhQEMA8mE\n--b1--\n"),
+		EncryptionNone, "", "part 2: attachment \"report.pdf.gpg\" is an encrypted file next to readable text"},
+	{"armored .asc text attachment next to text", msg("Content-Type: multipart/mixed; boundary=b1\n",
+		"--b1\nContent-Type: text/plain\n\nSee attached.\n--b1\nContent-Type: text/plain; name=msg.asc\nContent-Disposition: attachment; filename=msg.asc\n\n"+pgpArmor+"--b1--\n"),
+		EncryptionNone, "", "attachment \"msg.asc\" carries inline OpenPGP armor"},
+	{"forwarded encrypted message is not looked into", msg("Content-Type: multipart/mixed; boundary=b1\n",
+		"--b1\nContent-Type: text/plain\n\nForwarding this.\n--b1\nContent-Type: message/rfc822\n\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data\n\nAAAA\n--b1--\n"),
+		EncryptionNone, "", "part 2: message/rfc822 attached message not inspected"},
+	{"Purview rpmsg", msg("Content-Type: multipart/mixed; boundary=b1\n",
+		"--b1\nContent-Type: text/plain\n\nThis message is protected.\n--b1\nContent-Type: application/x-microsoft-rpmsg-message; name=message.rpmsg\nContent-Transfer-Encoding: base64\n\nAAAA\n--b1--\n"),
+		EncryptionProprietaryEncrypted, "microsoft-purview", "part 2: application/x-microsoft-rpmsg-message"},
+	{"OME notice: message.html and its phrase", msg("Content-Type: multipart/mixed; boundary=b1\n",
+		"--b1\nContent-Type: text/html\n\n<p>You've received an encrypted message. <a href=\"https://outlook.office365.com/Encryption/retrieve.ashx\">Read the message</a></p>\n--b1\nContent-Type: text/html; name=message.html\nContent-Disposition: attachment; filename=message.html\n\n<html>portal</html>\n--b1--\n"),
+		EncryptionProprietaryEncrypted, "microsoft-purview", "attachment \"message.html\""},
+	{"OME header alone is strong", msg("X-MS-Exchange-OMEMessageEncrypted: true\nContent-Type: text/plain\n", "Open the attachment.\n"),
+		EncryptionProprietaryEncrypted, "microsoft-purview", "header X-MS-Exchange-OMEMessageEncrypted"},
+	{"Cisco Registered Envelope", msg("Content-Type: multipart/mixed; boundary=b1\n",
+		"--b1\nContent-Type: text/plain\n\nYou have received a secure message. Open the attachment securedoc_20261102T090749.html.\n--b1\nContent-Type: text/html; name=securedoc_20261102T090749.html\nContent-Disposition: attachment; filename=securedoc_20261102T090749.html\n\n<html>envelope</html>\n--b1--\n"),
+		EncryptionProprietaryEncrypted, "cisco-secure-email-encryption", "securedoc_20261102T090749.html"},
+	{"Virtru: link and button", msg("Content-Type: text/html\n", "<p>Ann has sent you a secure email.</p><a href=\"https://secure.virtru.com/start/?c=x\">Unlock Message</a>\n"),
+		EncryptionProprietaryEncrypted, "virtru", "link \"secure.virtru.com\""},
+	{"a customer who mentions Virtru is not flagged", msg("Content-Type: text/plain\n", "We use Virtru at work; can you send the invoice unencrypted?\n"),
+		EncryptionNone, "", ""},
+	{"Zix: link and name", msg("Content-Type: text/html\n", "<p>Read your secure message: <a href=\"https://web1.zixmail.net/s/e?m=1\">open</a></p><p>Secured by Zix</p>\n"),
+		EncryptionProprietaryEncrypted, "zix", "zixmail.net"},
+	{"Proofpoint: SecureMessageAtt.html and name", msg("Content-Type: multipart/mixed; boundary=b1\n",
+		"--b1\nContent-Type: text/plain\n\nThis is a Proofpoint Encryption secure message.\n--b1\nContent-Type: text/html; name=SecureMessageAtt.html\nContent-Disposition: attachment; filename=SecureMessageAtt.html\n\n<html>x</html>\n--b1--\n"),
+		EncryptionProprietaryEncrypted, "proofpoint-encryption", "SecureMessageAtt.html"},
+	{"broken multipart without boundary", msg("Content-Type: multipart/mixed\n", "hello\n"),
+		EncryptionUnparseable, "", "part root: multipart/mixed without parts"},
+	{"truncated multipart", msg("Content-Type: multipart/mixed; boundary=b1\n", "--b1\nContent-Type: text/plain\n\nhello\n"),
+		EncryptionUnparseable, "", "ends without its close delimiter"},
+	{"binary junk", "\x00\xff\xfe junk\nmore: junk\n\nbody", EncryptionUnparseable, "", "no header fields"},
+}
+
+func TestEncryption(t *testing.T) {
+	an := New(nil)
+	for _, c := range encryptionCases {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := FromRaw(strings.NewReader(c.raw))
+			if err != nil {
+				t.Fatalf("FromRaw: %v", err)
+			}
+			v := an.Classify(m, DefaultPolicy())
+			if v.Encryption != c.enc || v.EncryptionScheme != c.scheme {
+				t.Errorf("encryption %s/%s, want %s/%s; reasons:\n  %s", v.Encryption, v.EncryptionScheme, c.enc, c.scheme, strings.Join(v.Reasons, "\n  "))
+			}
+			if c.reason != "" && !hasReason(v.Reasons, c.reason) {
+				t.Errorf("no reason contains %q; reasons:\n  %s", c.reason, strings.Join(v.Reasons, "\n  "))
+			}
+		})
+	}
+}
+
+func hasReason(reasons []string, sub string) bool {
+	for _, r := range reasons {
+		if strings.Contains(r, sub) {
+			return true
+		}
+	}
+	return false
+}
