@@ -61,7 +61,7 @@ gpgq --quick-gen-key 'Helpdesk <support@helpdesk.example>' future-default defaul
 
 pgp_encrypt() { gpgq --armor --encrypt -r support@helpdesk.example; }
 pgp_encrypt_binary() { gpgq --encrypt -r support@helpdesk.example; }
-pgp_detach_sign() { gpgq --armor --detach-sign -u alice@customer.example; }
+pgp_detach_sign() { gpgq --armor --detach-sign --digest-algo SHA256 -u alice@customer.example; }
 pgp_clearsign() { gpgq --clearsign -u alice@customer.example; }
 
 smime_encrypt() { openssl cms -encrypt -aes256 -outform SMIME "$@" "$work/helpdesk.crt"; }
@@ -353,7 +353,7 @@ printf '%s' "$signed_part" | perl -pe 's/\n/\r\n/' | pgp_detach_sign >"$work/sig
 {
 	std 'Alice Customer <alice@customer.example>' 'PGP/MIME signed'
 	cat <<'EOF'
-Content-Type: multipart/signed; micalg=pgp-sha512; protocol="application/pgp-signature"; boundary="pgp-sig-1"
+Content-Type: multipart/signed; micalg=pgp-sha256; protocol="application/pgp-signature"; boundary="pgp-sig-1"
 
 This is an OpenPGP/MIME signed message (RFC 4880 and 3156)
 --pgp-sig-1
