@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/mailtriage/mailtriage/config"
+	"github.com/mailtriage/mailtriage/store"
+)
+
+// checkTimeout bounds each connection check.
+const checkTimeout = 30 * time.Second
+
+// checkLine is one line of `mailtriage check`.
+type checkLine struct {
+	name   string
+	detail string
+	err    error
+}
+
+// cmdCheck validates the config and tries every connection: the store, and
+// per mailbox IMAP login, folders and the SMTP server. One line per check;
+// exit 1 on any failure. No line ever holds a secret: the config holds none,
+// and credentials travel as secret.Secret, which prints as [redacted].
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration `FILE` (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *path == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: mailtriage check --config FILE")
+		return exitUsage
+	}
+	failed := false
+	report := func(l checkLine) {
+		if l.err != nil {
+			failed = true
+			fmt.Fprintf(stdout, "FAIL  %s: %v\n", l.name, l.err)
+			return
+		}
+		fmt.Fprintf(stdout, "ok    %s: %s\n", l.name, l.detail)
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		report(checkLine{name: "config " + *path, err: err})
+		return exitFail
+	}
+	report(checkLine{name: "config " + *path, detail: fmt.Sprintf("%d mailboxes", len(cfg.Mailboxes))})
+	ctx, stop := signalContext(context.Background(), slog.New(slog.NewTextHandler(stderr, nil)))
+	defer stop()
+	for _, l := range runChecks(ctx, cfg) {
+		report(l)
+	}
+	if failed {
+		return exitFail
+	}
+	return exitOK
+}
+
+// runChecks tries the store, then each mailbox's IMAP server and folders and
+// its SMTP server.
+func runChecks(ctx context.Context, cfg *config.Config) []checkLine {
+	var lines []checkLine
+	sctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	st, err := openStore(sctx, cfg.State)
+	if err == nil {
+		err = st.Ping(sctx)
+		defer st.Close()
+	}
+	cancel()
+	lines = append(lines, checkLine{name: "store " + cfg.State.URL, detail: "answers", err: err})
+	var state store.Store
+	if err == nil {
+		state = st
+	}
+
+	log := slog.New(slog.DiscardHandler)
+	pollers, fws, err := mailboxes(cfg, state, nil, log)
+	if err != nil {
+		return append(lines, checkLine{name: "mailboxes", err: err})
+	}
+	for i, p := range pollers {
+		mb := cfg.Mailboxes[i]
+		ictx, cancel := context.WithTimeout(ctx, checkTimeout)
+		for _, r := range p.Check(ictx) {
+			lines = append(lines, checkLine{name: r.Name, detail: r.Detail, err: r.Err})
+		}
+		cancel()
+		fctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		err := fws[i].Check(fctx)
+		cancel()
+		lines = append(lines, checkLine{
+			name:   fmt.Sprintf("mailbox %s: smtp %s", mb.Name, mb.Forward.SMTP.Address),
+			detail: fmt.Sprintf("accepts mail from %s to %d recipients (%s)", mb.Forward.From, len(mb.Forward.To), mb.Forward.SMTP.TLS),
+			err:    err,
+		})
+	}
+	return lines
+}

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailtriage/mailtriage/demo"
+	"github.com/mailtriage/mailtriage/store"
+)
+
+// The binary under test is built once, into a directory removed at the end.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// binary builds cmd/mailtriage with a stamped version and returns its path.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			buildErr = fmt.Errorf("the go tool is not on PATH: %w", err)
+			return
+		}
+		if buildDir, err = os.MkdirTemp("", "mailtriage-bin-"); err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(buildDir, "mailtriage")
+		cmd := exec.Command(goTool, "build", "-trimpath", "-ldflags", "-X main.version=v9.8.7-test -X main.commit=abc1234", "-o", binPath, ".")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build mailtriage: %v", buildErr)
+	}
+	return binPath
+}
+
+// freeAddr returns a loopback address nobody listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// startDemoEnv starts the demo's IMAP server, SMTP sink and config.
+func startDemoEnv(t *testing.T, opt demo.Options) *demo.Env {
+	t.Helper()
+	opt.Dir = t.TempDir()
+	env, err := demo.Start(t.Context(), opt)
+	if err != nil {
+		t.Fatalf("start demo environment: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := env.Close(); err != nil {
+			t.Errorf("close demo environment: %v", err)
+		}
+	})
+	return env
+}
+
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(binary(t), "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mailtriage version: %v\n%s", err, out)
+	}
+	for _, want := range []string{"mailtriage v9.8.7-test", "commit abc1234", "go1."} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("version output %q lacks %q", out, want)
+		}
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{nil, exitUsage, "usage: mailtriage COMMAND"},
+		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{[]string{"run"}, exitUsage, "usage: mailtriage run --config FILE"},
+		{[]string{"check"}, exitUsage, "usage: mailtriage check --config FILE"},
+		{[]string{"scan"}, exitUsage, "usage: mailtriage scan"},
+		{[]string{"run", "--config", "/nonexistent/mailtriage.yaml"}, exitFail, "read config"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := dispatch(tc.args, &stdout, &stderr); code != tc.code {
+			t.Errorf("%q: exit %d, want %d", tc.args, code, tc.code)
+		}
+		if !strings.Contains(stderr.String(), tc.says) {
+			t.Errorf("%q: stderr %q lacks %q", tc.args, stderr.String(), tc.says)
+		}
+	}
+}
+
+// TestRunShutdown runs the worker against the in-process IMAP server, the
+// SMTP sink and bbolt, waits until /readyz says a cycle succeeded, sends
+// SIGTERM and checks that it exits 0 within 10 s and released its lease.
+func TestRunShutdown(t *testing.T) {
+	bin := binary(t)
+	metricsAddr := freeAddr(t)
+	env := startDemoEnv(t, demo.Options{Schedule: "@every 1s", MetricsListen: metricsAddr})
+
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "run", "--config", env.ConfigPath, "--log-format", "json")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start mailtriage run: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	readyURL := "http://" + metricsAddr + "/readyz"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := probe(t.Context(), readyURL)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker not ready within 30 s: %v\nlogs:\n%s", err, logs.String())
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("worker exited early: %v\nlogs:\n%s", err, logs.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if out, err := exec.Command(bin, "healthcheck", "--url", readyURL).CombinedOutput(); err != nil {
+		t.Errorf("healthcheck on a ready worker: %v: %s", err, out)
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape /metrics: %v", err)
+	}
+	var scrape bytes.Buffer
+	scrape.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(scrape.String(), `mailtriage_messages_total{action="forwarded"`) {
+		t.Errorf("/metrics after a cycle counts no forwarded message:\n%s", scrape.String())
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("send SIGTERM: %v", err)
+	}
+	start := time.Now()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v, want code 0\nlogs:\n%s", err, logs.String())
+		}
+		t.Logf("exited %s after SIGTERM", time.Since(start).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10 s after SIGTERM\nlogs:\n%s", logs.String())
+	}
+
+	st, err := store.Open(t.Context(), env.StateURL, store.Options{})
+	if err != nil {
+		t.Fatalf("open state after exit: %v", err)
+	}
+	defer st.Close()
+	lease, err := st.AcquireLease(t.Context(), demo.MailboxName, time.Minute)
+	if err != nil {
+		t.Fatalf("acquire the lease after exit: %v (not released?)", err)
+	}
+	if err := lease.Release(t.Context()); err != nil {
+		t.Errorf("release lease: %v", err)
+	}
+}
+
+// TestCheck runs `check` against a live demo environment and against dead
+// servers: every line present, no secret printed, exit code right.
+func TestCheck(t *testing.T) {
+	bin := binary(t)
+	env := startDemoEnv(t, demo.Options{})
+	cfg, err := os.ReadFile(env.ConfigPath)
+	if err != nil {
+		t.Fatalf("read demo config: %v", err)
+	}
+	deadIMAP := strings.Replace(string(cfg), env.IMAPAddr, freeAddr(t), 1)
+	deadSMTP := strings.Replace(string(cfg), env.Sink.Addr(), freeAddr(t), 1)
+	dir := t.TempDir()
+
+	for _, tc := range []struct {
+		name   string
+		config string
+		ok     bool
+		fails  string // a fragment of the failing line
+	}{
+		{"all reachable", string(cfg), true, ""},
+		{"IMAP server down", deadIMAP, false, "imap"},
+		{"SMTP server down", deadSMTP, false, "smtp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+			if err := os.WriteFile(path, []byte(tc.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, bin, "check", "--config", path).CombinedOutput()
+			var exitErr *exec.ExitError
+			switch {
+			case tc.ok && err != nil:
+				t.Errorf("check: %v, want exit 0\n%s", err, out)
+			case !tc.ok && !errors.As(err, &exitErr):
+				t.Errorf("check: %v, want a non-zero exit\n%s", err, out)
+			}
+			if strings.Contains(string(out), env.Password) {
+				t.Errorf("check printed the IMAP password:\n%s", out)
+			}
+			lines := []string{"config", "store", "imap login", "smtp"}
+			if tc.ok {
+				lines = append(lines, "folder INBOX", "review folder")
+			}
+			for _, line := range lines {
+				if !strings.Contains(string(out), line) {
+					t.Errorf("check output has no %q line:\n%s", line, out)
+				}
+			}
+			if !tc.ok && !strings.Contains(strings.ToLower(failLines(string(out))), tc.fails) {
+				t.Errorf("no FAIL line about %s:\n%s", tc.fails, out)
+			}
+		})
+	}
+}
+
+// failLines returns the lines of check output that report a failure.
+func failLines(out string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "FAIL") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/mailtriage/mailtriage/config"
+	"github.com/mailtriage/mailtriage/poller"
+)
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration `FILE` (YAML)")
+	once := fs.Bool("once", false, "run one cycle of every mailbox and exit: 0 when every mailbox succeeded")
+	format := fs.String("log-format", "", "log format: text or json (default: the config's log.format)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *path == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: mailtriage run --config FILE [--once] [--log-format text|json]")
+		return exitUsage
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "mailtriage run: %v\n", err)
+		return exitFail
+	}
+	if *format == "" {
+		*format = cfg.Log.Format
+	}
+	log, err := newLogger(stderr, *format, cfg.Log.Level)
+	if err != nil {
+		fmt.Fprintf(stderr, "mailtriage run: %v\n", err)
+		return exitUsage
+	}
+	ctx, stop := signalContext(context.Background(), log)
+	defer stop()
+	if _, err := runConfig(ctx, cfg, *once, log); err != nil {
+		log.Error("run failed", "error", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// runConfig is `mailtriage run`: with once, one cycle of every mailbox and
+// its reports; else the pollers on their schedules until ctx ends. The demo
+// calls it too, so that it shows the real path.
+func runConfig(ctx context.Context, cfg *config.Config, once bool, log *slog.Logger) (reports []poller.Report, err error) {
+	w, err := newWorker(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := w.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+	if once {
+		return w.once(ctx)
+	}
+	log.Info("mailtriage running", "mailboxes", len(cfg.Mailboxes), "metrics", cfg.Metrics.Listen)
+	err = w.serve(ctx)
+	log.Info("mailtriage stopped")
+	return nil, err
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/config"
+	"github.com/mailtriage/mailtriage/forwarder"
+	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/metrics"
+	"github.com/mailtriage/mailtriage/poller"
+	"github.com/mailtriage/mailtriage/store"
+)
+
+// worker is the wired process: one analyzer, one store, one metrics set, and
+// a poller with its own forwarder per mailbox.
+type worker struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	store   store.Store
+	metrics *metrics.Metrics
+	pollers []*poller.Poller
+}
+
+// newWorker wires cfg: analyzer.New(relays) → store.Open → forwarder.New and
+// poller.New per mailbox. Close releases what it opened.
+func newWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) (*worker, error) {
+	st, err := openStore(ctx, cfg.State)
+	if err != nil {
+		return nil, err
+	}
+	w := &worker{cfg: cfg, log: log, store: st, metrics: metrics.New()}
+	if w.pollers, _, err = mailboxes(cfg, st, w.metrics, log); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// openStore opens the state store, its password (if any) put into the URL.
+func openStore(ctx context.Context, s config.State) (store.Store, error) {
+	url, err := s.StoreURL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, url.Reveal(), store.Options{Prefix: s.Prefix, ThreadTTL: s.ThreadTTL})
+}
+
+// mailboxes builds the poller of every mailbox, each with its forwarder,
+// sharing one analyzer built with the config's extra relay services.
+func mailboxes(cfg *config.Config, st poller.State, m poller.Metrics, log *slog.Logger) ([]*poller.Poller, []*forwarder.Forwarder, error) {
+	an := analyzer.New(relayServices(cfg.Relays))
+	var ps []*poller.Poller
+	var fws []*forwarder.Forwarder
+	for _, mb := range cfg.Mailboxes {
+		pm, err := pollerMailbox(mb)
+		if err != nil {
+			return nil, nil, err
+		}
+		fc, err := forwarderConfig(mb)
+		if err != nil {
+			return nil, nil, err
+		}
+		fw, err := forwarder.New(fc, log.With("mailbox", mb.Name))
+		if err != nil {
+			return nil, nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
+		}
+		ps = append(ps, poller.New(pm, an, st, fw, m, log))
+		fws = append(fws, fw)
+	}
+	return ps, fws, nil
+}
+
+// Close closes the store. The pollers close their own IMAP and SMTP
+// connections at the end of each cycle.
+func (w *worker) Close() error {
+	if err := w.store.Close(); err != nil {
+		return fmt.Errorf("close state: %w", err)
+	}
+	return nil
+}
+
+// once runs one cycle of every mailbox and returns their reports in config
+// order; the error names every mailbox that failed.
+func (w *worker) once(ctx context.Context) ([]poller.Report, error) {
+	reports, err := poller.RunOnceReports(ctx, w.pollers)
+	for _, rep := range reports {
+		w.log.Info("cycle done", "mailbox", rep.Mailbox, "skipped", rep.Skipped, "duration", rep.Duration,
+			"seen", rep.Counts.Seen, "forwarded", rep.Counts.Forwarded, "flagged", rep.Counts.Flagged,
+			"skipped_messages", rep.Counts.Skipped, "failed", rep.Counts.Failed)
+	}
+	return reports, err
+}
+
+// serve runs the pollers on their schedules and the metrics server until ctx
+// ends, then waits for the cycles in hand to finish.
+func (w *worker) serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var metricsErr error
+	if w.cfg.Metrics.Listen != "" {
+		mbs := make([]metrics.Mailbox, len(w.cfg.Mailboxes))
+		for i, mb := range w.cfg.Mailboxes {
+			mbs[i] = metrics.Mailbox{Name: mb.Name, Schedule: mb.Schedule}
+		}
+		h, err := w.metrics.Handler(mbs, w.store)
+		if err != nil {
+			return err
+		}
+		srv, err := metrics.Listen(w.cfg.Metrics.Listen, h, w.log)
+		if err != nil {
+			return err
+		}
+		wg.Go(func() {
+			if metricsErr = srv.Serve(ctx); metricsErr != nil {
+				cancel()
+			}
+		})
+	}
+	err := poller.Run(ctx, w.pollers, w.log)
+	cancel()
+	wg.Wait()
+	return errors.Join(err, metricsErr)
+}
+
+// relayServices turns the config's relays into analyzer table rows.
+func relayServices(rs []config.Relay) []analyzer.RelayService {
+	out := make([]analyzer.RelayService, len(rs))
+	for i, r := range rs {
+		out[i] = analyzer.RelayService{Name: r.Service, Domains: r.Domains}
+	}
+	return out
+}
+
+// pollerMailbox converts a config mailbox to the poller's settings.
+func pollerMailbox(mb config.Mailbox) (poller.Mailbox, error) {
+	auth, err := mb.IMAP.Credential()
+	if err != nil {
+		return poller.Mailbox{}, fmt.Errorf("mailbox %s: imap: %w", mb.Name, err)
+	}
+	roots, err := mb.IMAP.RootCAs()
+	if err != nil {
+		return poller.Mailbox{}, fmt.Errorf("mailbox %s: imap: %w", mb.Name, err)
+	}
+	return poller.Mailbox{
+		Name:     mb.Name,
+		Schedule: mb.Schedule,
+		Idle:     mb.Idle,
+		IMAP: poller.IMAP{
+			Address:           mb.IMAP.Address,
+			TLS:               mb.IMAP.TLS,
+			InsecurePlaintext: mb.IMAP.InsecurePlaintext,
+			RootCAs:           roots,
+			Auth:              auth,
+		},
+		Folder:          mb.Folder,
+		ReviewFolder:    mb.ReviewFolder,
+		ReleaseFolder:   mb.ReleaseFolder,
+		AfterForward:    mb.AfterForward,
+		ForwardedFolder: mb.ForwardedFolder,
+		Policy:          mb.AnalyzerPolicy(),
+		BatchSize:       mb.BatchSize,
+	}, nil
+}
+
+// forwarderConfig converts a config mailbox's forward section.
+func forwarderConfig(mb config.Mailbox) (forwarder.Config, error) {
+	s := mb.Forward.SMTP
+	var auth *credential.Auth
+	if s.HasCredential() {
+		a, err := s.Credential()
+		if err != nil {
+			return forwarder.Config{}, fmt.Errorf("mailbox %s: smtp: %w", mb.Name, err)
+		}
+		auth = &a
+	}
+	roots, err := s.RootCAs()
+	if err != nil {
+		return forwarder.Config{}, fmt.Errorf("mailbox %s: smtp: %w", mb.Name, err)
+	}
+	return forwarder.Config{
+		Address:           s.Address,
+		TLS:               s.TLS,
+		InsecurePlaintext: s.InsecurePlaintext,
+		RootCAs:           roots,
+		Auth:              auth,
+		From:              mb.Forward.From,
+		To:                mb.Forward.To,
+		Mode:              mb.Forward.Mode,
+	}, nil
+}

@@ -1,0 +1,272 @@
+// Package demo is `mailtriage demo`: the whole pipeline on a laptop, with
+// nothing installed and nothing configured.
+//
+// It starts go-imap's in-process server (imapmemserver) on 127.0.0.1 with
+// implicit TLS and a freshly generated certificate, seeds its INBOX with the
+// sample messages embedded from demo/mailbox, starts an in-process SMTP sink
+// (internal/smtpsink), writes a configuration pointing at both and at an
+// embedded bbolt store in a temporary directory, and hands that file to the
+// caller's run-once function: the real `mailtriage run --once` path, not a
+// copy of it. It then reads back what happened, over IMAP and from the sink,
+// and prints it.
+//
+// The demo never opens a socket beyond the loopback interface and removes its
+// temporary directory when it is done.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"embed"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"math/big"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/mailtriage/mailtriage/internal/smtpsink"
+)
+
+// The demo mailbox's fixed names.
+const (
+	MailboxName   = "demo"
+	Username      = "helpdesk-forward@demo.example"
+	ReviewFolder  = "Triage/Review"
+	ReleaseFolder = "Triage/Release"
+	HelpdeskAddr  = "helpdesk@demo.example"
+	TriageAddr    = "triage@demo.example"
+	watchedFolder = "INBOX"
+)
+
+// mailboxFS holds the sample messages, one RFC 5322 message per .eml file.
+//
+//go:embed mailbox/*.eml
+var mailboxFS embed.FS
+
+// Sample is one embedded sample message.
+type Sample struct {
+	Name string // file name, e.g. "03-smime-encrypted.eml"
+	Raw  []byte
+}
+
+// Samples returns the embedded sample messages in file name order.
+func Samples() ([]Sample, error) {
+	names, err := fs.Glob(mailboxFS, "mailbox/*.eml")
+	if err != nil {
+		return nil, fmt.Errorf("list demo mailbox: %w", err)
+	}
+	sort.Strings(names)
+	out := make([]Sample, 0, len(names))
+	for _, n := range names {
+		raw, err := mailboxFS.ReadFile(n)
+		if err != nil {
+			return nil, fmt.Errorf("read demo message %s: %w", n, err)
+		}
+		out = append(out, Sample{Name: path.Base(n), Raw: raw})
+	}
+	return out, nil
+}
+
+// Options shape the demo environment.
+type Options struct {
+	Dir           string // where config, state and secrets go; must exist
+	Schedule      string // the mailbox's cron spec; "@every 1m" when empty
+	MetricsListen string // metrics.listen; "" = off
+}
+
+// Env is a running demo environment: an IMAP server seeded with the samples,
+// an SMTP sink, and a configuration file naming them.
+type Env struct {
+	ConfigPath string // the generated YAML configuration
+	StateURL   string // the bbolt store the configuration names
+	IMAPAddr   string // host:port of the IMAP server (implicit TLS)
+	Password   string // the IMAP password (also in a password_file under Dir)
+	Sink       *smtpsink.Sink
+	Samples    []Sample
+
+	roots *x509.CertPool
+	imap  *imapserver.Server
+	done  chan error
+}
+
+// Start starts the servers, seeds INBOX and writes the configuration.
+// Close stops everything; the caller owns opt.Dir.
+func Start(ctx context.Context, opt Options) (env *Env, err error) {
+	if opt.Schedule == "" {
+		opt.Schedule = "@every 1m"
+	}
+	samples, err := Samples()
+	if err != nil {
+		return nil, err
+	}
+	env = &Env{Samples: samples, done: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			env.Close()
+		}
+	}()
+
+	cert, certPEM, err := loopbackCert()
+	if err != nil {
+		return nil, err
+	}
+	env.roots = x509.NewCertPool()
+	env.roots.AppendCertsFromPEM(certPEM)
+	env.Password = rand.Text()
+
+	mem := imapmemserver.New()
+	user := imapmemserver.NewUser(Username, env.Password)
+	if err := user.Create(watchedFolder, nil); err != nil {
+		return nil, fmt.Errorf("create demo %s: %w", watchedFolder, err)
+	}
+	for _, s := range samples {
+		if _, err := user.Append(watchedFolder, bytes.NewReader(s.Raw), &imap.AppendOptions{Time: time.Now()}); err != nil {
+			return nil, fmt.Errorf("seed demo %s with %s: %w", watchedFolder, s.Name, err)
+		}
+	}
+	mem.AddUser(user)
+
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen for demo IMAP on 127.0.0.1: %w", err)
+	}
+	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	env.imap = imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:      imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+		Logger:    log.New(io.Discard, "", 0),
+		TLSConfig: tlsConf,
+	})
+	env.IMAPAddr = ln.Addr().String()
+	go func() { env.done <- env.imap.Serve(tls.NewListener(ln, tlsConf)) }()
+
+	env.Sink, err = smtpsink.Start(ctx, smtpsink.Options{TLS: smtpsink.TLSNone})
+	if err != nil {
+		return nil, fmt.Errorf("start demo SMTP sink: %w", err)
+	}
+
+	caFile := filepath.Join(opt.Dir, "imap-ca.pem")
+	pwFile := filepath.Join(opt.Dir, "imap-password")
+	env.ConfigPath = filepath.Join(opt.Dir, "mailtriage.yaml")
+	env.StateURL = "file:" + filepath.Join(opt.Dir, "state.db")
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{
+		{caFile, certPEM},
+		{pwFile, []byte(env.Password)},
+		{env.ConfigPath, []byte(configYAML(env, opt, caFile, pwFile))},
+	} {
+		if err := os.WriteFile(f.path, f.data, 0o600); err != nil {
+			return nil, fmt.Errorf("write demo file: %w", err)
+		}
+	}
+	return env, nil
+}
+
+// configYAML is the demo's configuration: IMAP over implicit TLS with the
+// generated certificate as ca_file, SMTP in plain text on loopback.
+func configYAML(env *Env, opt Options, caFile, pwFile string) string {
+	return fmt.Sprintf(`# Generated by mailtriage demo.
+log:
+  level: warn
+state:
+  url: %q
+metrics:
+  listen: %q
+mailboxes:
+  - name: %s
+    schedule: %q
+    imap:
+      address: %q
+      tls: implicit
+      ca_file: %q
+      username: %q
+      password_file: %q
+    folder: %s
+    review_folder: %s
+    release_folder: %s
+    after_forward: seen
+    forward:
+      to: [%s]
+      from: %s
+      mode: redirect
+      smtp:
+        address: %q
+        tls: none
+        insecure_plaintext: true
+`, env.StateURL, opt.MetricsListen, MailboxName, opt.Schedule, env.IMAPAddr, caFile, Username, pwFile,
+		watchedFolder, ReviewFolder, ReleaseFolder, HelpdeskAddr, TriageAddr, env.Sink.Addr())
+}
+
+// Close stops the IMAP server and the SMTP sink.
+func (e *Env) Close() error {
+	var errs []error
+	if e.Sink != nil {
+		if err := e.Sink.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close demo SMTP sink: %w", err))
+		}
+	}
+	if e.imap != nil {
+		if err := e.imap.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close demo IMAP server: %w", err))
+		}
+		if err := <-e.done; err != nil {
+			errs = append(errs, fmt.Errorf("serve demo IMAP: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// loopbackCert makes a throw-away self-signed certificate for 127.0.0.1 and
+// localhost, returning it and its PEM encoding (the demo's ca_file).
+func loopbackCert() (tls.Certificate, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("generate demo IMAP key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("generate demo IMAP serial: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "mailtriage demo IMAP"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("sign demo IMAP certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
