@@ -387,6 +387,14 @@ begin pgp-inline-encrypted-qp
 } >"$cur"
 label pgp-encrypted pgp-inline tls none "" false
 
+begin pgp-inline-encrypted-base64
+{
+	std 'Alice Customer <alice@customer.example>' 'Inline encrypted, base64 transfer encoding'
+	printf 'Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n'
+	base64 -w 76 "$work/armor.asc"
+} >"$cur"
+label pgp-encrypted pgp-inline tls none "" false
+
 begin pgp-inline-clearsigned
 {
 	std 'Alice Customer <alice@customer.example>' 'Inline clearsigned'
@@ -847,6 +855,14 @@ EOF
 } >"$cur"
 label none "" tls private firefox-relay true
 
+begin relay-firefox-subdomain
+{
+	rcv_tls mail-relay.mozmail.com 52.88.26.180
+	hdr '<shop@jdoe.mozmail.com>' 'Discount code did not apply'
+	text "Hello," "" "the discount code from your newsletter did not apply at checkout." "" "Thanks"
+} >"$cur"
+label none "" tls private firefox-relay false
+
 begin relay-duckduckgo
 {
 	rcv_tls mx-out-01.duck.com 20.12.24.3
@@ -902,6 +918,33 @@ Attached you find our price list for 2027.
 EOF
 } >"$cur"
 label none "" tls private simplelogin true
+
+begin relay-simplelogin-aleeas
+{
+	rcv_tls mx1.simplelogin.co 94.237.125.28
+	hdr '<quiet.news551@aleeas.com>' 'Unsubscribe me please'
+	text "Please remove this address from your newsletter."
+} >"$cur"
+label none "" tls private simplelogin false
+
+# A SimpleLogin user replying from an alias on their own domain: only the
+# service headers tell (SimpleLogin's reply phase sets X-SimpleLogin-Type:
+# Reply and X-SimpleLogin-EmailLog-ID).
+begin relay-simplelogin-custom-domain
+{
+	rcv_tls mx2.simplelogin.co 94.237.125.28
+	hdr 'Willa Custom <hello@willa-custom.example>' 'Re: Your quote 2211'
+	cat <<'EOF'
+X-SimpleLogin-Type: Reply
+X-SimpleLogin-EmailLog-ID: 48213522
+X-SimpleLogin-Want-Signing: yes
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: 7bit
+
+The quote looks good, please go ahead.
+EOF
+} >"$cur"
+label none "" tls private simplelogin false
 
 begin relay-proton-pass
 {
