@@ -145,6 +145,9 @@ func TestRedirectKeepsOriginal(t *testing.T) {
 			if !m.Body8Bit || !m.UTF8 {
 				t.Errorf("BODY=8BITMIME %v, SMTPUTF8 %v; want both, the sink offers them", m.Body8Bit, m.UTF8)
 			}
+			if m.DeclSize < int64(len(tt.in)) || m.DeclSize > m.Size+100 {
+				t.Errorf("SIZE=%d for %d octets received", m.DeclSize, m.Size)
+			}
 			added, rest := split(t, m.Data)
 			if string(rest) != tt.want {
 				t.Errorf("below the added fields:\n got %q\nwant %q", rest, tt.want)
@@ -494,8 +497,12 @@ func TestAuth(t *testing.T) {
 		wantKind Kind
 	}{
 		{"PLAIN", credential.Plain, password, ""},
+		{"XOAUTH2", credential.XOAuth2, password, ""},
+		{"OAUTHBEARER", credential.OAuthBearer, password, ""},
 		{"wrong password", credential.Plain, "hunter2-wrong-password", KindAuth},
-		{"mechanism not offered", credential.XOAuth2, password, KindAuth},
+		{"wrong XOAUTH2 token", credential.XOAuth2, "hunter2-wrong-token", KindAuth},
+		{"wrong OAUTHBEARER token", credential.OAuthBearer, "hunter2-wrong-token", KindAuth},
+		{"mechanism not offered", credential.Login, password, KindAuth},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

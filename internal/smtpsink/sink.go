@@ -4,7 +4,8 @@
 // It speaks ESMTP through github.com/emersion/go-smtp (RFC 5321) with
 // 8BITMIME (RFC 6152), SIZE (RFC 1870), SMTPUTF8 (RFC 6531), STARTTLS
 // (RFC 3207) or implicit TLS (RFC 8314) with a self-signed certificate it
-// generates, and AUTH PLAIN (RFC 4954, RFC 4616). Faults can be injected
+// generates, and AUTH (RFC 4954) with PLAIN (RFC 4616), OAUTHBEARER
+// (RFC 7628) and XOAUTH2. Faults can be injected
 // while it runs: a reply code for MAIL, RCPT or DATA, a connection dropped
 // in the middle of DATA, a delay before every reply.
 //
@@ -28,6 +29,7 @@ import (
 	"log"
 	"math/big"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,8 +50,8 @@ const DefaultMaxMessageBytes = 64 << 20
 // Options configure a sink.
 type Options struct {
 	TLS             string        // TLSNone (default), TLSStartTLS or TLSImplicit
-	Username        string        // when set, AUTH PLAIN is offered and required before MAIL
-	Password        string        //
+	Username        string        // when set, AUTH PLAIN, XOAUTH2 and OAUTHBEARER are offered and required before MAIL
+	Password        string        // the password, or the token for XOAUTH2 and OAUTHBEARER
 	MaxMessageBytes int64         // SIZE limit advertised and enforced; DefaultMaxMessageBytes when 0
 	DiscardBodies   bool          // record size and SHA-256 only, not the bytes (for big messages)
 	SMTPUTF8        bool          // advertise SMTPUTF8
@@ -301,20 +303,67 @@ func (ss *session) AuthMechanisms() []string {
 	if ss.sink.opt.Username == "" {
 		return nil
 	}
-	return []string{sasl.Plain}
+	return []string{sasl.Plain, xoauth2, sasl.OAuthBearer}
+}
+
+// xoauth2 is the mechanism of Gmail and Microsoft 365, which go-sasl lacks.
+const xoauth2 = "XOAUTH2"
+
+// check accepts the configured user and password (or token) and marks the
+// session authenticated.
+func (ss *session) check(username, password string) bool {
+	if username != ss.sink.opt.Username || password != ss.sink.opt.Password {
+		return false
+	}
+	ss.authed = true
+	return true
 }
 
 func (ss *session) Auth(mech string) (sasl.Server, error) {
-	if mech != sasl.Plain || ss.sink.opt.Username == "" {
+	if ss.sink.opt.Username == "" {
 		return nil, smtp.ErrAuthUnknownMechanism
 	}
-	return sasl.NewPlainServer(func(identity, username, password string) error {
-		if (identity != "" && identity != username) || username != ss.sink.opt.Username || password != ss.sink.opt.Password {
-			return smtp.ErrAuthFailed
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, username, password string) error {
+			if (identity != "" && identity != username) || !ss.check(username, password) {
+				return smtp.ErrAuthFailed
+			}
+			return nil
+		}), nil
+	case sasl.OAuthBearer:
+		return sasl.NewOAuthBearerServer(func(o sasl.OAuthBearerOptions) *sasl.OAuthBearerError {
+			if !ss.check(o.Username, o.Token) {
+				return &sasl.OAuthBearerError{Status: "invalid_token", Schemes: "bearer"}
+			}
+			return nil
+		}), nil
+	case xoauth2:
+		return xoauth2Server(ss.check), nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+// xoauth2Server checks an XOAUTH2 initial response:
+// "user=" user "\x01auth=Bearer " token "\x01\x01".
+type xoauth2Server func(username, token string) bool
+
+func (check xoauth2Server) Next(response []byte) ([]byte, bool, error) {
+	if response == nil {
+		return []byte{}, false, nil // ask for the initial response
+	}
+	var user, token string
+	for _, kv := range strings.Split(string(response), "\x01") {
+		if v, ok := strings.CutPrefix(kv, "user="); ok {
+			user = v
+		} else if v, ok := strings.CutPrefix(kv, "auth=Bearer "); ok {
+			token = v
 		}
-		ss.authed = true
-		return nil
-	}), nil
+	}
+	if !check(user, token) {
+		return nil, false, smtp.ErrAuthFailed
+	}
+	return nil, true, nil
 }
 
 func reject(code int, what string) error {
