@@ -40,6 +40,8 @@ const (
 	DefaultAfterForward   = AfterForwardSeen
 	DefaultForwardMode    = ModeRedirect
 	DefaultBatchSize      = 200
+	DefaultLeaseTTL       = 2 * time.Minute
+	minLeaseTTL           = time.Second
 	DefaultLogFormat      = "text"
 	DefaultLogLevel       = "info"
 	MaxBatchSize          = 10000
@@ -114,6 +116,7 @@ type Mailbox struct {
 	AfterForward    string            `json:"after_forward"`
 	ForwardedFolder string            `json:"forwarded_folder,omitempty"`
 	BatchSize       int               `json:"batch_size"`
+	LeaseTTL        time.Duration     `json:"lease_ttl"` // the mailbox lease's expiry, renewed every third of it; what a crashed worker blocks
 	Forward         Forward           `json:"forward"`
 	Policy          map[string]string `json:"policy"` // every class of analyzer.DefaultPolicy, filled in
 }

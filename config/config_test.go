@@ -50,6 +50,7 @@ func TestDefaults(t *testing.T) {
 			ReleaseFolder: "Triage/Release",
 			AfterForward:  "seen",
 			BatchSize:     200,
+			LeaseTTL:      2 * time.Minute,
 			Forward: Forward{
 				To: []string{"desk@example.com"}, From: "triage@example.com", Mode: "redirect",
 				SMTP: Server{Address: "smtp.example.com:587", TLS: "starttls"},
@@ -215,6 +216,8 @@ func TestErrors(t *testing.T) {
 			[]string{`config.yaml:12: mailboxes[0].review_folder: "INBOX" is also folder; each stage needs its own folder`}},
 		{"batch_size out of range", minimal + "    batch_size: 0\n",
 			[]string{`config.yaml:12: mailboxes[0].batch_size: 0 is out of range 1..10000`}},
+		{"lease_ttl too short", minimal + "    lease_ttl: 10ms\n",
+			[]string{`config.yaml:12: mailboxes[0].lease_ttl: 10ms is shorter than 1s`}},
 		{"batch_size not a number", minimal + "    batch_size: lots\n",
 			[]string{`config.yaml:12: mailboxes[0].batch_size: must be a whole number, not "lots"`}},
 		{"idle not a bool", minimal + "    idle: [true]\n",
@@ -457,7 +460,7 @@ func TestExampleHasEveryKey(t *testing.T) {
 		"log:", "format:", "level:", "relays:", "service:", "domains:", "mailboxes:", "name:", "schedule:",
 		"idle:", "imap:", "address:", "tls:", "insecure_plaintext:", "ca_file:", "username:", "auth:",
 		"token_file:", "token_command:", "folder:", "review_folder:", "release_folder:", "after_forward:",
-		"forwarded_folder:", "batch_size:", "forward:", "to:", "from:", "mode:", "smtp:", "policy:",
+		"forwarded_folder:", "batch_size:", "lease_ttl:", "forward:", "to:", "from:", "mode:", "smtp:", "policy:",
 		"unparseable:", "encrypted:", "signed:", "private_relay:", "clean:",
 	} {
 		if !strings.Contains(text, key) {

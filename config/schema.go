@@ -214,6 +214,7 @@ func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
 		ReleaseFolder: DefaultReleaseFolder,
 		AfterForward:  DefaultAfterForward,
 		BatchSize:     DefaultBatchSize,
+		LeaseTTL:      DefaultLeaseTTL,
 		Policy:        map[string]string{},
 	}
 	for class, action := range analyzer.DefaultPolicy() {
@@ -230,6 +231,7 @@ func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
 		{key: "after_forward", decode: d.setEnum(&mb.AfterForward, AfterForwardSeen, AfterForwardMove, AfterForwardDelete)},
 		{key: "forwarded_folder", decode: d.setStr(&mb.ForwardedFolder)},
 		{key: "batch_size", decode: d.setInt(&mb.BatchSize, 1, MaxBatchSize)},
+		{key: "lease_ttl", decode: d.duration(&mb.LeaseTTL, minLeaseTTL)},
 		{key: "forward", required: true, decode: func(n *yaml.Node, p string) { mb.Forward = d.forward(n, p) }},
 		{key: "policy", decode: func(n *yaml.Node, p string) { d.policy(n, p, mb.Policy) }},
 	})
