@@ -93,10 +93,10 @@ type Part struct {
 // Message is the model of one message that Classify reads: header fields, the
 // MIME tree and decoded samples of some parts.
 type Message struct {
-	Header      Header
-	Root        *Part    // never nil
-	Size        int64    // encoded octets of the whole message, approximate
-	Problems    []string // why the message is unparseable; empty when it parsed
+	Header   Header
+	Root     *Part    // never nil
+	Size     int64    // encoded octets of the whole message, approximate
+	Problems []string // why the message is unparseable; empty when it parsed
 }
 
 // Walk calls f for every part in depth-first pre-order, the order of IMAP

@@ -26,9 +26,9 @@ func messageIDs(v string) []string {
 }
 
 // replyPrefix matches one reply or forward prefix in the languages mail
-// clients use: Re, Fwd, Fw, AW, WG, SV, VS, Antw, Réf, TR, RIF, Odp, Enc,
+// clients use: Re, Fwd, Fw, AW, WG, SV, VS, Antw, Réf., TR, RIF, Odp, Enc,
 // 回复, 转发…, with an optional counter (RE[2]:, Re(3):, Re^2:).
-var replyPrefix = regexp.MustCompile(`(?i)^\s*(re|fwd?|aw|wg|sv|vs|antw|r[ée]f|tr|rif|odp|enc|res|ynt|vb|atb|sv|回复|回覆|答复|转发|轉寄|转寄)\s*(\[\d+\]|\(\d+\)|\^\d+)?\s*[:：]\s*`)
+var replyPrefix = regexp.MustCompile(`(?i)^\s*(re|fwd?|aw|wg|sv|vs|antw|r[ée]f|tr|rif|odp|enc|res|ynt|vb|atb|sv|回复|回覆|答复|转发|轉寄|转寄)\.?\s*(\[\d+\]|\(\d+\)|\^\d+)?\s*[:：]\s*`)
 
 // normalizeSubject strips repeated reply and forward prefixes and folds
 // white space.
