@@ -142,6 +142,7 @@ func TestRunInputs(t *testing.T) {
 		"tree/notes.txt":       "not a message",
 		"tree/box.mbox":        "From x Mon Nov  2 08:00:00 2026\n" + msg("m1") + "\nFrom y Mon Nov  2 08:01:00 2026\n" + msg("m2"),
 		"tree/empty.mbox":      "",
+		"tree/junk.mbox":       "Subject: not an mbox\n\nbody\n",
 		"tree/md/cur/1.host:2": msg("c1"),
 		"tree/md/new/2.host":   msg("n1"),
 		"tree/md/new/.hidden":  msg("hidden"),
@@ -159,11 +160,13 @@ func TestRunInputs(t *testing.T) {
 	}
 	var out bytes.Buffer
 	sum, err := Run(context.Background(), analyzer.New(nil), analyzer.DefaultPolicy(), paths, true, &out)
-	if err == nil || !strings.Contains(err.Error(), "missing.eml") {
-		t.Errorf("error %v, want one naming missing.eml", err)
+	for _, name := range []string{"missing.eml", "junk.mbox"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("error %v, want one naming %s", err, name)
+		}
 	}
-	if sum.Failed != 1 {
-		t.Errorf("Failed = %d, want 1", sum.Failed)
+	if sum.Failed != 2 {
+		t.Errorf("Failed = %d, want 2", sum.Failed)
 	}
 
 	var got []string

@@ -32,8 +32,9 @@ type Summary struct {
 	Failed   int // inputs or messages that could not be read
 }
 
-// Run classifies every message found under paths with an and p and writes one
-// line per message to w: a table, or JSON lines when jsonOut is set. An input
+// Run classifies every message found under paths with an and p and writes
+// one line per message to w: JSON lines when jsonOut is set, else a table
+// with a header line and a closing count. An input
 // that cannot be read is skipped, counted in Summary.Failed and reported in
 // the returned error, and the other inputs are still classified; the caller
 // exits non-zero when the error is not nil. Run stops early only when ctx is
@@ -149,7 +150,10 @@ func (s *scanner) maildir(ctx context.Context, dir string) error {
 			if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 				continue
 			}
-			if err := s.single(ctx, filepath.Join(folder, e.Name())); err != nil {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := s.file(ctx, filepath.Join(folder, e.Name())); err != nil {
 				return err
 			}
 		}
@@ -157,8 +161,8 @@ func (s *scanner) maildir(ctx context.Context, dir string) error {
 	return nil
 }
 
-// file reads path as an mbox when it starts with a From_ line, else as one
-// message.
+// file reads path as an mbox when it starts with a From_ line or its name
+// ends in .mbox, else as one message.
 func (s *scanner) file(ctx context.Context, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -176,23 +180,9 @@ func (s *scanner) file(ctx context.Context, path string) error {
 		s.inputFailed(fmt.Errorf("scan %s: %w", path, err))
 		return nil
 	}
-	if string(head[:n]) == fromLinePrefix || (n == 0 && strings.EqualFold(filepath.Ext(path), ".mbox")) {
+	if string(head[:n]) == fromLinePrefix || strings.EqualFold(filepath.Ext(path), ".mbox") {
 		return s.mbox(ctx, path, f)
 	}
-	return s.classify(path, f)
-}
-
-// single reads one message file (a Maildir entry).
-func (s *scanner) single(ctx context.Context, path string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		s.inputFailed(fmt.Errorf("scan %s: %w", path, err))
-		return nil
-	}
-	defer f.Close()
 	return s.classify(path, f)
 }
 
