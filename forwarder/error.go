@@ -74,10 +74,6 @@ const (
 
 // fail turns err, met during op in phase p, into an *Error.
 func fail(op string, p phase, err error) *Error {
-	var fe *Error
-	if errors.As(err, &fe) {
-		return fe
-	}
 	e := &Error{Op: op, Err: err}
 	var se *smtp.SMTPError
 	var ne net.Error

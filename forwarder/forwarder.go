@@ -308,7 +308,9 @@ func (f *Forwarder) dial(ctx context.Context) (*session, error) {
 	return s, nil
 }
 
-// open runs the greeting, TLS, EHLO and AUTH on dc.
+// open runs the greeting, TLS, EHLO and AUTH on dc. dc enforces the
+// timeouts, so go-smtp's own CommandTimeout and SubmissionTimeout do not
+// matter.
 func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Error) {
 	at := " " + f.cfg.Address
 	tlsConfig := &tls.Config{ServerName: f.host, RootCAs: f.cfg.RootCAs, MinVersion: tls.VersionTLS12}
@@ -319,7 +321,7 @@ func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Erro
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, fail("TLS handshake with"+at, phaseTLS, err)
 		}
-		c = f.client(tc)
+		c = smtp.NewClient(tc)
 		if err := c.Hello(f.cfg.Hostname); err != nil {
 			return nil, fail("EHLO to"+at, phaseConnect, err)
 		}
@@ -331,7 +333,6 @@ func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Erro
 			return nil, fail("STARTTLS with"+at, phaseTLS, err)
 		}
 		c = sc
-		c.CommandTimeout, c.SubmissionTimeout = f.cfg.Timeout, f.cfg.Timeout
 		if err := c.Hello(f.cfg.Hostname); err != nil {
 			return nil, fail("EHLO over TLS to"+at, phaseTLS, err)
 		}
@@ -339,7 +340,7 @@ func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Erro
 			return nil, &Error{Op: "STARTTLS with" + at, Kind: KindTLS, Err: errors.New("no TLS after STARTTLS")}
 		}
 	default:
-		c = f.client(dc)
+		c = smtp.NewClient(dc)
 		if err := c.Hello(f.cfg.Hostname); err != nil {
 			return nil, fail("EHLO to"+at, phaseConnect, err)
 		}
@@ -349,12 +350,6 @@ func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Erro
 	}
 	f.log.Info("smtp session open", "tls", f.cfg.TLS, "auth", f.cfg.Auth != nil)
 	return &session{client: c, conn: dc}, nil
-}
-
-func (f *Forwarder) client(conn net.Conn) *smtp.Client {
-	c := smtp.NewClient(conn)
-	c.CommandTimeout, c.SubmissionTimeout = f.cfg.Timeout, f.cfg.Timeout
-	return c
 }
 
 // auth authenticates with the configured mechanism, when there is one.
