@@ -348,7 +348,7 @@ func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Erro
 	if err := f.auth(ctx, c); err != nil {
 		return nil, err
 	}
-	f.log.Info("smtp session open", "tls", f.cfg.TLS, "auth", f.cfg.Auth != nil)
+	f.log.Debug("smtp session open", "tls", f.cfg.TLS, "auth", f.cfg.Auth != nil)
 	return &session{client: c, conn: dc}, nil
 }
 
