@@ -39,6 +39,9 @@ func openRedis(ctx context.Context, u *url.URL, opt Options) (*redisStore, error
 		// the password; u.Redacted hides it in ours.
 		return nil, fmt.Errorf("open state %s: %w", u.Redacted(), err)
 	}
+	if ro.TLSConfig != nil && opt.RootCAs != nil {
+		ro.TLSConfig.RootCAs = opt.RootCAs
+	}
 	// Callers' context deadlines bound every network wait, not only
 	// go-redis' own dial, read and write timeouts.
 	ro.ContextTimeoutEnabled = true

@@ -238,3 +238,39 @@ func TestRedisDeadline(t *testing.T) {
 		t.Errorf("Open took %v with a 300ms deadline: %v", took, err)
 	}
 }
+
+// TestRedisTLS: rediss:// verifies the server's certificate, against
+// Options.RootCAs when given.
+func TestRedisTLS(t *testing.T) {
+	srv := testenv.StartRedisTLS(t)
+	s, err := Open(t.Context(), srv.URL, Options{RootCAs: srv.TLS.RootCAs})
+	if err != nil {
+		t.Fatalf("Open %s with the CA: %v", srv.URL, err)
+	}
+	defer s.Close()
+	if err := s.SetMailboxState(t.Context(), "support", MailboxState{1, 2}); err != nil {
+		t.Errorf("SetMailboxState over TLS: %v", err)
+	}
+	tests := []struct {
+		url    string
+		opt    Options
+		want   string
+		reason string
+	}{
+		{srv.URL, Options{}, "certificate", "system roots do not know the test CA"},
+		{"redis://" + srv.Addr + "/0", Options{RootCAs: srv.TLS.RootCAs}, "redis ping", "plaintext to a TLS port"},
+	}
+	for _, tt := range tests {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		s, err := Open(ctx, tt.url, tt.opt)
+		cancel()
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: Open succeeded; want an error", tt.reason)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Open = %v; want an error about %s", tt.reason, err, tt.want)
+		}
+	}
+}

@@ -10,7 +10,8 @@
 //     default for a single instance. bbolt locks the file, so one process at
 //     a time opens it; a second one gets ErrLocked after a short wait. Leases
 //     live in the file and serialize the workers inside that one process.
-//   - Redis ("redis://user:password@host:6379/0", "rediss://…" for TLS), for
+//   - Redis ("redis://user:password@host:6379/0", "rediss://…" for TLS,
+//     verified against the system roots or Options.RootCAs), for
 //     several replicas sharing mailboxes.
 //
 // The store never interprets what it holds. It never moves a high-water mark
@@ -62,6 +63,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -176,6 +178,9 @@ type Options struct {
 	// ThreadTTL is how long thread data lives after its last note;
 	// DefaultThreadTTL when zero.
 	ThreadTTL time.Duration
+	// RootCAs verifies a rediss:// server instead of the system roots when
+	// set (a private CA). Verification is never turned off by this package.
+	RootCAs *x509.CertPool
 }
 
 // Open opens the store named by rawURL: "file:/path/state.db" (also

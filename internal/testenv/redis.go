@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -31,6 +32,9 @@ type Redis struct {
 	URL string
 	// Password is the requirepass value, "" when none.
 	Password string
+	// TLS is the server's certificate when it speaks only TLS (URL is then
+	// rediss://), nil otherwise; TLS.RootCAs verifies it.
+	TLS *TLSCert
 
 	t    testing.TB
 	bin  string
@@ -46,7 +50,7 @@ type Redis struct {
 // port, with no persistence, and stops it when the test ends.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	return startRedis(t, "")
+	return startRedis(t, "", false)
 }
 
 // StartRedisWithPassword is StartRedis with --requirepass password; URL
@@ -56,16 +60,26 @@ func StartRedisWithPassword(t testing.TB, password string) *Redis {
 	if password == "" {
 		t.Fatalf("testenv: StartRedisWithPassword needs a password")
 	}
-	return startRedis(t, password)
+	return startRedis(t, password, false)
 }
 
-func startRedis(t testing.TB, password string) *Redis {
+// StartRedisTLS is StartRedis speaking only TLS, with a certificate from
+// NewTLSCert for 127.0.0.1; URL is rediss://.
+func StartRedisTLS(t testing.TB) *Redis {
+	t.Helper()
+	return startRedis(t, "", true)
+}
+
+func startRedis(t testing.TB, password string, useTLS bool) *Redis {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("testenv: redis-server not found on PATH (install the Debian package redis-server): %v", err)
 	}
 	r := &Redis{Password: password, t: t, bin: bin, dir: t.TempDir()}
+	if useTLS {
+		r.TLS = NewTLSCert(t, "")
+	}
 	t.Cleanup(r.Stop)
 	var lastErr error
 	for range redisPortAttempts {
@@ -76,10 +90,14 @@ func startRedis(t testing.TB, password string) *Redis {
 		r.port = port
 		if lastErr = r.start(); lastErr == nil {
 			r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-			r.URL = "redis://" + r.Addr + "/0"
-			if password != "" {
-				r.URL = "redis://:" + password + "@" + r.Addr + "/0"
+			scheme, auth := "redis://", ""
+			if useTLS {
+				scheme = "rediss://"
 			}
+			if password != "" {
+				auth = ":" + password + "@"
+			}
+			r.URL = scheme + auth + r.Addr + "/0"
 			return r
 		}
 	}
@@ -105,15 +123,22 @@ func (r *Redis) start() error {
 	if r.cmd != nil {
 		return fmt.Errorf("redis-server on port %d already running", r.port)
 	}
-	args := []string{
-		"--port", strconv.Itoa(r.port),
+	// A TLS server listens only on its TLS port.
+	var clientTLS *tls.Config
+	listen := []string{"--port", strconv.Itoa(r.port)}
+	if r.TLS != nil {
+		listen = []string{"--port", "0", "--tls-port", strconv.Itoa(r.port),
+			"--tls-cert-file", r.TLS.CertFile, "--tls-key-file", r.TLS.KeyFile, "--tls-auth-clients", "no"}
+		clientTLS = &tls.Config{RootCAs: r.TLS.RootCAs, ServerName: "127.0.0.1"}
+	}
+	args := append(listen,
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", r.dir,
 		"--daemonize", "no",
 		"--logfile", "redis.log",
-	}
+	)
 	if r.Password != "" {
 		args = append(args, "--requirepass", r.Password)
 	}
@@ -135,7 +160,7 @@ func (r *Redis) start() error {
 			return fmt.Errorf("redis-server on port %d exited during start: %s", r.port, r.logTail())
 		default:
 		}
-		if err := pingRedis(addr, r.Password); err == nil {
+		if err := pingRedis(addr, r.Password, clientTLS); err == nil {
 			r.cmd, r.done = cmd, done
 			return nil
 		} else if time.Now().After(deadline) {
@@ -147,9 +172,17 @@ func (r *Redis) start() error {
 	}
 }
 
-// pingRedis sends AUTH (when password is set) and PING in RESP.
-func pingRedis(addr, password string) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
+// pingRedis sends AUTH (when password is set) and PING in RESP, over TLS
+// when tlsConfig is set.
+func pingRedis(addr, password string, tlsConfig *tls.Config) error {
+	d := &net.Dialer{Timeout: time.Second}
+	var conn net.Conn
+	var err error
+	if tlsConfig != nil {
+		conn, err = tls.DialWithDialer(d, "tcp", addr, tlsConfig)
+	} else {
+		conn, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return err
 	}
