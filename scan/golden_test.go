@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -102,5 +103,16 @@ func checkJSONLines(t *testing.T, out []byte, n int) {
 	}
 	if lines != n {
 		t.Errorf("%d JSON lines, want %d", lines, n)
+	}
+}
+
+// BenchmarkRunCorpus scans the whole committed corpus as JSON lines.
+func BenchmarkRunCorpus(b *testing.B) {
+	an := analyzer.New(nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Run(context.Background(), an, analyzer.DefaultPolicy(), []string{corpusDir}, true, io.Discard); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
