@@ -116,9 +116,17 @@ func (p *tablePrinter) finish(sum Summary) error {
 			return err
 		}
 	}
-	_, err := fmt.Fprintf(p.w, "%d messages: %d to flag, %d to forward; %d unreadable\n",
-		sum.Messages, sum.Flagged, sum.Messages-sum.Flagged, sum.Failed)
+	_, err := fmt.Fprintf(p.w, "%s: %d to flag, %d to forward; %d unreadable\n",
+		count(sum.Messages, "message"), sum.Flagged, sum.Messages-sum.Flagged, sum.Failed)
 	return err
+}
+
+// count spells n things: "1 message", "2 messages".
+func count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // relayCell is the relay class, its service and whether Reply-To is a token:
