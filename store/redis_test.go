@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -272,5 +274,43 @@ func TestRedisTLS(t *testing.T) {
 		if !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: Open = %v; want an error about %s", tt.reason, err, tt.want)
 		}
+	}
+}
+
+// TestRedisLeaseAcrossReplicas: acquirers on separate connections, as
+// separate replicas would be, still elect exactly one owner.
+func TestRedisLeaseAcrossReplicas(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	const replicas, perReplica = 5, 4
+	stores := make([]Store, replicas)
+	for i := range stores {
+		s, err := Open(t.Context(), srv.URL, Options{})
+		if err != nil {
+			t.Fatalf("Open replica %d: %v", i, err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	var (
+		wg      sync.WaitGroup
+		start   = make(chan struct{})
+		winners atomic.Int64
+	)
+	for i := range replicas * perReplica {
+		wg.Go(func() {
+			<-start
+			_, err := stores[i%replicas].AcquireLease(t.Context(), "support", time.Minute)
+			switch {
+			case err == nil:
+				winners.Add(1)
+			case !errors.Is(err, ErrLeaseHeld):
+				t.Errorf("acquirer %d: %v", i, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if n := winners.Load(); n != 1 {
+		t.Errorf("%d acquirers won across %d replicas; want exactly 1", n, replicas)
 	}
 }
