@@ -178,6 +178,13 @@ func TestRedisRestart(t *testing.T) {
 	if err := s.SetMailboxState(ctx, "support", MailboxState{1, 1}); err != nil {
 		t.Fatalf("SetMailboxState: %v", err)
 	}
+	lease, err := s.AcquireLease(ctx, "support", time.Minute)
+	if err != nil {
+		t.Fatalf("AcquireLease: %v", err)
+	}
+	if err := lease.Renew(ctx); err != nil { // loads the script into the cache
+		t.Fatalf("Renew: %v", err)
+	}
 	srv.Stop()
 	ops := []struct {
 		name string
@@ -195,6 +202,11 @@ func TestRedisRestart(t *testing.T) {
 		}
 	}
 	srv.Restart()
+	// The restarted server kept nothing (no persistence): the lease is gone,
+	// and its script, no longer cached, is sent again.
+	if err := lease.Renew(ctx); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("Renew after restart = %v; want ErrLeaseLost", err)
+	}
 	if err := s.SetMailboxState(ctx, "support", MailboxState{2, 3}); err != nil {
 		t.Fatalf("SetMailboxState after restart: %v", err)
 	}
