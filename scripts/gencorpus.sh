@@ -113,7 +113,7 @@ Date: $date
 From: $1
 To: Helpdesk <support@helpdesk.example>
 Subject: $2
-Message-ID: <$name.$seq@corpus.mailtriage.example>
+Message-ID: <$name@corpus.mailtriage.example>
 EOF
 	[[ ${3:-} == nomime ]] || echo "MIME-Version: 1.0"
 }
