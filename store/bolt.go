@@ -71,18 +71,23 @@ func openBolt(ctx context.Context, path string, opt Options) (*boltStore, error)
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
 	s := &boltStore{db: db, ttl: opt.ThreadTTL, now: time.Now}
-	if err := s.dropExpired(); err != nil {
+	if err := s.tidy(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
 	return s, nil
 }
 
-// dropExpired deletes expired thread entries of every mailbox.
-func (s *boltStore) dropExpired() error {
+// tidy runs when the file is opened: it deletes expired thread entries and
+// every lease. The file lock proves that no other process has the file, so
+// a lease found now was left by a process that died holding it.
+func (s *boltStore) tidy() error {
 	now := s.now()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, mb *bolt.Bucket) error {
+			if err := mb.Delete(keyLease); err != nil {
+				return fmt.Errorf("drop stale lease of %s: %w", name, err)
+			}
 			if err := dropExpiredIn(mb.Bucket(bucketMsgIDs), now, func(v []byte) (time.Time, error) {
 				var r msgIDRecord
 				err := json.Unmarshal(v, &r)

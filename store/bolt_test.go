@@ -85,8 +85,8 @@ func TestBoltLocked(t *testing.T) {
 	s.Close()
 }
 
-// TestBoltReopen: state survives a restart; expired thread entries are
-// deleted from the file when it is opened.
+// TestBoltReopen: state survives a restart; expired thread entries and
+// leases of the dead process are deleted from the file when it is opened.
 func TestBoltReopen(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "state.db")
@@ -106,6 +106,10 @@ func TestBoltReopen(t *testing.T) {
 	if err := s.NoteThreads(ctx, "support", notes); err != nil {
 		t.Fatalf("NoteThreads: %v", err)
 	}
+	if _, err := s.AcquireLease(ctx, "support", time.Hour); err != nil {
+		t.Fatalf("AcquireLease: %v", err)
+	}
+	// Closed without Release, as a crash would leave it.
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -122,6 +126,12 @@ func TestBoltReopen(t *testing.T) {
 	want := testOutcome(1)
 	if got, err := s.Outcomes(ctx, "support", []string{want.Fingerprint}); err != nil || !sameOutcome(got[want.Fingerprint], want) {
 		t.Errorf("Outcomes after reopen = %+v, %v", got, err)
+	}
+	l, err := s.AcquireLease(ctx, "support", time.Minute)
+	if err != nil {
+		t.Errorf("AcquireLease after reopen = %v; want the dead process's lease gone", err)
+	} else {
+		l.Release(ctx)
 	}
 	err = s.(*boltStore).db.View(func(tx *bolt.Tx) error {
 		mb := tx.Bucket([]byte("support"))

@@ -32,7 +32,8 @@
 //	lease     key:    {"t": token, "x": expiry}
 //
 // Expired thread entries are ignored on read, overwritten on the next note
-// and deleted when the file is opened.
+// and deleted when the file is opened. Leases are deleted when the file is
+// opened too: holding the file lock proves their holder has exited.
 //
 // # Redis key layout
 //
