@@ -222,3 +222,32 @@ func hasCryptoContent(msg []byte) bool {
 	}
 	return false
 }
+
+// TestDemoMailbox requires each message bundled for `mailtriage demo`
+// (demo/mailbox/NN-name.eml, a copy of testdata/corpus/name.eml) to get the
+// verdict its corpus label gives.
+func TestDemoMailbox(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "demo", "mailbox", "*.eml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no demo mailbox messages: %v", err)
+	}
+	labels := map[string]corpusLabel{}
+	for _, l := range readLabels(t, corpusDir) {
+		labels[l.file] = l
+	}
+	an := analyzer.New(nil)
+	for _, f := range files {
+		_, name, ok := strings.Cut(filepath.Base(f), "-")
+		l, labelled := labels[name]
+		if !ok || !labelled {
+			t.Errorf("%s: not named NN-<corpus file>", filepath.Base(f))
+			continue
+		}
+		got := verdictFields(classifyFile(t, an, f))
+		for _, col := range labelColumns[1:] {
+			if want := l.fields[col]; (col != "thread_key" || want != "") && got[col] != want {
+				t.Errorf("%s: %s got %q want %q", filepath.Base(f), col, got[col], want)
+			}
+		}
+	}
+}
