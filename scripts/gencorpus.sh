@@ -803,6 +803,38 @@ EOF
 } >"$cur"
 label none "" plain none "" false
 
+# Delivery inside the helpdesk's own site over LMTP from a private address
+# is not judged; the external hop used TLS.
+begin tls-lmtp-internal-top
+{
+	cat <<EOF
+Received: from mx1.helpdesk.example ([10.0.0.5])
+	by imap1.helpdesk.example with LMTP
+	id 8Cq0L3EbJ2f1NAAA0J78UA
+	(envelope-from <una@customer.example>)
+	for <support@helpdesk.example>; $date
+EOF
+	rcv_tls mail.customer.example 198.51.100.23
+	hdr 'Una Customer <una@customer.example>' 'Change of address'
+	text "Hello," "" "please update my delivery address to the one in my profile." "" "Una"
+} >"$cur"
+label none "" tls none "" false
+
+# Our MX received over TLS, but an earlier external hop between the sender's
+# provider and its outbound relay did not use it.
+begin plain-earlier-hop
+{
+	rcv_tls out.relayhost.example 203.0.113.121
+	cat <<EOF
+Received: from smtp.smallhost.example (smtp.smallhost.example [192.0.2.17])
+	by out.relayhost.example (Postfix) with ESMTP id 9F8E7D6C5B
+	for <support@helpdesk.example>; $date
+EOF
+	hdr 'Vera Smallhost <vera@smallhost.example>' 'Question about returns'
+	text "Hi," "" "can I return an item after 30 days?" "" "Vera"
+} >"$cur"
+label none "" plain none "" false
+
 begin internal-only
 {
 	cat <<EOF
