@@ -13,6 +13,7 @@
 package scan
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -170,20 +171,17 @@ func (s *scanner) file(ctx context.Context, path string) error {
 		return nil
 	}
 	defer f.Close()
-	head := make([]byte, len(fromLinePrefix))
-	n, err := io.ReadFull(f, head)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+	// Peek rather than seek, so pipes and other unseekable files work too.
+	br := bufio.NewReader(f)
+	head, err := br.Peek(len(fromLinePrefix))
+	if err != nil && !errors.Is(err, io.EOF) {
 		s.inputFailed(fmt.Errorf("scan %s: %w", path, err))
 		return nil
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		s.inputFailed(fmt.Errorf("scan %s: %w", path, err))
-		return nil
+	if string(head) == fromLinePrefix || strings.EqualFold(filepath.Ext(path), ".mbox") {
+		return s.mbox(ctx, path, br)
 	}
-	if string(head[:n]) == fromLinePrefix || strings.EqualFold(filepath.Ext(path), ".mbox") {
-		return s.mbox(ctx, path, f)
-	}
-	return s.classify(path, f)
+	return s.classify(path, br)
 }
 
 // mbox classifies every message of the mbox in r, naming them path#N.
