@@ -33,7 +33,6 @@ var (
 type boltStore struct {
 	db  *bolt.DB
 	ttl time.Duration
-	now func() time.Time
 }
 
 // msgIDRecord maps a Message-ID to its thread until expiry.
@@ -70,7 +69,7 @@ func openBolt(ctx context.Context, path string, opt Options) (*boltStore, error)
 	if err != nil {
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
-	s := &boltStore{db: db, ttl: opt.ThreadTTL, now: time.Now}
+	s := &boltStore{db: db, ttl: opt.ThreadTTL}
 	if err := s.tidy(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
@@ -82,7 +81,7 @@ func openBolt(ctx context.Context, path string, opt Options) (*boltStore, error)
 // every lease. The file lock proves that no other process has the file, so
 // a lease found now was left by a process that died holding it.
 func (s *boltStore) tidy() error {
-	now := s.now()
+	now := time.Now()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, mb *bolt.Bucket) error {
 			if err := mb.Delete(keyLease); err != nil {
@@ -252,7 +251,7 @@ func (s *boltStore) RecordOutcomes(ctx context.Context, mailbox string, outs []O
 
 func (s *boltStore) ThreadKey(ctx context.Context, mailbox string, messageIDs []string) (string, error) {
 	var key string
-	now := s.now()
+	now := time.Now()
 	err := s.view(ctx, "bolt read thread key", mailbox, func(mb *bolt.Bucket) error {
 		if mb == nil {
 			return nil
@@ -284,7 +283,7 @@ func (s *boltStore) NoteThreads(ctx context.Context, mailbox string, notes []Thr
 	if len(notes) == 0 {
 		return nil
 	}
-	now := s.now()
+	now := time.Now()
 	expiry := now.Add(s.ttl)
 	return s.update(ctx, "bolt note threads", mailbox, func(mb *bolt.Bucket) error {
 		ids, err := mb.CreateBucketIfNotExists(bucketMsgIDs)
@@ -349,7 +348,7 @@ func mergeSorted(a, add []string) []string {
 
 func (s *boltStore) Thread(ctx context.Context, mailbox, key string) (Thread, error) {
 	th := Thread{Key: key}
-	now := s.now()
+	now := time.Now()
 	err := s.view(ctx, "bolt read thread", mailbox, func(mb *bolt.Bucket) error {
 		if mb == nil {
 			return nil
@@ -380,7 +379,7 @@ func (s *boltStore) AcquireLease(ctx context.Context, mailbox string, ttl time.D
 	}
 	l := &boltLease{s: s, mailbox: mailbox, token: newToken(), ttl: ttl}
 	err := s.update(ctx, "bolt acquire lease", mailbox, func(mb *bolt.Bucket) error {
-		now := s.now()
+		now := time.Now()
 		if cur, ok, err := readLease(mb); err != nil {
 			return err
 		} else if ok && now.Before(cur.Expiry) {
@@ -443,7 +442,7 @@ func (l *boltLease) Token() string { return l.token }
 
 func (l *boltLease) Renew(ctx context.Context) error {
 	return l.s.update(ctx, "bolt renew lease", l.mailbox, func(mb *bolt.Bucket) error {
-		now := l.s.now()
+		now := time.Now()
 		cur, ok, err := readLease(mb)
 		if err != nil {
 			return err
@@ -461,7 +460,7 @@ func (l *boltLease) Release(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if !ok || cur.Token != l.token || !l.s.now().Before(cur.Expiry) {
+		if !ok || cur.Token != l.token || !time.Now().Before(cur.Expiry) {
 			// Expired: whoever acquires next overwrites it.
 			return ErrLeaseLost
 		}
