@@ -40,7 +40,7 @@ func folderState(t *testing.T, c *imapclient.Client, folder string) (uint32, map
 	}
 	flags := map[imap.UID][]imap.Flag{}
 	if sel.NumMessages > 0 {
-		msgs, err := c.Fetch(imap.SeqSetNum(1, sel.NumMessages), &imap.FetchOptions{UID: true, Flags: true}).Collect()
+		msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: sel.NumMessages}}, &imap.FetchOptions{UID: true, Flags: true}).Collect()
 		if err != nil {
 			t.Fatalf("FETCH FLAGS in %s: %v", folder, err)
 		}
