@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mailtriage/mailtriage/internal/smtpsink"
+)
+
+// Crash test parameters.
+const (
+	crashMessages = 500
+	crashKills    = 10
+	crashMinLife  = 1200 * time.Millisecond
+	crashMaxLife  = 3000 * time.Millisecond
+	// crashSMTPDelay slows every SMTP reply so that forwarding the mailbox
+	// takes several seconds and the kills land in the middle of the work.
+	crashSMTPDelay = 8 * time.Millisecond
+)
+
+var (
+	messageIDField = regexp.MustCompile(`(?mi)^Message-ID:[ \t]*<[^>\r\n]*>`)
+	crashIDField   = regexp.MustCompile(`(?mi)^Message-ID:[ \t]*<e2e-crash-(\d+)@mailtriage\.test>`)
+)
+
+// withMessageID gives raw the Message-ID <e2e-crash-N@mailtriage.test>,
+// replacing its own or adding one on top.
+func withMessageID(raw []byte, n int) []byte {
+	id := fmt.Sprintf("Message-ID: <e2e-crash-%d@mailtriage.test>", n)
+	if loc := messageIDField.FindIndex(raw); loc != nil {
+		out := append([]byte(nil), raw[:loc[0]]...)
+		out = append(out, id...)
+		return append(out, raw[loc[1]:]...)
+	}
+	eol := "\n"
+	if strings.Contains(string(raw[:min(len(raw), 2000)]), "\r\n") {
+		eol = "\r\n"
+	}
+	return append([]byte(id+eol), raw...)
+}
+
+// crashID returns N of the message's e2e-crash Message-ID, or -1.
+func crashID(raw []byte) int {
+	m := crashIDField.FindSubmatch(raw)
+	if m == nil {
+		return -1
+	}
+	n, err := strconv.Atoi(string(m[1]))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// TestCrashRestart: a 500-message mailbox, `mailtriage run` killed with
+// SIGKILL at random moments ten times and restarted, then `run --once`.
+// Every clean message must have reached the sink at least once, every
+// encrypted one must be in the review folder, none may be missing from
+// both places, and duplicates may come only from the window between the
+// SMTP 250 and the outcome record: at most one per kill.
+func TestCrashRestart(t *testing.T) {
+	corpus := loadCorpus(t)
+	h := newHarness(t, "redis")
+	msgs := make([][]byte, crashMessages)
+	base := make([]corpusMessage, crashMessages)
+	for i := range msgs {
+		base[i] = corpus[i%len(corpus)]
+		msgs[i] = withMessageID(base[i].Raw, i)
+		if crashID(msgs[i]) != i {
+			t.Fatalf("%s: could not give it Message-ID number %d", base[i].File, i)
+		}
+	}
+	h.seed(msgs)
+	h.sink.SetFault(smtpsink.Fault{Delay: crashSMTPDelay})
+
+	rdb := redis.NewClient(&redis.Options{Addr: h.redis.Addr})
+	defer rdb.Close()
+	// A killed worker's lease blocks the mailbox until it expires; the test
+	// expires it at once (store key layout P:{M}:lease).
+	leaseKey := "mailtriage:{" + mailboxName + "}:lease"
+
+	seed := rand.Uint64()
+	rng := rand.New(rand.NewPCG(seed, seed))
+	t.Logf("crash schedule seed %d", seed)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	for kill := range crashKills {
+		cmd, logPath := h.command(ctx, fmt.Sprintf("crash-%d", kill))
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start mailtriage run: %v", err)
+		}
+		life := crashMinLife + time.Duration(rng.Int64N(int64(crashMaxLife-crashMinLife)))
+		time.Sleep(life)
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatalf("SIGKILL mailtriage: %v\n%s", err, tail(logPath))
+		}
+		if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Fatalf("mailtriage run ended before the kill (%v):\n%s", err, tail(logPath))
+		}
+		if err := rdb.Del(ctx, leaseKey).Err(); err != nil {
+			t.Fatalf("expire the dead worker's lease: %v", err)
+		}
+		t.Logf("kill %d after %v: the sink holds %d messages", kill+1, life.Round(time.Millisecond), h.sink.Count())
+	}
+	h.sink.SetFault(smtpsink.Fault{})
+	h.runOnce("final")
+
+	// The mailbox: every message exactly once, in its place.
+	c := h.imapClient()
+	where := make([][]stored, crashMessages)
+	for _, folder := range []string{"INBOX", reviewFolder} {
+		sel, err := c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil {
+			t.Fatalf("EXAMINE %s: %v", folder, err)
+		}
+		if sel.NumMessages == 0 {
+			continue
+		}
+		hdr := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
+		bufs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: sel.NumMessages}}, &imap.FetchOptions{
+			UID: true, Flags: true, BodySection: []*imap.FetchItemBodySection{hdr},
+		}).Collect()
+		if err != nil {
+			t.Fatalf("FETCH %s: %v", folder, err)
+		}
+		for _, b := range bufs {
+			n := crashID(b.FindBodySection(hdr))
+			if n < 0 {
+				t.Errorf("%s uid %d has no e2e-crash Message-ID", folder, b.UID)
+				continue
+			}
+			flags := make([]string, len(b.Flags))
+			for i, f := range b.Flags {
+				flags[i] = string(f)
+			}
+			where[n] = append(where[n], stored{Folder: folder, UID: b.UID, Flags: flags})
+		}
+	}
+	// The sink: how often each message arrived.
+	sent := make([]int, crashMessages)
+	for _, sm := range h.sink.Messages() {
+		n := crashID(sm.Data)
+		if n < 0 {
+			t.Errorf("the sink got a message without an e2e-crash Message-ID:\n%.300s", sm.Data)
+			continue
+		}
+		sent[n]++
+	}
+
+	var clean, forwarded, duplicates, flagged int
+	unparseableForwarded := map[string]bool{}
+	for i, m := range base {
+		if len(where[i]) != 1 {
+			t.Errorf("message %d (%s) is in the mailbox %d times (%v), want once", i, m.File, len(where[i]), where[i])
+			continue
+		}
+		s := where[i][0]
+		encrypted := m.Action == "flag" && m.Encryption != "unparseable"
+		switch {
+		case encrypted:
+			flagged++
+			if s.Folder != reviewFolder || !s.has(imap.FlagFlagged) || !s.has("$Encrypted") {
+				t.Errorf("message %d (%s) is in %s with %v; want %s with \\Flagged and $Encrypted", i, m.File, s.Folder, s.Flags, reviewFolder)
+			}
+			if sent[i] > 0 {
+				t.Errorf("encrypted message %d (%s) reached the sink %d times", i, m.File, sent[i])
+			}
+		case m.Action == "forward":
+			clean++
+			if sent[i] == 0 {
+				t.Errorf("clean message %d (%s) never reached the sink", i, m.File)
+			}
+			if s.Folder != "INBOX" || !s.has(imap.FlagForwarded) || !s.has(imap.FlagSeen) {
+				t.Errorf("clean message %d (%s) is in %s with %v; want INBOX with $Forwarded and \\Seen", i, m.File, s.Folder, s.Flags)
+			}
+		}
+		if sent[i] > 0 && m.Encryption == "unparseable" {
+			unparseableForwarded[m.File] = true
+		}
+		if sent[i] > 0 {
+			forwarded++
+			duplicates += sent[i] - 1
+		}
+	}
+	if len(unparseableForwarded) > 0 {
+		t.Logf("labelled unparseable but forwarded (TestRunOnceCorpus judges these): %v", slices.Sorted(maps.Keys(unparseableForwarded)))
+	}
+	if duplicates > crashKills {
+		t.Errorf("%d duplicates after %d kills; the window (SMTP 250 -> outcome record) allows at most one per kill", duplicates, crashKills)
+	}
+	t.Logf("crash test: %d kills, %d messages (%d clean, %d encrypted), %d forwarded, %d duplicates",
+		crashKills, crashMessages, clean, flagged, forwarded, duplicates)
+	fmt.Printf("e2e crash test: %d SIGKILLs, %d messages, %d forwarded, %d duplicates\n",
+		crashKills, crashMessages, forwarded, duplicates)
+}
