@@ -1,0 +1,340 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailtriage/mailtriage/internal/smtpsink"
+	"github.com/mailtriage/mailtriage/internal/testenv"
+)
+
+var (
+	benchSizes      = flag.String("bench.n", "10000", "comma-separated mailbox sizes for BenchmarkCycle")
+	benchMailboxes  = flag.Int("bench.mailboxes", 500, "mailboxes for BenchmarkMailboxes")
+	benchPerMailbox = flag.Int("bench.per-mailbox", 20, "messages per mailbox for BenchmarkMailboxes")
+	benchProcs      = flag.Int("bench.procs", 3, "mailtriage processes sharing one Redis in BenchmarkMailboxes")
+)
+
+const (
+	benchSeed     = 20261125
+	helpdeskAddr  = "support@example.zendesk.test"
+	triageAddr    = "triage@helpdesk.test"
+	runTimeout    = 30 * time.Minute
+	imapDialLimit = 10 * time.Second
+)
+
+// buildBinary builds cmd/mailtriage once for a benchmark.
+func buildBinary(b *testing.B) string {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "mailtriage")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/mailtriage").CombinedOutput()
+	if err != nil {
+		b.Fatalf("build mailtriage: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// run is one finished `mailtriage` process.
+type run struct {
+	wall    time.Duration
+	peakRSS int64 // bytes
+	log     []byte
+}
+
+// runMailtriage runs the binary with args and fails the benchmark when it
+// exits non-zero.
+func runMailtriage(b *testing.B, bin string, args ...string) run {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	var log bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	start := time.Now()
+	err := cmd.Run()
+	r := run{wall: time.Since(start), log: log.Bytes()}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.peakRSS = ru.Maxrss * 1024
+	}
+	if err != nil {
+		b.Fatalf("mailtriage %s: %v\n%s", strings.Join(args, " "), err, tail(r.log))
+	}
+	return r
+}
+
+func tail(b []byte) []byte {
+	if len(b) > 4000 {
+		return b[len(b)-4000:]
+	}
+	return b
+}
+
+// mailboxConfig is one mailbox of a generated configuration.
+type mailboxConfig struct {
+	name, user, passwordFile string
+}
+
+// writeConfig writes a mailtriage configuration for the mailboxes.
+func writeConfig(b *testing.B, dir, stateURL string, d *testenv.Dovecot, sinkAddr string, mbs []mailboxConfig) string {
+	b.Helper()
+	var c strings.Builder
+	fmt.Fprintf(&c, "state:\n  url: %q\nlog:\n  format: json\n  level: info\nmailboxes:\n", stateURL)
+	for _, mb := range mbs {
+		fmt.Fprintf(&c, `  - name: %s
+    schedule: "@every 60s"
+    imap:
+      address: %s
+      ca_file: %s
+      username: %s
+      password_file: %s
+    forward:
+      to: [%s]
+      from: %s
+      smtp:
+        address: %s
+        tls: none
+        insecure_plaintext: true
+`, mb.name, d.Addr, d.CAFile, mb.user, mb.passwordFile, helpdeskAddr, triageAddr, sinkAddr)
+	}
+	path := filepath.Join(dir, "mailtriage.yaml")
+	if err := os.WriteFile(path, []byte(c.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+func writeSecret(b *testing.B, dir, value string) string {
+	b.Helper()
+	path := filepath.Join(dir, "imap-password")
+	if err := os.WriteFile(path, []byte(value), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+// dialIMAP logs in to Dovecot over IMAPS as user.
+func dialIMAP(b *testing.B, d *testenv.Dovecot, user string) *imapclient.Client {
+	b.Helper()
+	c, err := imapclient.DialTLS(d.Addr, &imapclient.Options{
+		TLSConfig: &tls.Config{RootCAs: d.RootCAs, MinVersion: tls.VersionTLS12},
+		Dialer:    &net.Dialer{Timeout: imapDialLimit},
+	})
+	if err != nil {
+		b.Fatalf("dial Dovecot: %v", err)
+	}
+	if err := c.Login(user, d.Password).Wait(); err != nil {
+		b.Fatalf("login %s: %v", user, err)
+	}
+	return c
+}
+
+// folderCount is the number of messages in folder (0 when it does not exist).
+func folderCount(b *testing.B, c *imapclient.Client, folder string) int {
+	b.Helper()
+	data, err := c.Status(folder, &imap.StatusOptions{NumMessages: true}).Wait()
+	if err != nil {
+		return 0
+	}
+	return int(*data.NumMessages)
+}
+
+// relayLoop is the bare read-and-relay loop the full cycle is compared
+// with: one IMAPS connection fetching every message of INBOX with
+// BODY.PEEK[] and one SMTP connection sending each as it streams in.
+func relayLoop(b *testing.B, d *testenv.Dovecot, user, sinkAddr string) (int, int64, time.Duration) {
+	b.Helper()
+	start := time.Now()
+	c := dialIMAP(b, d, user)
+	defer c.Close()
+	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		b.Fatalf("examine INBOX: %v", err)
+	}
+	sc, err := smtp.Dial(sinkAddr)
+	if err != nil {
+		b.Fatalf("dial SMTP sink: %v", err)
+	}
+	defer sc.Close()
+	if err := sc.Hello("bench.mailtriage.test"); err != nil {
+		b.Fatalf("EHLO: %v", err)
+	}
+	section := &imap.FetchItemBodySection{Peek: true}
+	fetch := c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
+	bw := bufio.NewWriterSize(nil, 64<<10)
+	var n int
+	var total int64
+	for msg := fetch.Next(); msg != nil; msg = fetch.Next() {
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			body, ok := item.(imapclient.FetchItemDataBodySection)
+			if !ok {
+				continue
+			}
+			if err := sc.Mail(triageAddr, nil); err != nil {
+				b.Fatalf("MAIL: %v", err)
+			}
+			if err := sc.Rcpt(helpdeskAddr, nil); err != nil {
+				b.Fatalf("RCPT: %v", err)
+			}
+			w, err := sc.Data()
+			if err != nil {
+				b.Fatalf("DATA: %v", err)
+			}
+			bw.Reset(w)
+			copied, err := io.Copy(bw, body.Literal)
+			if err == nil {
+				err = bw.Flush()
+			}
+			if err == nil {
+				err = w.Close()
+			}
+			if err != nil {
+				b.Fatalf("relay message %d: %v", n+1, err)
+			}
+			n++
+			total += copied
+		}
+	}
+	if err := fetch.Close(); err != nil {
+		b.Fatalf("fetch INBOX: %v", err)
+	}
+	if err := sc.Quit(); err != nil {
+		b.Fatalf("QUIT: %v", err)
+	}
+	return n, total, time.Since(start)
+}
+
+func sizes(b *testing.B) []int {
+	var out []int
+	for _, f := range strings.Split(*benchSizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			b.Fatalf("-bench.n: %q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// BenchmarkCycle measures one full `mailtriage run --once` over a mailbox
+// of N messages, the bare read-and-relay loop over the same mailbox, and a
+// second cycle with nothing to do.
+func BenchmarkCycle(b *testing.B) {
+	bin := buildBinary(b)
+	ts := loadTemplates(b)
+	for _, n := range sizes(b) {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			for range b.N {
+				benchCycle(b, bin, ts, n)
+			}
+		})
+	}
+}
+
+func benchCycle(b *testing.B, bin string, ts templates, n int) {
+	b.StopTimer()
+	ctx := context.Background()
+	d := testenv.StartDovecot(b)
+	sink, err := smtpsink.Start(ctx, smtpsink.Options{TLS: smtpsink.TLSNone, DiscardBodies: true})
+	if err != nil {
+		b.Fatalf("start SMTP sink: %v", err)
+	}
+	defer sink.Close()
+
+	// Dovecot makes the Maildir at the first login; then the mix is written
+	// straight into it and indexed by an EXAMINE, so that neither measured
+	// run pays for the indexing.
+	c := dialIMAP(b, d, d.User)
+	st, err := writeMaildir(d.MaildirPath(d.User), "inbox", n, newMix(benchSeed, ts))
+	if err != nil {
+		b.Fatalf("seed the mailbox: %v", err)
+	}
+	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		b.Fatalf("examine INBOX: %v", err)
+	}
+	if got := folderCount(b, c, "INBOX"); got != n {
+		b.Fatalf("INBOX holds %d messages after seeding, want %d", got, n)
+	}
+	c.Close()
+
+	relayed, relayedBytes, relayTime := relayLoop(b, d, d.User, sink.Addr())
+	if relayed != n {
+		b.Fatalf("bare loop relayed %d messages, want %d", relayed, n)
+	}
+	sink.Reset()
+
+	dir := b.TempDir()
+	cfg := writeConfig(b, dir, "file:"+filepath.Join(dir, "state.db"), d, sink.Addr(),
+		[]mailboxConfig{{name: "support", user: d.User, passwordFile: writeSecret(b, dir, d.Password)}})
+	b.StartTimer()
+	first := runMailtriage(b, bin, "run", "--once", "--config", cfg)
+	b.StopTimer()
+	forwarded := sink.Count()
+	second := runMailtriage(b, bin, "run", "--once", "--config", cfg)
+
+	c = dialIMAP(b, d, d.User)
+	inbox, review := folderCount(b, c, "INBOX"), folderCount(b, c, "Triage/Review")
+	c.Close()
+	if forwarded != st.forward || sink.Count() != st.forward {
+		b.Errorf("the helpdesk got %d messages (then %d after the second cycle), want %d", forwarded, sink.Count(), st.forward)
+	}
+	if inbox+review != n || review != st.flag {
+		b.Errorf("INBOX %d + review %d messages; want %d + %d", inbox, review, n-st.flag, st.flag)
+	}
+
+	mib := float64(st.bytes) / (1 << 20)
+	rate := float64(n) / first.wall.Seconds()
+	relayRate := float64(relayed) / relayTime.Seconds()
+	b.ReportMetric(rate, "msgs/s")
+	b.ReportMetric(mib/first.wall.Seconds(), "MiB/s")
+	b.ReportMetric(float64(first.peakRSS)/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(relayRate, "relay-msgs/s")
+	b.ReportMetric(100*rate/relayRate, "%-of-relay")
+	b.ReportMetric(float64(second.wall.Microseconds())/1000, "idle-cycle-ms")
+	fmt.Printf("cycle n=%d (%.0f MiB): full cycle %.2fs = %.0f msgs/s, %.1f MiB/s, peak RSS %.1f MiB; forwarded %d, flagged %d; "+
+		"bare read-and-relay %.2fs = %.0f msgs/s (%.1f MiB/s); full/bare %.0f%%; second cycle %.0f ms (process start to exit)\n",
+		n, mib, first.wall.Seconds(), rate, mib/first.wall.Seconds(), float64(first.peakRSS)/(1<<20), forwarded, review,
+		relayTime.Seconds(), relayRate, float64(relayedBytes)/(1<<20)/relayTime.Seconds(), 100*rate/relayRate,
+		float64(second.wall.Microseconds())/1000)
+}
+
+// cycleLine is the "cycle done" record `mailtriage run --once` logs per
+// mailbox.
+type cycleLine struct {
+	Msg       string `json:"msg"`
+	Mailbox   string `json:"mailbox"`
+	Skipped   bool   `json:"skipped"`
+	Forwarded int    `json:"forwarded"`
+	Flagged   int    `json:"flagged"`
+}
+
+// cycles reads the "cycle done" lines of a JSON log.
+func cycles(log []byte) []cycleLine {
+	var out []cycleLine
+	sc := bufio.NewScanner(bytes.NewReader(log))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var l cycleLine
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "cycle done" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
