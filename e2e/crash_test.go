@@ -71,7 +71,7 @@ func crashID(raw []byte) int {
 // SMTP 250 and the outcome record: at most one per kill.
 func TestCrashRestart(t *testing.T) {
 	corpus := loadCorpus(t)
-	h := newHarness(t, "redis")
+	h := newHarness(t, setup{state: "redis", imapTLS: "implicit", afterForward: "seen"})
 	msgs := make([][]byte, crashMessages)
 	base := make([]corpusMessage, crashMessages)
 	for i := range msgs {

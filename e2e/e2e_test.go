@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -83,10 +86,30 @@ func raws(corpus []corpusMessage) [][]byte {
 	return out
 }
 
+// served is a message as Dovecot serves what was APPENDed: CRLF line ends
+// and NUL octets as 0x80.
+func served(raw []byte) []byte {
+	b := bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n"))
+	b = bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n"))
+	return bytes.ReplaceAll(b, []byte{0}, []byte{0x80})
+}
+
+// cleanFolder is where forwarded mail ends per after_forward; "" = deleted.
+func (h *harness) cleanFolder() string {
+	switch h.setup.afterForward {
+	case "move":
+		return forwardedFolder
+	case "delete":
+		return ""
+	}
+	return "INBOX"
+}
+
 // checkCorpusHandled asserts the state after the corpus went through
 // mailtriage: flagged mail in the review folder with its keyword and
-// \Flagged, clean mail in INBOX with $Forwarded and \Seen and at the sink
-// exactly once with its body intact below the added headers, nothing lost.
+// \Flagged, clean mail marked $Forwarded and \Seen where after_forward puts
+// it and at the sink exactly once with its body intact below the added
+// headers, nothing lost.
 func checkCorpusHandled(t *testing.T, h *harness, corpus []corpusMessage) {
 	t.Helper()
 	msgs, _ := h.mailbox()
@@ -101,31 +124,44 @@ func checkCorpusHandled(t *testing.T, h *harness, corpus []corpusMessage) {
 			t.Errorf("%s uid %d is no corpus message", s.Folder, s.UID)
 			continue
 		}
+		if !bytes.Equal(s.Raw, served(corpus[i].Raw)) {
+			t.Errorf("%s: Dovecot serves it differently from what the test expects", corpus[i].File)
+		}
 		found[i] = append(found[i], s)
 	}
-	if len(msgs) != len(corpus) {
-		t.Errorf("INBOX + %s hold %d messages, want the corpus' %d", reviewFolder, len(msgs), len(corpus))
-	}
 	originals := map[string]int{} // exact bytes as Dovecot serves them -> corpus index
-	wantSent := 0
+	wantSent, wantStored := 0, 0
 	for i, m := range corpus {
+		if m.Action == "flag" {
+			wantStored++
+			if len(found[i]) != 1 {
+				t.Errorf("%s: %d copies in the mailbox, want 1", m.File, len(found[i]))
+				continue
+			}
+			if s := found[i][0]; s.Folder != reviewFolder || !s.has(imap.FlagFlagged) || !s.has(m.keyword()) {
+				t.Errorf("%s (%s): in %s with %v; want %s with \\Flagged and %s", m.File, m.Encryption, s.Folder, s.Flags, reviewFolder, m.keyword())
+			}
+			continue
+		}
+		wantSent++
+		originals[string(served(m.Raw))] = i
+		if h.cleanFolder() == "" {
+			if len(found[i]) != 0 {
+				t.Errorf("%s: still in %s after forwarding with after_forward: delete", m.File, found[i][0].Folder)
+			}
+			continue
+		}
+		wantStored++
 		if len(found[i]) != 1 {
 			t.Errorf("%s: %d copies in the mailbox, want 1", m.File, len(found[i]))
 			continue
 		}
-		s := found[i][0]
-		switch m.Action {
-		case "flag":
-			if s.Folder != reviewFolder || !s.has(imap.FlagFlagged) || !s.has(m.keyword()) {
-				t.Errorf("%s (%s): in %s with %v; want %s with \\Flagged and %s", m.File, m.Encryption, s.Folder, s.Flags, reviewFolder, m.keyword())
-			}
-		default:
-			wantSent++
-			originals[string(s.Raw)] = i
-			if s.Folder != "INBOX" || !s.has(imap.FlagForwarded) || !s.has(imap.FlagSeen) || s.has(imap.FlagFlagged) {
-				t.Errorf("%s: in %s with %v; want INBOX with $Forwarded and \\Seen", m.File, s.Folder, s.Flags)
-			}
+		if s := found[i][0]; s.Folder != h.cleanFolder() || !s.has(imap.FlagForwarded) || !s.has(imap.FlagSeen) || s.has(imap.FlagFlagged) {
+			t.Errorf("%s: in %s with %v; want %s with $Forwarded and \\Seen", m.File, s.Folder, s.Flags, h.cleanFolder())
 		}
+	}
+	if len(msgs) != wantStored {
+		t.Errorf("the mailbox holds %d messages, want %d", len(msgs), wantStored)
 	}
 	sent := make([]int, len(corpus))
 	for _, sm := range h.sink.Messages() {
@@ -175,13 +211,18 @@ func checkAddedHeaders(t *testing.T, file string, added []string) {
 }
 
 // TestRunOnceCorpus: the corpus through `run --once`, then a second run that
-// must change nothing, then a UIDVALIDITY reset of both folders that must
-// re-flag and re-send nothing; with each state engine.
+// must change nothing, then a UIDVALIDITY reset of every folder that must
+// re-flag and re-send nothing; with each state engine, IMAPS and STARTTLS,
+// and each after_forward.
 func TestRunOnceCorpus(t *testing.T) {
 	corpus := loadCorpus(t)
-	for _, state := range []string{"redis", "file"} {
-		t.Run(state, func(t *testing.T) {
-			h := newHarness(t, state)
+	for _, su := range []setup{
+		{state: "redis", imapTLS: "implicit", afterForward: "seen"},
+		{state: "file", imapTLS: "starttls", afterForward: "move"},
+		{state: "redis", imapTLS: "implicit", afterForward: "delete"},
+	} {
+		t.Run(su.state+"-"+su.imapTLS+"-"+su.afterForward, func(t *testing.T) {
+			h := newHarness(t, su)
 			h.seed(raws(corpus))
 			h.runOnce("first")
 			checkCorpusHandled(t, h, corpus)
@@ -194,8 +235,9 @@ func TestRunOnceCorpus(t *testing.T) {
 
 			_, oldValidity := h.mailbox()
 			before = h.snapshot(false)
-			h.dc.ResetUIDValidity(h.dc.User, "INBOX")
-			h.dc.ResetUIDValidity(h.dc.User, reviewFolder)
+			for folder := range oldValidity {
+				h.dc.ResetUIDValidity(h.dc.User, folder)
+			}
 			h.runOnce("after-uidvalidity-reset")
 			_, newValidity := h.mailbox()
 			for folder, v := range oldValidity {
@@ -206,7 +248,6 @@ func TestRunOnceCorpus(t *testing.T) {
 			if after := h.snapshot(false); !reflect.DeepEqual(before, after) {
 				t.Errorf("after a UIDVALIDITY reset, run --once changed the mailbox or sent mail:\nbefore %q\nafter  %q", before, after)
 			}
-			checkCorpusHandled(t, h, corpus)
 		})
 	}
 }
@@ -215,7 +256,7 @@ func TestRunOnceCorpus(t *testing.T) {
 // and one Redis handle each message once.
 func TestTwoProcessesOnce(t *testing.T) {
 	corpus := loadCorpus(t)
-	h := newHarness(t, "redis")
+	h := newHarness(t, setup{state: "redis", imapTLS: "implicit", afterForward: "seen"})
 	h.seed(raws(corpus))
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
@@ -238,3 +279,114 @@ func TestTwoProcessesOnce(t *testing.T) {
 	}
 	checkCorpusHandled(t, h, corpus)
 }
+
+// TestReleaseLoop: a reviewer moves flagged mail from the review folder
+// into the release folder; the next run forwards it whatever its class,
+// with X-Mailtriage-Released: yes and the body intact, puts it back in
+// INBOX marked forwarded, and the run after that does nothing.
+func TestReleaseLoop(t *testing.T) {
+	corpus := loadCorpus(t)
+	h := newHarness(t, setup{state: "redis", imapTLS: "implicit", afterForward: "seen"})
+	h.seed(raws(corpus))
+	h.runOnce("first")
+	sentBefore := h.sink.Count()
+
+	// Pick one encrypted and one unparseable message from the review folder.
+	msgs, _ := h.mailbox()
+	released := map[string]stored{} // served bytes -> message
+	var uids imap.UIDSet
+	for _, want := range []imap.Flag{"$Encrypted", "$Unparseable"} {
+		for _, s := range msgs {
+			if s.Folder == reviewFolder && s.has(want) {
+				released[string(s.Raw)] = s
+				uids.AddNum(s.UID)
+				break
+			}
+		}
+	}
+	if len(released) != 2 {
+		t.Fatalf("the review folder lacks an $Encrypted or an $Unparseable message to release")
+	}
+	c := h.imapClient()
+	if err := c.Create(releaseFolder, nil).Wait(); err != nil {
+		t.Fatalf("CREATE %s: %v", releaseFolder, err)
+	}
+	if _, err := c.Select(reviewFolder, nil).Wait(); err != nil {
+		t.Fatalf("SELECT %s: %v", reviewFolder, err)
+	}
+	if _, err := c.Move(uids, releaseFolder).Wait(); err != nil {
+		t.Fatalf("MOVE to %s: %v", releaseFolder, err)
+	}
+	if err := c.Logout().Wait(); err != nil {
+		t.Fatalf("LOGOUT: %v", err)
+	}
+
+	h.runOnce("release")
+	sinkMsgs := h.sink.Messages()
+	if got := len(sinkMsgs) - sentBefore; got != len(released) {
+		t.Fatalf("the release run sent %d messages, want %d", got, len(released))
+	}
+	originals := map[string]int{}
+	i := 0
+	for raw := range released {
+		originals[raw] = i
+		i++
+	}
+	for _, sm := range sinkMsgs[sentBefore:] {
+		added, i := forwardedBody(sm.Data, originals)
+		if i < 0 {
+			t.Errorf("the release run sent something else than a released message:\n%.400s", sm.Data)
+			continue
+		}
+		if !slices.Contains(added, "X-Mailtriage-Released: yes") {
+			t.Errorf("a released message came without X-Mailtriage-Released: yes (added: %q)", added)
+		}
+		checkAddedHeaders(t, "released message", added)
+	}
+	after, _ := h.mailbox()
+	for _, s := range after {
+		if _, ok := released[string(s.Raw)]; !ok {
+			continue
+		}
+		if s.Folder != "INBOX" || !s.has(imap.FlagForwarded) || !s.has(imap.FlagSeen) {
+			t.Errorf("a released message is in %s with %v; want INBOX with $Forwarded and \\Seen", s.Folder, s.Flags)
+		}
+	}
+	if len(after) != len(msgs) {
+		t.Errorf("the mailbox holds %d messages after the release, %d before", len(after), len(msgs))
+	}
+
+	before := h.snapshot(false)
+	h.runOnce("after-release")
+	if got := h.snapshot(false); !reflect.DeepEqual(before, got) {
+		t.Errorf("the run after the release changed the mailbox or sent mail:\nbefore %q\nafter  %q", before, got)
+	}
+}
+
+// TestCheck: `mailtriage check` passes against the harness and fails with a
+// wrong password, never printing either password.
+func TestCheck(t *testing.T) {
+	h := newHarness(t, setup{state: "redis", imapTLS: "implicit", afterForward: "seen"})
+	check := func(name string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, binary, "check", "--config", h.config).CombinedOutput()
+		if bytes.Contains(out, []byte(h.dc.Password)) || bytes.Contains(out, []byte(wrongPassword)) {
+			t.Errorf("check (%s) printed a password:\n%s", name, out)
+		}
+		return string(out), err
+	}
+	if out, err := check("good"); err != nil {
+		t.Errorf("check with the right password: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(h.dir, "imap-password"), []byte(wrongPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := check("bad")
+	t.Logf("check with a wrong password:\n%s", out)
+	if err == nil || !strings.Contains(out, "FAIL") {
+		t.Errorf("check with a wrong password: exit %v, want a failure line:\n%s", err, out)
+	}
+}
+
+const wrongPassword = "wrong-password-Tq9v"

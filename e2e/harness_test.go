@@ -48,17 +48,30 @@ func buildAndRun(m *testing.M) int {
 
 // Names the tests use.
 const (
-	mailboxName  = "support"
-	reviewFolder = "Triage/Review"
-	helpdesk     = "helpdesk@example.test"
-	triageFrom   = "triage@example.test"
-	runTimeout   = 90 * time.Second
+	mailboxName     = "support"
+	reviewFolder    = "Triage/Review"
+	releaseFolder   = "Triage/Release"
+	forwardedFolder = "Triage/Forwarded"
+	helpdesk        = "helpdesk@example.test"
+	triageFrom      = "triage@example.test"
+	runTimeout      = 90 * time.Second
 )
+
+// folders are the folders the tests read back.
+func folders() []string { return []string{"INBOX", reviewFolder, releaseFolder, forwardedFolder} }
+
+// setup is what varies between harnesses.
+type setup struct {
+	state        string // "redis" or "file"
+	imapTLS      string // "implicit" (Dovecot's IMAPS port) or "starttls" (its IMAP port)
+	afterForward string // seen | move | delete
+}
 
 // harness is one private world: Dovecot, a state store, an SMTP sink and a
 // config file pointing at them.
 type harness struct {
 	t      *testing.T
+	setup  setup
 	dc     *testenv.Dovecot
 	redis  *testenv.Redis // nil with the file store
 	sink   *smtpsink.Sink
@@ -66,10 +79,10 @@ type harness struct {
 	config string
 }
 
-// newHarness starts the servers; state is "redis" or "file".
-func newHarness(t *testing.T, state string) *harness {
+// newHarness starts the servers and writes the config.
+func newHarness(t *testing.T, su setup) *harness {
 	t.Helper()
-	h := &harness{t: t, dc: testenv.StartDovecot(t), dir: t.TempDir()}
+	h := &harness{t: t, setup: su, dc: testenv.StartDovecot(t), dir: t.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	sink, err := smtpsink.Start(ctx, smtpsink.Options{})
@@ -79,13 +92,17 @@ func newHarness(t *testing.T, state string) *harness {
 	t.Cleanup(func() { sink.Close() })
 	h.sink = sink
 	stateURL := "file:" + filepath.Join(h.dir, "state.db")
-	if state == "redis" {
+	if su.state == "redis" {
 		h.redis = testenv.StartRedis(t)
 		stateURL = h.redis.URL
 	}
 	pwFile := filepath.Join(h.dir, "imap-password")
 	if err := os.WriteFile(pwFile, []byte(h.dc.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	imapAddr := h.dc.Addr
+	if su.imapTLS == "starttls" {
+		imapAddr = h.dc.PlainAddr
 	}
 	h.config = filepath.Join(h.dir, "mailtriage.yaml")
 	conf := fmt.Sprintf(`state:
@@ -100,10 +117,14 @@ mailboxes:
     batch_size: 50
     imap:
       address: %q
+      tls: %s
       ca_file: %q
       username: %q
       password_file: %q
     review_folder: %s
+    release_folder: %s
+    after_forward: %s
+    forwarded_folder: %s
     forward:
       to: [%s]
       from: %s
@@ -111,7 +132,8 @@ mailboxes:
         address: %q
         tls: none
         insecure_plaintext: true
-`, stateURL, mailboxName, h.dc.Addr, h.dc.CAFile, h.dc.User, pwFile, reviewFolder, helpdesk, triageFrom, sink.Addr())
+`, stateURL, mailboxName, imapAddr, su.imapTLS, h.dc.CAFile, h.dc.User, pwFile, reviewFolder, releaseFolder,
+		su.afterForward, forwardedFolder, helpdesk, triageFrom, sink.Addr())
 	if err := os.WriteFile(h.config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +167,19 @@ func (h *harness) runOnce(name string) {
 		h.t.Fatalf("mailtriage run --once (%s): %v\n%s", name, err, tail(logPath))
 	}
 	h.t.Logf("%s: run --once took %v", name, time.Since(start).Round(time.Millisecond))
+	h.noSecretIn(logPath)
+}
+
+// noSecretIn fails the test when a log shows the IMAP password.
+func (h *harness) noSecretIn(logPath string) {
+	h.t.Helper()
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte(h.dc.Password)) {
+		h.t.Errorf("%s shows the IMAP password", filepath.Base(logPath))
+	}
 }
 
 // tail returns the end of a log file for failure messages.
@@ -197,18 +232,18 @@ type stored struct {
 
 func (s stored) has(f imap.Flag) bool { return slices.Contains(s.Flags, string(f)) }
 
-// mailbox reads every message of INBOX and the review folder, and their
+// mailbox reads every message of the folders the tests use, and their
 // UIDVALIDITY.
 func (h *harness) mailbox() (msgs []stored, validity map[string]uint32) {
 	h.t.Helper()
 	c := h.imapClient()
 	defer c.Logout()
 	validity = map[string]uint32{}
-	for _, folder := range []string{"INBOX", reviewFolder} {
+	for _, folder := range folders() {
 		sel, err := c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
 		if err != nil {
-			if folder == reviewFolder {
-				continue // not created: nothing was flagged
+			if folder != "INBOX" {
+				continue // not created (yet)
 			}
 			h.t.Fatalf("EXAMINE %s: %v", folder, err)
 		}
@@ -224,9 +259,11 @@ func (h *harness) mailbox() (msgs []stored, validity map[string]uint32) {
 			h.t.Fatalf("FETCH %s: %v", folder, err)
 		}
 		for _, b := range bufs {
-			flags := make([]string, len(b.Flags))
-			for i, f := range b.Flags {
-				flags[i] = string(f)
+			var flags []string
+			for _, f := range b.Flags {
+				if f != `\Recent` { // a property of the session (RFC 3501), not of the message
+					flags = append(flags, string(f))
+				}
 			}
 			sort.Strings(flags)
 			msgs = append(msgs, stored{Folder: folder, UID: b.UID, Flags: flags, Raw: b.FindBodySection(body)})
