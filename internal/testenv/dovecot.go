@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,7 @@ type Dovecot struct {
 	RootCAs *x509.CertPool
 
 	t         testing.TB
+	opt       DovecotOptions
 	dir       string // everything: config, run, state, homes, log
 	imapsPort int
 	imapPort  int
@@ -62,10 +64,33 @@ type Dovecot struct {
 	done chan struct{} // closed when the master has exited
 }
 
+// DovecotOptions change the harness' server.
+type DovecotOptions struct {
+	// HideCapabilities are left out of the CAPABILITY list Dovecot
+	// advertises after login ("MOVE", "UIDPLUS", "IDLE", ...). The commands
+	// still work; a client that follows the advertisement, as it must,
+	// takes its fallback path. The list hidden from is Dovecot 2.3.19's.
+	HideCapabilities []string
+}
+
+// dovecotCapabilities is what Dovecot 2.3.19 advertises after login with
+// this configuration, in its order.
+const dovecotCapabilities = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY " +
+	"THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT " +
+	"CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES " +
+	"WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE " +
+	"SAVEDATE LITERAL+ NOTIFY"
+
 // StartDovecot starts Dovecot and stops it when the test ends, checking
 // that none of its processes are left. It fails the test when Debian's
 // dovecot-imapd is not installed.
 func StartDovecot(t testing.TB) *Dovecot {
+	t.Helper()
+	return StartDovecotWith(t, DovecotOptions{})
+}
+
+// StartDovecotWith is StartDovecot with options.
+func StartDovecotWith(t testing.TB, opt DovecotOptions) *Dovecot {
 	t.Helper()
 	if _, err := os.Stat(dovecotBin); err != nil {
 		t.Fatalf("testenv: %s not found (install the Debian package dovecot-imapd): %v", dovecotBin, err)
@@ -76,7 +101,7 @@ func StartDovecot(t testing.TB) *Dovecot {
 	if err != nil {
 		t.Fatalf("testenv: make Dovecot directory: %v", err)
 	}
-	d := &Dovecot{User: DovecotUser, Password: DovecotPassword, t: t, dir: dir}
+	d := &Dovecot{User: DovecotUser, Password: DovecotPassword, t: t, dir: dir, opt: opt}
 	t.Cleanup(func() {
 		d.Stop()
 		if err := os.RemoveAll(dir); err != nil {
@@ -162,11 +187,18 @@ func (d *Dovecot) writeConfig(cert *TLSCert) error {
 	if err != nil {
 		return err
 	}
-	var unprivileged string
+	var extra string
+	if len(d.opt.HideCapabilities) > 0 {
+		caps := strings.Fields(dovecotCapabilities)
+		for _, hide := range d.opt.HideCapabilities {
+			caps = slices.DeleteFunc(caps, func(c string) bool { return strings.EqualFold(c, hide) })
+		}
+		extra = "imap_capability = " + strings.Join(caps, " ") + "\n"
+	}
 	if os.Geteuid() != 0 {
 		// Running without root: Dovecot's own processes run as us, and
 		// the login processes cannot chroot.
-		unprivileged = fmt.Sprintf(`default_internal_user = %[1]s
+		extra += fmt.Sprintf(`default_internal_user = %[1]s
 default_login_user = %[1]s
 service imap-login {
   chroot =
@@ -222,7 +254,7 @@ service imap-login {
     ssl = yes
   }
 }
-%[8]s`, d.dir, d.imapsPort, cert.CertFile, cert.KeyFile, uid, gid, d.imapPort, unprivileged)
+%[8]s`, d.dir, d.imapsPort, cert.CertFile, cert.KeyFile, uid, gid, d.imapPort, extra)
 	return os.WriteFile(filepath.Join(d.dir, "dovecot.conf"), []byte(conf), 0o644)
 }
 

@@ -150,3 +150,17 @@ func TestDovecotHarness(t *testing.T) {
 	d.Dial(t, "second@example.test", "second-pw")
 	t.Logf("harness exercised in %v", time.Since(start))
 }
+
+// TestDovecotHiddenCapabilities: hidden capabilities are not advertised
+// after login, the others are.
+func TestDovecotHiddenCapabilities(t *testing.T) {
+	d := StartDovecotWith(t, DovecotOptions{HideCapabilities: []string{"MOVE", "UIDPLUS"}})
+	c := d.Dial(t, d.User, d.Password)
+	caps := c.Caps()
+	if caps.Has(imap.CapMove) || caps.Has(imap.CapUIDPlus) {
+		t.Errorf("capabilities %v still advertise MOVE or UIDPLUS", caps)
+	}
+	if !caps.Has(imap.CapIdle) || !caps.Has(imap.CapIMAP4rev1) {
+		t.Errorf("capabilities %v lack IDLE or IMAP4rev1", caps)
+	}
+}
