@@ -34,7 +34,7 @@ func TestDemoCommand(t *testing.T) {
 	}
 	out := stdout.String()
 	for _, s := range samples {
-		if !strings.Contains(out, s.Name) {
+		if !strings.Contains(out, strings.TrimSuffix(s.Name, ".eml")) {
 			t.Errorf("demo output does not mention sample %s", s.Name)
 		}
 	}

@@ -133,37 +133,9 @@ func TestRunShutdown(t *testing.T) {
 	metricsAddr := freeAddr(t)
 	env := startDemoEnv(t, demo.Options{Schedule: "@every 1s", MetricsListen: metricsAddr})
 
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "run", "--config", env.ConfigPath, "--log-format", "json")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mailtriage run: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-
+	s := startRun(t, env.ConfigPath, "--log-format", "json")
 	readyURL := "http://" + metricsAddr + "/readyz"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := probe(t.Context(), readyURL)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("worker not ready within 30 s: %v\nlogs:\n%s", err, logs.String())
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("worker exited early: %v\nlogs:\n%s", err, logs.String())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	s.waitUntil(t, "ready", func() bool { return probe(t.Context(), readyURL) == nil })
 	if out, err := exec.Command(bin, "healthcheck", "--url", readyURL).CombinedOutput(); err != nil {
 		t.Errorf("healthcheck on a ready worker: %v: %s", err, out)
 	}
@@ -178,18 +150,13 @@ func TestRunShutdown(t *testing.T) {
 		t.Errorf("/metrics after a cycle counts no forwarded message:\n%s", scrape.String())
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("send SIGTERM: %v", err)
 	}
-	start := time.Now()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v, want code 0\nlogs:\n%s", err, logs.String())
-		}
-		t.Logf("exited %s after SIGTERM", time.Since(start).Round(time.Millisecond))
-	case <-time.After(10 * time.Second):
-		t.Fatalf("still running 10 s after SIGTERM\nlogs:\n%s", logs.String())
+	if code, took := s.exitCode(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0\nlogs:\n%s", code, s.logs.String())
+	} else {
+		t.Logf("exited %s after SIGTERM", took.Round(time.Millisecond))
 	}
 
 	st, err := store.Open(t.Context(), env.StateURL, store.Options{})
