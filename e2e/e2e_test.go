@@ -118,6 +118,7 @@ func checkCorpusHandled(t *testing.T, h *harness, corpus []corpusMessage) {
 		byKey[key(m.Raw)] = i
 	}
 	found := make([][]stored, len(corpus))
+	leftBehind := make([]int, len(corpus)) // moved-out originals marked \Deleted, without UIDPLUS
 	for _, s := range msgs {
 		i, ok := byKey[key(s.Raw)]
 		if !ok {
@@ -126,6 +127,10 @@ func checkCorpusHandled(t *testing.T, h *harness, corpus []corpusMessage) {
 		}
 		if !bytes.Equal(s.Raw, served(corpus[i].Raw)) {
 			t.Errorf("%s: Dovecot serves it differently from what the test expects", corpus[i].File)
+		}
+		if h.setup.noUIDPlus() && s.Folder == "INBOX" && s.has(imap.FlagDeleted) && corpus[i].Action == "flag" {
+			leftBehind[i]++
+			continue
 		}
 		found[i] = append(found[i], s)
 	}
@@ -159,6 +164,13 @@ func checkCorpusHandled(t *testing.T, h *harness, corpus []corpusMessage) {
 		if s := found[i][0]; s.Folder != h.cleanFolder() || !s.has(imap.FlagForwarded) || !s.has(imap.FlagSeen) || s.has(imap.FlagFlagged) {
 			t.Errorf("%s: in %s with %v; want %s with $Forwarded and \\Seen", m.File, s.Folder, s.Flags, h.cleanFolder())
 		}
+	}
+	for i, m := range corpus {
+		n := leftBehind[i]
+		if n > 1 || n == 1 && (len(found[i]) != 1 || found[i][0].Folder != reviewFolder) {
+			t.Errorf("%s: %d originals left in INBOX marked \\Deleted besides %v; want one beside the copy in %s", m.File, n, found[i], reviewFolder)
+		}
+		wantStored += n
 	}
 	if len(msgs) != wantStored {
 		t.Errorf("the mailbox holds %d messages, want %d", len(msgs), wantStored)
@@ -390,3 +402,55 @@ func TestCheck(t *testing.T) {
 }
 
 const wrongPassword = "wrong-password-Tq9v"
+
+// TestWithoutMove: against a server that does not advertise MOVE (and
+// then neither UIDPLUS), flagging falls back to COPY + \Deleted + UID
+// EXPUNGE of those UIDs only (without UIDPLUS, the originals stay marked
+// \Deleted); a message a person marked \Deleted is never expunged; and a
+// second run changes nothing.
+func TestWithoutMove(t *testing.T) {
+	corpus := loadCorpus(t)
+	for _, hide := range [][]string{{"MOVE"}, {"MOVE", "UIDPLUS"}} {
+		t.Run(strings.Join(hide, "-"), func(t *testing.T) {
+			h := newHarness(t, setup{state: "file", imapTLS: "implicit", afterForward: "seen", hide: hide})
+			h.seed(raws(corpus))
+			// A person marks a clean message \Deleted without expunging it.
+			var personal int
+			for i, m := range corpus {
+				if m.Action == "forward" {
+					personal = i
+					break
+				}
+			}
+			c := h.imapClient()
+			if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+				t.Fatalf("SELECT INBOX: %v", err)
+			}
+			if err := c.Store(imap.UIDSetNum(imap.UID(personal+1)), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
+				Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+				t.Fatalf("STORE \\Deleted: %v", err)
+			}
+			if err := c.Logout().Wait(); err != nil {
+				t.Fatalf("LOGOUT: %v", err)
+			}
+
+			h.runOnce("first")
+			checkCorpusHandled(t, h, corpus)
+			msgs, _ := h.mailbox()
+			kept := false
+			for _, s := range msgs {
+				if key(s.Raw) == key(corpus[personal].Raw) {
+					kept = s.Folder == "INBOX" && s.has(imap.FlagDeleted)
+				}
+			}
+			if !kept {
+				t.Errorf("%s, marked \\Deleted by a person, is no longer in INBOX: something expunged it", corpus[personal].File)
+			}
+			before := h.snapshot(true)
+			h.runOnce("second")
+			if after := h.snapshot(true); !reflect.DeepEqual(before, after) {
+				t.Errorf("a second run --once changed the mailbox or sent mail:\nbefore %q\nafter  %q", before, after)
+			}
+		})
+	}
+}

@@ -62,10 +62,15 @@ func folders() []string { return []string{"INBOX", reviewFolder, releaseFolder, 
 
 // setup is what varies between harnesses.
 type setup struct {
-	state        string // "redis" or "file"
-	imapTLS      string // "implicit" (Dovecot's IMAPS port) or "starttls" (its IMAP port)
-	afterForward string // seen | move | delete
+	state        string   // "redis" or "file"
+	imapTLS      string   // "implicit" (Dovecot's IMAPS port) or "starttls" (its IMAP port)
+	afterForward string   // seen | move | delete
+	hide         []string // capabilities Dovecot does not advertise
 }
+
+// noUIDPlus reports whether the server hides UIDPLUS, so that moved-out
+// originals stay behind marked \Deleted (no UID EXPUNGE, never EXPUNGE).
+func (su setup) noUIDPlus() bool { return slices.Contains(su.hide, "UIDPLUS") }
 
 // harness is one private world: Dovecot, a state store, an SMTP sink and a
 // config file pointing at them.
@@ -82,7 +87,8 @@ type harness struct {
 // newHarness starts the servers and writes the config.
 func newHarness(t *testing.T, su setup) *harness {
 	t.Helper()
-	h := &harness{t: t, setup: su, dc: testenv.StartDovecot(t), dir: t.TempDir()}
+	h := &harness{t: t, setup: su, dir: t.TempDir()}
+	h.dc = testenv.StartDovecotWith(t, testenv.DovecotOptions{HideCapabilities: su.hide})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	sink, err := smtpsink.Start(ctx, smtpsink.Options{})
