@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -69,19 +70,20 @@ func runChecks(ctx context.Context, cfg *config.Config) []checkLine {
 	var lines []checkLine
 	sctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	st, err := openStore(sctx, cfg.State)
+	detail := "answers"
 	if err == nil {
 		err = st.Ping(sctx)
 		defer st.Close()
+	} else if errors.Is(err, store.ErrLocked) {
+		// A running worker holds the bbolt file: it exists and works.
+		detail, err = "in use by a running worker", nil
 	}
 	cancel()
-	lines = append(lines, checkLine{name: "store " + cfg.State.URL, detail: "answers", err: err})
-	var state store.Store
-	if err == nil {
-		state = st
-	}
+	lines = append(lines, checkLine{name: "store " + cfg.State.URL, detail: detail, err: err})
 
 	log := slog.New(slog.DiscardHandler)
-	pollers, fws, err := mailboxes(cfg, state, nil, log)
+	// Check touches no state: the pollers get none.
+	pollers, fws, err := mailboxes(cfg, nil, nil, log)
 	if err != nil {
 		return append(lines, checkLine{name: "mailboxes", err: err})
 	}

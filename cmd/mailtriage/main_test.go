@@ -185,18 +185,37 @@ func TestCheck(t *testing.T) {
 	deadIMAP := strings.Replace(string(cfg), env.IMAPAddr, freeAddr(t), 1)
 	deadSMTP := strings.Replace(string(cfg), env.Sink.Addr(), freeAddr(t), 1)
 	dir := t.TempDir()
+	const wrongPassword = "hunter2-not-the-password"
+	wrongFile := filepath.Join(dir, "wrong-password")
+	if err := os.WriteFile(wrongFile, []byte(wrongPassword), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrongPW := strings.Replace(string(cfg), filepath.Join(filepath.Dir(env.ConfigPath), "imap-password"), wrongFile, 1)
+	if wrongPW == string(cfg) {
+		t.Fatal("demo config names no imap-password file")
+	}
 
 	for _, tc := range []struct {
 		name   string
 		config string
+		locked bool // a running worker holds the state file
 		ok     bool
 		fails  string // a fragment of the failing line
 	}{
-		{"all reachable", string(cfg), true, ""},
-		{"IMAP server down", deadIMAP, false, "imap"},
-		{"SMTP server down", deadSMTP, false, "smtp"},
+		{"all reachable", string(cfg), false, true, ""},
+		{"state held by a running worker", string(cfg), true, true, ""},
+		{"IMAP server down", deadIMAP, false, false, "imap"},
+		{"SMTP server down", deadSMTP, false, false, "smtp"},
+		{"wrong IMAP password", wrongPW, false, false, "imap login"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.locked {
+				st, err := store.Open(t.Context(), env.StateURL, store.Options{})
+				if err != nil {
+					t.Fatalf("open state: %v", err)
+				}
+				defer st.Close()
+			}
 			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
 			if err := os.WriteFile(path, []byte(tc.config), 0o600); err != nil {
 				t.Fatal(err)
@@ -211,8 +230,10 @@ func TestCheck(t *testing.T) {
 			case !tc.ok && !errors.As(err, &exitErr):
 				t.Errorf("check: %v, want a non-zero exit\n%s", err, out)
 			}
-			if strings.Contains(string(out), env.Password) {
-				t.Errorf("check printed the IMAP password:\n%s", out)
+			for _, secret := range []string{env.Password, wrongPassword} {
+				if strings.Contains(string(out), secret) {
+					t.Errorf("check printed a password:\n%s", out)
+				}
 			}
 			lines := []string{"config", "store", "imap login", "smtp"}
 			if tc.ok {
@@ -222,6 +243,9 @@ func TestCheck(t *testing.T) {
 				if !strings.Contains(string(out), line) {
 					t.Errorf("check output has no %q line:\n%s", line, out)
 				}
+			}
+			if tc.locked && !strings.Contains(string(out), "in use by a running worker") {
+				t.Errorf("a locked state file is not reported as in use:\n%s", out)
 			}
 			if !tc.ok && !strings.Contains(strings.ToLower(failLines(string(out))), tc.fails) {
 				t.Errorf("no FAIL line about %s:\n%s", tc.fails, out)
