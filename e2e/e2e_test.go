@@ -11,9 +11,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/redis/go-redis/v9"
 )
 
 // corpusMessage is one file of testdata/corpus with its label.
@@ -452,5 +455,70 @@ func TestWithoutMove(t *testing.T) {
 				t.Errorf("a second run --once changed the mailbox or sent mail:\nbefore %q\nafter  %q", before, after)
 			}
 		})
+	}
+}
+
+// TestIdleAndShutdown: with idle: true and an hourly schedule, a message
+// appended while `mailtriage run` waits is forwarded within seconds (IMAP
+// IDLE, RFC 2177); SIGTERM then ends the process within 10 s, exit 0, with
+// the mailbox lease released.
+func TestIdleAndShutdown(t *testing.T) {
+	corpus := loadCorpus(t)
+	h := newHarness(t, setup{state: "redis", imapTLS: "implicit", afterForward: "seen", schedule: "@hourly", idle: true})
+	var clean corpusMessage
+	for _, m := range corpus {
+		if m.Action == "forward" {
+			clean = m
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	cmd, logPath := h.command(ctx, "idle")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start mailtriage run: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+
+	time.Sleep(time.Second) // let it log in and enter IDLE
+	h.seed([][]byte{clean.Raw})
+	appended := time.Now()
+	for h.sink.Count() == 0 {
+		if time.Since(appended) > 15*time.Second {
+			t.Fatalf("a message appended during IDLE was not forwarded within 15 s:\n%s", tail(logPath))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("forwarded %v after APPEND, woken by IDLE", time.Since(appended).Round(time.Millisecond))
+
+	stop := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("after SIGTERM mailtriage run ended with %v, want exit 0:\n%s", err, tail(logPath))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("mailtriage run still running 10 s after SIGTERM:\n%s", tail(logPath))
+	}
+	t.Logf("stopped %v after SIGTERM", time.Since(stop).Round(time.Millisecond))
+	h.noSecretIn(logPath)
+
+	rdb := redis.NewClient(&redis.Options{Addr: h.redis.Addr})
+	defer rdb.Close()
+	if n, err := rdb.Exists(ctx, "mailtriage:{"+mailboxName+"}:lease").Result(); err != nil || n != 0 {
+		t.Errorf("the mailbox lease is still in Redis after shutdown (exists=%d, err %v)", n, err)
+	}
+	if got := h.sink.Count(); got != 1 {
+		t.Errorf("the sink got %d messages, want 1", got)
 	}
 }

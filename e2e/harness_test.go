@@ -66,6 +66,8 @@ type setup struct {
 	imapTLS      string   // "implicit" (Dovecot's IMAPS port) or "starttls" (its IMAP port)
 	afterForward string   // seen | move | delete
 	hide         []string // capabilities Dovecot does not advertise
+	schedule     string   // cron spec; "@every 1s" when empty
+	idle         bool     // wake on IMAP IDLE too
 }
 
 // noUIDPlus reports whether the server hides UIDPLUS, so that moved-out
@@ -110,6 +112,10 @@ func newHarness(t *testing.T, su setup) *harness {
 	if su.imapTLS == "starttls" {
 		imapAddr = h.dc.PlainAddr
 	}
+	schedule := su.schedule
+	if schedule == "" {
+		schedule = "@every 1s"
+	}
 	h.config = filepath.Join(h.dir, "mailtriage.yaml")
 	conf := fmt.Sprintf(`state:
   url: %q
@@ -118,7 +124,8 @@ log:
   level: info
 mailboxes:
   - name: %s
-    schedule: "@every 1s"
+    schedule: %q
+    idle: %t
     lease_ttl: 3s
     batch_size: 50
     imap:
@@ -138,7 +145,7 @@ mailboxes:
         address: %q
         tls: none
         insecure_plaintext: true
-`, stateURL, mailboxName, imapAddr, su.imapTLS, h.dc.CAFile, h.dc.User, pwFile, reviewFolder, releaseFolder,
+`, stateURL, mailboxName, schedule, su.idle, imapAddr, su.imapTLS, h.dc.CAFile, h.dc.User, pwFile, reviewFolder, releaseFolder,
 		su.afterForward, forwardedFolder, helpdesk, triageFrom, sink.Addr())
 	if err := os.WriteFile(h.config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
