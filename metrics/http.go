@@ -46,8 +46,9 @@ type watched struct {
 }
 
 // Handler serves /metrics, /healthz and /readyz. /readyz answers 200 when
-// every mailbox had a successful cycle within three schedule intervals and
-// store answers Ping; otherwise 503 with one line per thing not ready.
+// every mailbox had a successful cycle (or found its lease held by another
+// replica) within three schedule intervals and store answers Ping; otherwise
+// 503 with one line per thing not ready.
 func (m *Metrics) Handler(mailboxes []Mailbox, store Pinger) (http.Handler, error) {
 	ws := make([]watched, 0, len(mailboxes))
 	for _, mb := range mailboxes {
@@ -81,7 +82,7 @@ func (m *Metrics) notReady(ctx context.Context, ws []watched, store Pinger) []st
 	var problems []string
 	now := m.now()
 	for _, w := range ws {
-		last, ok := m.lastSucceeded(w.name)
+		last, ok := m.lastCheckIn(w.name)
 		if !ok {
 			problems = append(problems, fmt.Sprintf("mailbox %s: no successful cycle yet", w.name))
 			continue

@@ -36,8 +36,9 @@ type Metrics struct {
 
 	now func() time.Time
 
-	mu        sync.Mutex
-	succeeded map[string]time.Time // mailbox → end of its last successful cycle
+	mu      sync.Mutex
+	checkIn map[string]time.Time // mailbox → last successful cycle, or last lease found held elsewhere
+	held    map[string]bool      // mailbox → this process holds its lease
 }
 
 // New returns Metrics registered on a fresh registry, together with the Go
@@ -76,8 +77,9 @@ func New() *Metrics {
 			Name:      "lease_held",
 			Help:      "1 while this process holds the mailbox lease, 0 otherwise.",
 		}, []string{"mailbox"}),
-		now:       time.Now,
-		succeeded: make(map[string]time.Time),
+		now:     time.Now,
+		checkIn: make(map[string]time.Time),
+		held:    make(map[string]bool),
 	}
 	m.reg.MustRegister(
 		m.messages, m.forwardFailure, m.storeErrors, m.cycleDuration, m.lastSuccess, m.leaseHeld,
@@ -111,17 +113,29 @@ func (m *Metrics) Cycle(mailbox string, d time.Duration, err error) {
 	at := m.now()
 	m.lastSuccess.WithLabelValues(mailbox).Set(float64(at.UnixNano()) / 1e9)
 	m.mu.Lock()
-	m.succeeded[mailbox] = at
+	m.checkIn[mailbox] = at
 	m.mu.Unlock()
 }
 
 // Lease records whether this process holds the lease of mailbox.
+//
+// The poller reports a lease as not held in two cases: when it releases the
+// lease at the end of its own cycle, and when a cycle is skipped because
+// another worker holds it. The second one (not held, and not held before)
+// counts for readiness like a successful cycle: the store answered and the
+// mailbox is being worked on, by another replica.
 func (m *Metrics) Lease(mailbox string, held bool) {
 	v := 0.0
 	if held {
 		v = 1
 	}
 	m.leaseHeld.WithLabelValues(mailbox).Set(v)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !held && !m.held[mailbox] {
+		m.checkIn[mailbox] = m.now()
+	}
+	m.held[mailbox] = held
 }
 
 // StoreError counts one failed store operation for mailbox.
@@ -129,10 +143,11 @@ func (m *Metrics) StoreError(mailbox string) {
 	m.storeErrors.WithLabelValues(mailbox).Inc()
 }
 
-// lastSucceeded returns when mailbox last completed a cycle without error.
-func (m *Metrics) lastSucceeded(mailbox string) (time.Time, bool) {
+// lastCheckIn returns when mailbox last completed a cycle without error or
+// was found leased by another worker.
+func (m *Metrics) lastCheckIn(mailbox string) (time.Time, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t, ok := m.succeeded[mailbox]
+	t, ok := m.checkIn[mailbox]
 	return t, ok
 }

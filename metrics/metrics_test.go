@@ -152,6 +152,12 @@ func TestReadyz(t *testing.T) {
 		{"support stale after three 1m intervals", func() { advance(2 * time.Second) }, false, "mailbox support: last successful cycle 3m1s ago"},
 		{"support succeeds again", func() { m.Cycle("support", time.Second, nil) }, true, ""},
 		{"sales stale after three 5m intervals", func() { advance(15*time.Minute + time.Second); m.Cycle("support", time.Second, nil) }, false, "mailbox sales: last successful cycle"},
+		{"own cycle that fails while holding the lease does not count", func() {
+			m.Lease("sales", true)
+			m.Lease("sales", false)
+			m.Cycle("sales", time.Second, errors.New("select INBOX: timeout"))
+		}, false, "mailbox sales"},
+		{"another replica holds the sales lease: skipped, but alive", func() { m.Lease("sales", false) }, true, ""},
 	}
 	for _, s := range steps {
 		s.do()
