@@ -85,8 +85,8 @@ func (d *decoder) state(n *yaml.Node, path string, st *State) {
 func (d *decoder) checkStateURL(n *yaml.Node, path, raw string) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		// url.Parse quotes the input; state.url holds no secret (checked below
-		// when it parses), but keep the message short and free of it anyway.
+		// Not the parser's message: it quotes the input, which might hold a
+		// password that the check below would have refused.
 		d.errorf(n, path, "not a URL")
 		return
 	}
@@ -224,7 +224,7 @@ func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
 		{key: "name", required: true, decode: d.setStr(&mb.Name)},
 		{key: "schedule", decode: d.setStr(&mb.Schedule)},
 		{key: "idle", decode: d.setBool(&mb.Idle)},
-		{key: "imap", required: true, decode: func(n *yaml.Node, p string) { mb.IMAP = d.server(n, p, imapServer) }},
+		{key: "imap", required: true, decode: func(n *yaml.Node, p string) { mb.IMAP = d.server(n, p, imapServer()) }},
 		{key: "folder", decode: d.setStr(&mb.Folder)},
 		{key: "review_folder", decode: d.setStr(&mb.ReviewFolder)},
 		{key: "release_folder", decode: d.setStr(&mb.ReleaseFolder)},
@@ -317,7 +317,7 @@ func (d *decoder) forward(n *yaml.Node, path string) Forward {
 		{key: "to", required: true, decode: func(n *yaml.Node, p string) { fw.To, _ = d.strList(n, p) }},
 		{key: "from", required: true, decode: d.setStr(&fw.From)},
 		{key: "mode", decode: d.setEnum(&fw.Mode, ModeRedirect, ModeAttach)},
-		{key: "smtp", required: true, decode: func(n *yaml.Node, p string) { fw.SMTP = d.server(n, p, smtpServer) }},
+		{key: "smtp", required: true, decode: func(n *yaml.Node, p string) { fw.SMTP = d.server(n, p, smtpServer()) }},
 	})
 	if v, ok := seen["to"]; ok {
 		if len(fw.To) == 0 {
@@ -345,26 +345,32 @@ func (d *decoder) addrSpec(n *yaml.Node, path, s string) string {
 
 // serverKind tells IMAP and SMTP servers apart for defaults and rules.
 type serverKind struct {
-	name        string
 	defaultTLS  string
 	ports       map[string]string // default port by tls
 	needsLogin  bool
 	exampleHost string
 }
 
-var (
-	imapServer = serverKind{
-		name: "imap", defaultTLS: TLSImplicit, needsLogin: true, exampleHost: "imap.example.com:993",
+// imapServer: implicit TLS on 993 by default, and a login is required.
+func imapServer() serverKind {
+	return serverKind{
+		defaultTLS: TLSImplicit, needsLogin: true, exampleHost: "imap.example.com:993",
 		ports: map[string]string{TLSImplicit: defaultIMAPPort, TLSStartTLS: defaultIMAPPlainPort, TLSNone: defaultIMAPPlainPort},
 	}
-	smtpServer = serverKind{
-		name: "smtp", defaultTLS: TLSStartTLS, exampleHost: "smtp.example.com:587",
+}
+
+// smtpServer: STARTTLS on 587 by default (RFC 6409), login optional.
+func smtpServer() serverKind {
+	return serverKind{
+		defaultTLS: TLSStartTLS, exampleHost: "smtp.example.com:587",
 		ports: map[string]string{TLSImplicit: defaultSMTPSPort, TLSStartTLS: defaultSMTPPort, TLSNone: defaultSMTPPlainPort},
 	}
-)
+}
 
 // secretKeys are the keys naming where a server's secret lives.
-var secretKeys = []string{"password_file", "password_env", "token_file", "token_command"}
+func secretKeys() []string {
+	return []string{"password_file", "password_env", "token_file", "token_command"}
+}
 
 func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
 	s := Server{TLS: kind.defaultTLS}
@@ -402,7 +408,7 @@ func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
 		"token_command": len(s.TokenCommand) > 0,
 	}
 	var sources []string
-	for _, k := range secretKeys {
+	for _, k := range secretKeys() {
 		v, ok := seen[k]
 		switch {
 		case ok && !values[k] && k != "token_command":
