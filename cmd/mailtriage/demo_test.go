@@ -59,13 +59,19 @@ func TestDemoCommand(t *testing.T) {
 func TestDemoForwardsExactlyTheClean(t *testing.T) {
 	env := startDemoEnv(t, demo.Options{})
 	want := make(map[string]bool)
+	either := make(map[string]bool) // no expectation: see truncatedOnly
 	an := analyzer.New(nil)
 	for _, s := range env.Samples {
 		m, err := analyzer.FromRaw(bytes.NewReader(s.Raw))
 		if err != nil {
 			t.Fatalf("read %s: %v", s.Name, err)
 		}
-		if v := an.Classify(m, analyzer.DefaultPolicy()); v.Action == analyzer.ActionForward {
+		v := an.Classify(m, analyzer.DefaultPolicy())
+		switch {
+		case truncatedOnly(v):
+			t.Logf("%s: unparseable only for a missing close delimiter, which IMAP facts cannot show (analyzer.TestTruncatedMultipart); either outcome accepted", s.Name)
+			either[messageID(t, s.Raw)] = true
+		case v.Action == analyzer.ActionForward:
 			want[messageID(t, s.Raw)] = true
 		}
 	}
@@ -92,7 +98,7 @@ func TestDemoForwardsExactlyTheClean(t *testing.T) {
 		}
 	}
 	for id, n := range got {
-		if !want[id] {
+		if !want[id] && !either[id] {
 			t.Errorf("message %s was forwarded %d times but is not clean", id, n)
 		}
 	}
@@ -104,6 +110,21 @@ func TestDemoForwardsExactlyTheClean(t *testing.T) {
 	if n := strings.Count(report.String(), "forwarded"); n < len(want) {
 		t.Errorf("report says forwarded %d times, want at least %d:\n%s", n, len(want), report.String())
 	}
+}
+
+// truncatedOnly reports whether v is unparseable for one reason only: a
+// multipart without its close delimiter. The raw stream shows that; the IMAP
+// facts the worker classifies from (BODYSTRUCTURE) do not, by design.
+func truncatedOnly(v analyzer.Verdict) bool {
+	if v.Encryption != analyzer.EncryptionUnparseable {
+		return false
+	}
+	for _, r := range v.Reasons {
+		if !strings.Contains(r, "close delimiter") && !strings.HasPrefix(r, "Received hop") {
+			return false
+		}
+	}
+	return true
 }
 
 // messageID returns the Message-ID field of raw, or its Subject when it has
