@@ -146,8 +146,15 @@ func TestRunShutdown(t *testing.T) {
 	var scrape bytes.Buffer
 	scrape.ReadFrom(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(scrape.String(), `mailtriage_messages_total{action="forwarded"`) {
-		t.Errorf("/metrics after a cycle counts no forwarded message:\n%s", scrape.String())
+	for _, want := range []string{
+		`mailtriage_messages_total{action="forwarded",class="clean",mailbox="demo"}`,
+		`mailtriage_messages_total{action="flagged",class="encrypted",mailbox="demo"}`,
+		`mailtriage_cycle_duration_seconds_count{mailbox="demo"}`,
+		`mailtriage_last_success_timestamp_seconds{mailbox="demo"}`,
+	} {
+		if !strings.Contains(scrape.String(), want) {
+			t.Errorf("/metrics after a cycle lacks %s:\n%s", want, scrape.String())
+		}
 	}
 
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
