@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,11 @@ func (cy *cycle) batch(uids []imap.UID, released bool) (map[imap.UID]bool, error
 	msgs, err := cy.facts(uids)
 	if err != nil {
 		return nil, err
+	}
+	if released {
+		// Without UIDPLUS our moved-out originals stay, marked \Deleted:
+		// they were handled and are not read again.
+		msgs = slices.DeleteFunc(msgs, func(m *message) bool { return hasFlag(m.flags, imap.FlagDeleted) })
 	}
 	cy.rep.Counts.Seen += len(msgs)
 
@@ -127,7 +133,7 @@ func (cy *cycle) batch(uids []imap.UID, released bool) (map[imap.UID]bool, error
 			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v, Err: err})
 		default:
 			if cy.ctx.Err() != nil {
-				return nil, fmt.Errorf("forward uid %d in %s: %w", m.uid, cy.folder, err)
+				return nil, fmt.Errorf("forward uid %d in %s: %w", m.uid, cy.folder, context.Cause(cy.ctx))
 			}
 			p.m.ForwardFailed(p.mb.Name, "permanent")
 			p.log.Warn("forward refused for good: flagging", cy.attrs(m, EntryForwardFailed, err)...)
@@ -279,7 +285,7 @@ func (cy *cycle) flagKeywords(m *message) []imap.Flag {
 	if v.Relay == analyzer.RelayPrivate && cy.p.mb.Policy[analyzer.ClassPrivateRelay] == analyzer.ActionFlag {
 		want = append(want, KeywordPrivateRelay)
 	}
-	if slices.Contains(m.flags, KeywordForwardFailed) {
+	if hasFlag(m.flags, KeywordForwardFailed) {
 		want = append(want, KeywordForwardFailed)
 	}
 	flags := cy.allowed(want)
@@ -295,7 +301,7 @@ func (cy *cycle) allowed(flags []imap.Flag) []imap.Flag {
 	}
 	var out []imap.Flag
 	for _, f := range flags {
-		if slices.Contains(perm, f) {
+		if hasFlag(perm, f) {
 			out = append(out, f)
 		} else if !strings.HasPrefix(string(f), `\`) {
 			cy.p.warnOnce("keywords:"+cy.folder, "server takes no keywords here: folders alone carry the state", "folder", cy.folder)
@@ -335,7 +341,7 @@ func (cy *cycle) flag(msgs []*message, known func(*message) bool, done map[imap.
 	var outs []store.Outcome
 	for _, m := range msgs {
 		action := EntryFlagged
-		if slices.Contains(m.flags, KeywordForwardFailed) {
+		if hasFlag(m.flags, KeywordForwardFailed) {
 			action = EntryForwardFailed
 		}
 		if !known(m) {
@@ -476,4 +482,10 @@ func (cy *cycle) attrs(m *message, action string, err error) []any {
 		a = append(a, slog.Any("error", err))
 	}
 	return a
+}
+
+// hasFlag reports whether flags holds f; flags and keywords are
+// case-insensitive (RFC 9051 2.3.2).
+func hasFlag(flags []imap.Flag, f imap.Flag) bool {
+	return slices.ContainsFunc(flags, func(g imap.Flag) bool { return strings.EqualFold(string(g), string(f)) })
 }

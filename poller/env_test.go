@@ -1,0 +1,386 @@
+package poller
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"log"
+	"log/slog"
+	"math/big"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/forwarder"
+	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/internal/secret"
+	"github.com/mailtriage/mailtriage/internal/smtpsink"
+	"github.com/mailtriage/mailtriage/store"
+)
+
+const (
+	testUser     = "triage@example.net"
+	testPassword = "imap-pass-never-logged"
+)
+
+// Test messages: small literals that classify the same way whatever the
+// details of the analyzer's rules.
+func cleanMessage(id string) string {
+	return "From: Alice <alice@example.com>\r\n" +
+		"To: support@example.net\r\n" +
+		"Subject: Printer on fire " + id + "\r\n" +
+		"Date: Tue, 24 Nov 2026 09:00:00 +0000\r\n" +
+		"Message-ID: <" + id + "@example.com>\r\n" +
+		"MIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n" +
+		"\r\n" +
+		"Hello, the printer on floor 3 is on fire again. Please help.\r\n"
+}
+
+func encryptedMessage(id string) string {
+	return "From: Bob <bob@example.org>\r\n" +
+		"To: support@example.net\r\n" +
+		"Subject: Secret " + id + "\r\n" +
+		"Date: Tue, 24 Nov 2026 09:01:00 +0000\r\n" +
+		"Message-ID: <" + id + "@example.org>\r\n" +
+		"X-Test-Class: encrypted\r\n" +
+		"MIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"b1\"\r\n" +
+		"\r\n" +
+		"--b1\r\n" +
+		"Content-Type: application/pgp-encrypted\r\n" +
+		"\r\n" +
+		"Version: 1\r\n" +
+		"\r\n" +
+		"--b1\r\n" +
+		"Content-Type: application/octet-stream; name=\"encrypted.asc\"\r\n" +
+		"Content-Disposition: inline; filename=\"encrypted.asc\"\r\n" +
+		"\r\n" +
+		"-----BEGIN PGP MESSAGE-----\r\n" +
+		"\r\n" +
+		"hQEMA5ZHj1sX7QqWAQf/Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6\r\n" +
+		"=abcd\r\n" +
+		"-----END PGP MESSAGE-----\r\n" +
+		"\r\n" +
+		"--b1--\r\n"
+}
+
+// env is one test's world: an in-process IMAP server over TLS, the bbolt
+// store, an SMTP sink and the real forwarder.
+type env struct {
+	t       *testing.T
+	mem     *imapmemserver.Server
+	user    *imapmemserver.User
+	addr    string
+	tls     string
+	pool    *x509.CertPool
+	st      store.Store
+	sink    *smtpsink.Sink
+	fw      *forwarder.Forwarder
+	metrics *fakeMetrics
+}
+
+type envOptions struct {
+	tls  string      // TLSImplicit (default) or TLSStartTLS
+	caps imap.CapSet // nil: IMAP4rev1, UIDPLUS, MOVE, NAMESPACE
+}
+
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	if o.tls == "" {
+		o.tls = TLSImplicit
+	}
+	if o.caps == nil {
+		o.caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapMove: {}, imap.CapNamespace: {}}
+	}
+	ctx := t.Context()
+	e := &env{t: t, mem: imapmemserver.New(), tls: o.tls, metrics: newFakeMetrics()}
+	e.user = imapmemserver.NewUser(testUser, testPassword)
+	e.mem.AddUser(e.user)
+	if err := e.user.Create("INBOX", nil); err != nil {
+		t.Fatalf("create INBOX: %v", err)
+	}
+
+	cert, pool := selfSigned(t)
+	e.pool = pool
+	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return e.mem.NewSession(), nil, nil
+		},
+		Caps:      o.caps,
+		Logger:    log.New(io.Discard, "", 0),
+		TLSConfig: tlsConfig,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	e.addr = ln.Addr().String()
+	if o.tls == TLSImplicit {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	st, err := store.Open(ctx, "file:"+t.TempDir()+"/state.db", store.Options{})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e.st = st
+
+	sink, err := smtpsink.Start(ctx, smtpsink.Options{})
+	if err != nil {
+		t.Fatalf("start SMTP sink: %v", err)
+	}
+	t.Cleanup(func() { sink.Close() })
+	e.sink = sink
+	e.fw = e.forwarder(sink.Addr())
+	return e
+}
+
+func (e *env) forwarder(addr string) *forwarder.Forwarder {
+	e.t.Helper()
+	fw, err := forwarder.New(forwarder.Config{
+		Address: addr, TLS: forwarder.TLSNone, InsecurePlaintext: true,
+		From: "triage@example.net", To: []string{"helpdesk@example.zendesk.com"},
+		Timeout: 5 * time.Second,
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		e.t.Fatalf("forwarder: %v", err)
+	}
+	e.t.Cleanup(func() { fw.Close() })
+	return fw
+}
+
+// mailbox is the default settings of the test mailbox.
+func (e *env) mailbox() Mailbox {
+	return Mailbox{
+		Name:     "support",
+		Schedule: "@every 1h",
+		IMAP: IMAP{
+			Address: e.addr, TLS: e.tls, RootCAs: e.pool,
+			Auth:           credential.Auth{Mechanism: credential.Plain, Username: testUser, Secret: credential.Static(secret.New(testPassword))},
+			DialTimeout:    5 * time.Second,
+			CommandTimeout: 10 * time.Second,
+			BodyTimeout:    10 * time.Second,
+		},
+		Folder:        "INBOX",
+		ReviewFolder:  "Triage/Review",
+		ReleaseFolder: "Triage/Release",
+		BatchSize:     2, // several batches even in small tests
+		LeaseTTL:      3 * time.Second,
+	}
+}
+
+// poller builds a poller of the test mailbox after edit changes settings.
+func (e *env) poller(fw Forwarder, edit func(*Mailbox)) *Poller {
+	mb := e.mailbox()
+	if edit != nil {
+		edit(&mb)
+	}
+	if fw == nil {
+		fw = e.fw
+	}
+	return New(mb, analyzer.New(nil), e.st, fw, e.metrics, slog.New(slog.NewTextHandler(e.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})))
+}
+
+// appendMsg puts raw into folder with flags, as a delivery would.
+func (e *env) appendMsg(folder, raw string, flags ...imap.Flag) {
+	e.t.Helper()
+	if _, err := e.user.Append(folder, literal{strings.NewReader(raw), int64(len(raw))}, &imap.AppendOptions{Flags: flags}); err != nil {
+		e.t.Fatalf("append to %s: %v", folder, err)
+	}
+}
+
+type literal struct {
+	*strings.Reader
+	n int64
+}
+
+func (l literal) Size() int64 { return l.n }
+
+// stored is one message as the test sees it in a folder.
+type stored struct {
+	UID       imap.UID
+	Flags     []imap.Flag
+	MessageID string
+}
+
+func (s stored) has(f imap.Flag) bool { return hasFlag(s.Flags, f) }
+
+// folder lists the messages of name (nil when it does not exist).
+func (e *env) folder(name string) []stored {
+	e.t.Helper()
+	ctx := e.t.Context()
+	p := e.poller(nil, nil)
+	c, err := p.dial(ctx, nil)
+	if err != nil {
+		e.t.Fatalf("inspect %s: %v", name, err)
+	}
+	defer c.logout(ctx)
+	if ok, err := c.exists(ctx, name); err != nil || !ok {
+		return nil
+	}
+	sel, err := c.selectFolder(ctx, name, true)
+	if err != nil {
+		e.t.Fatalf("inspect %s: %v", name, err)
+	}
+	if sel.NumMessages == 0 {
+		return []stored{}
+	}
+	uids, err := c.search(ctx, name, 0)
+	if err != nil {
+		e.t.Fatalf("inspect %s: %v", name, err)
+	}
+	bufs, err := c.fetch(ctx, uids, &imap.FetchOptions{
+		UID: true, Flags: true,
+		BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}},
+	})
+	if err != nil {
+		e.t.Fatalf("inspect %s: %v", name, err)
+	}
+	var out []stored
+	for _, b := range bufs {
+		s := stored{UID: b.UID, Flags: b.Flags}
+		for _, sec := range b.BodySection {
+			h := strings.TrimSpace(string(sec.Bytes))
+			if i := strings.Index(h, "<"); i >= 0 {
+				s.MessageID = strings.Trim(h[i:], "<>")
+			}
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b stored) int { return int(a.UID) - int(b.UID) })
+	return out
+}
+
+// find returns the message with id in list.
+func find(list []stored, id string) (stored, bool) {
+	for _, s := range list {
+		if s.MessageID == id {
+			return s, true
+		}
+	}
+	return stored{}, false
+}
+
+// received lists the Message-IDs the sink accepted, in order.
+func (e *env) received() []string {
+	var ids []string
+	for _, m := range e.sink.Messages() {
+		for _, line := range strings.Split(string(m.Data), "\r\n") {
+			if strings.HasPrefix(strings.ToLower(line), "message-id:") {
+				ids = append(ids, strings.Trim(strings.TrimSpace(line[len("message-id:"):]), "<>"))
+				break
+			}
+		}
+	}
+	return ids
+}
+
+func (e *env) cycle(p *Poller) Report {
+	e.t.Helper()
+	rep, err := p.Cycle(e.t.Context())
+	if err != nil {
+		e.t.Fatalf("cycle: %v", err)
+	}
+	return rep
+}
+
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "mailtriage test IMAP"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// fakeMetrics records what the poller counted.
+type fakeMetrics struct {
+	mu       sync.Mutex
+	messages map[string]int // class/action
+	failed   map[string]int // kind
+	cycles   int
+	errs     int
+}
+
+func newFakeMetrics() *fakeMetrics {
+	return &fakeMetrics{messages: map[string]int{}, failed: map[string]int{}}
+}
+
+func (f *fakeMetrics) Message(_ string, c analyzer.Class, action string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.messages[string(c)+"/"+action]++
+}
+
+func (f *fakeMetrics) ForwardFailed(_, kind string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failed[kind]++
+}
+
+func (f *fakeMetrics) Cycle(_ string, _ time.Duration, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cycles++
+	if err != nil {
+		f.errs++
+	}
+}
+
+func (f *fakeMetrics) Lease(string, bool) {}
+func (f *fakeMetrics) StoreError(string)  {}
+
+// funcForwarder is a Forwarder made of a function, for faults the sink
+// cannot make (panics, slow sends).
+type funcForwarder func(ctx context.Context, v analyzer.Verdict, body io.Reader) error
+
+func (f funcForwarder) Forward(ctx context.Context, v analyzer.Verdict, _ bool, _ int64, body io.Reader) error {
+	return f(ctx, v, body)
+}
+
+func (funcForwarder) Close() error { return nil }
+
+// drain reads body fully, as a real forwarder would.
+func drain(body io.Reader) error {
+	_, err := io.Copy(io.Discard, body)
+	return err
+}
