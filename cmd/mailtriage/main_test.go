@@ -126,12 +126,14 @@ func TestUsage(t *testing.T) {
 }
 
 // TestRunShutdown runs the worker against the in-process IMAP server, the
-// SMTP sink and bbolt, waits until /readyz says a cycle succeeded, sends
+// SMTP sink and bbolt, waits until /readyz says the first cycle succeeded, sends
 // SIGTERM and checks that it exits 0 within 10 s and released its lease.
 func TestRunShutdown(t *testing.T) {
 	bin := binary(t)
 	metricsAddr := freeAddr(t)
-	env := startDemoEnv(t, demo.Options{Schedule: "@every 1s", MetricsListen: metricsAddr})
+	// An hourly schedule: readiness within seconds shows the first cycle
+	// runs at start, not at the first tick.
+	env := startDemoEnv(t, demo.Options{Schedule: "@every 1h", MetricsListen: metricsAddr})
 
 	s := startRun(t, env.ConfigPath, "--log-format", "json")
 	readyURL := "http://" + metricsAddr + "/readyz"

@@ -96,8 +96,9 @@ func (w *worker) once(ctx context.Context) ([]poller.Report, error) {
 	return reports, err
 }
 
-// serve runs the pollers on their schedules and the metrics server until ctx
-// ends, then waits for the cycles in hand to finish.
+// serve runs a first cycle of every mailbox, then the pollers on their
+// schedules, and the metrics server, until ctx ends; then it waits for the
+// cycles in hand to finish.
 func (w *worker) serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -122,6 +123,16 @@ func (w *worker) serve(ctx context.Context) error {
 			}
 		})
 	}
+	// A first cycle of every mailbox right away, rather than one schedule
+	// interval after start: mail that waited while the worker was down moves
+	// at once, and /readyz need not wait for the first tick of a long
+	// schedule. Cycles of one mailbox never overlap, so the scheduler's
+	// first tick simply waits for it.
+	wg.Go(func() {
+		if _, err := w.once(ctx); err != nil {
+			w.log.Warn("first cycle failed; the schedule tries again", "error", err)
+		}
+	})
 	err := poller.Run(ctx, w.pollers, w.log)
 	cancel()
 	wg.Wait()
