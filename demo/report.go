@@ -165,8 +165,9 @@ func printFolder(w io.Writer, folders []seen, folder, title string) {
 		}
 		flags := make([]string, len(s.flags))
 		for i, f := range s.flags {
-			flags[i] = string(f)
+			flags[i] = keywordName(f)
 		}
+		sort.Strings(flags)
 		lines = append(lines, fmt.Sprintf("  %-40s %s", clip(s.subject, 40), strings.Join(flags, " ")))
 	}
 	sort.Strings(lines)
@@ -174,6 +175,18 @@ func printFolder(w io.Writer, folders []seen, folder, title string) {
 	for _, l := range lines {
 		fmt.Fprintln(w, l)
 	}
+}
+
+// keywordName spells mailtriage's keywords as the poller sets them.
+// Keywords are case-insensitive (RFC 9051 §2.3.2), and the in-memory server
+// stores them lower-cased.
+func keywordName(f imap.Flag) string {
+	for _, k := range []imap.Flag{poller.KeywordEncrypted, poller.KeywordUnparseable, poller.KeywordPrivateRelay, poller.KeywordForwardFailed} {
+		if strings.EqualFold(string(f), string(k)) {
+			return string(k)
+		}
+	}
+	return string(f)
 }
 
 // printReceived tells what the sink received and shows the headers

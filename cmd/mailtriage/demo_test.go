@@ -38,7 +38,7 @@ func TestDemoCommand(t *testing.T) {
 			t.Errorf("demo output does not mention sample %s", s.Name)
 		}
 	}
-	for _, want := range []string{"SUBJECT", "ENCRYPTION", demo.ReviewFolder, "\\Flagged", "received", "X-Mailtriage-Encryption", "Resent-From", "mailtriage check", "not handled"} {
+	for _, want := range []string{"SUBJECT", "ENCRYPTION", demo.ReviewFolder, "$Encrypted \\Flagged", "received", "X-Mailtriage-Encryption", "Resent-From", "mailtriage check", "not handled"} {
 		if want == "not handled" {
 			if strings.Contains(out, want) {
 				t.Errorf("demo left a sample unhandled:\n%s", out)
