@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -59,9 +60,10 @@ type Dovecot struct {
 	imapsPort int
 	imapPort  int
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the master has exited
+	mu        sync.Mutex
+	cmd       *exec.Cmd
+	done      chan struct{} // closed when the master has exited
+	delivered int           // messages written by Deliver, for unique names
 }
 
 // DovecotOptions change the harness' server.
@@ -361,18 +363,56 @@ func (d *Dovecot) Stop() {
 	}
 }
 
-// killGroup waits briefly for the process group to empty, then kills what
-// is left; it reports whether the group emptied by itself.
+// killGroup waits up to three seconds for every process of the group to
+// exit, signalling it again with SIGTERM now and then (a child forked just
+// after the first signal missed it), then kills what is left. It reports
+// whether the group emptied without SIGKILL.
 func (d *Dovecot) killGroup(pgid int) bool {
 	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
-		if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
+	for tick := 0; time.Now().Before(deadline); tick++ {
+		if groupAlive(pgid) == 0 {
 			return true
+		}
+		if tick%10 == 9 {
+			_ = syscall.Kill(-pgid, syscall.SIGTERM)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	return false
+}
+
+// groupAlive counts the processes of a process group that are not zombies
+// (an exited orphan stays a zombie until PID 1 reaps it, which under some
+// container inits takes seconds), from /proc.
+func groupAlive(pgid int) int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	alive := 0
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(stat[i+1:]))
+		if len(fields) < 3 || fields[0] == "Z" || fields[0] == "X" {
+			continue
+		}
+		if pg, err := strconv.Atoi(fields[2]); err == nil && pg == pgid {
+			alive++
+		}
+	}
+	return alive
 }
 
 // Restart stops Dovecot and starts it again on the same ports, with the
@@ -389,34 +429,96 @@ func (d *Dovecot) Restart() {
 // passwd-file when it changes, so this works while it runs.
 func (d *Dovecot) AddUser(name, password string) {
 	d.t.Helper()
-	if strings.ContainsAny(name+password, ":\n") {
-		d.t.Fatalf("testenv: Dovecot user %q or its password holds ':' or a newline", name)
+	d.AddUsers(map[string]string{name: password})
+}
+
+// AddUsers adds accounts (name -> password) in one write, for tests with
+// many mailboxes.
+func (d *Dovecot) AddUsers(users map[string]string) {
+	d.t.Helper()
+	for name, password := range users {
+		if name == "" || strings.ContainsAny(name+password, ":\n") {
+			d.t.Fatalf("testenv: Dovecot user %q or its password is empty or holds ':' or a newline", name)
+		}
 	}
 	path := filepath.Join(d.dir, "passwd")
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		d.mu.Unlock()
 		d.t.Fatalf("testenv: read passwd-file: %v", err)
 	}
 	var lines []string
 	for _, l := range strings.Split(strings.TrimSpace(string(old)), "\n") {
-		if l != "" && !strings.HasPrefix(l, name+":") {
+		name, _, _ := strings.Cut(l, ":")
+		if _, replaced := users[name]; l != "" && !replaced {
 			lines = append(lines, l)
 		}
 	}
-	lines = append(lines, name+":{PLAIN}"+password)
+	for _, name := range slices.Sorted(maps.Keys(users)) {
+		lines = append(lines, name+":{PLAIN}"+users[name])
+	}
 	// Write then rename, so that Dovecot never reads half a file.
 	tmp := path + ".new"
-	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+	err = os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	running := d.cmd != nil
+	d.mu.Unlock()
+	if err != nil {
 		d.t.Fatalf("testenv: write passwd-file: %v", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		d.t.Fatalf("testenv: write passwd-file: %v", err)
+	if running {
+		// Dovecot's auth process stats the file at most once per second of
+		// its clock: wait for the next second so that the next login sees it.
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
 	}
-	// Dovecot's auth process stats the file at most once per second of its
-	// clock: wait for the next second so that the next login sees it.
-	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
+}
+
+// Deliver writes messages straight into a folder's Maildir, as a local
+// delivery agent would (tmp/, then rename into new/), creating the folder
+// when needed; much faster than APPEND for seeding big mailboxes. The file
+// names sort in delivery order, and Dovecot gives UIDs in that order.
+func (d *Dovecot) Deliver(user, folder string, msgs ...[]byte) {
+	d.t.Helper()
+	uid, gid, _, err := mailAccount()
+	if err != nil {
+		d.t.Fatalf("testenv: deliver: %v", err)
+	}
+	dir := d.FolderPath(user, folder)
+	for _, p := range []string{filepath.Dir(d.MaildirPath(user)), d.MaildirPath(user), dir,
+		filepath.Join(dir, "tmp"), filepath.Join(dir, "new"), filepath.Join(dir, "cur")} {
+		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			d.t.Fatalf("testenv: deliver to %s: %v", folder, err)
+		}
+		if err := os.Chown(p, uid, gid); err != nil {
+			d.t.Fatalf("testenv: deliver to %s: %v", folder, err)
+		}
+	}
+	if dir != d.MaildirPath(user) {
+		// Maildir++ marks a folder directory with this file.
+		marker := filepath.Join(dir, "maildirfolder")
+		if err := os.WriteFile(marker, nil, 0o600); err != nil || os.Chown(marker, uid, gid) != nil {
+			d.t.Fatalf("testenv: deliver to %s: mark the folder: %v", folder, err)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, raw := range msgs {
+		d.delivered++
+		name := fmt.Sprintf("%d.M%09dP%d.testenv,S=%d", time.Now().Unix(), d.delivered, os.Getpid(), len(raw))
+		tmp := filepath.Join(dir, "tmp", name)
+		if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+			d.t.Fatalf("testenv: deliver to %s: %v", folder, err)
+		}
+		if err := os.Chown(tmp, uid, gid); err != nil {
+			d.t.Fatalf("testenv: deliver to %s: %v", folder, err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "new", name)); err != nil {
+			d.t.Fatalf("testenv: deliver to %s: %v", folder, err)
+		}
+	}
 }
 
 // MaildirPath is the Maildir of user (created at the user's first login).

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -162,5 +163,43 @@ func TestDovecotHiddenCapabilities(t *testing.T) {
 	}
 	if !caps.Has(imap.CapIdle) || !caps.Has(imap.CapIMAP4rev1) {
 		t.Errorf("capabilities %v lack IDLE or IMAP4rev1", caps)
+	}
+}
+
+// TestDovecotDeliver: messages written into the Maildir show up over IMAP,
+// in INBOX and in a folder Deliver creates, in order, with their bytes.
+func TestDovecotDeliver(t *testing.T) {
+	d := StartDovecot(t)
+	msg := func(n int) []byte {
+		return []byte(fmt.Sprintf("From: a@example.com\nSubject: delivered %d\nMessage-ID: <d%d@example.com>\n\nbody %d\n", n, n, n))
+	}
+	var inbox [][]byte
+	var want []int
+	for n := range 25 {
+		inbox = append(inbox, msg(n))
+		want = append(want, n)
+	}
+	d.Deliver(d.User, "INBOX", inbox...)
+	d.Deliver(d.User, "Archive/2026", msg(100))
+	c := d.Dial(t, d.User, d.Password)
+	for folder, want := range map[string][]int{"INBOX": want, "Archive/2026": {100}} {
+		sel, err := c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil {
+			t.Fatalf("EXAMINE %s: %v", folder, err)
+		}
+		if int(sel.NumMessages) != len(want) {
+			t.Fatalf("%s holds %d messages, want %d", folder, sel.NumMessages, len(want))
+		}
+		body := &imap.FetchItemBodySection{Peek: true}
+		bufs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: sel.NumMessages}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{body}}).Collect()
+		if err != nil {
+			t.Fatalf("FETCH %s: %v", folder, err)
+		}
+		for i, b := range bufs {
+			got := strings.ReplaceAll(string(b.FindBodySection(body)), "\r\n", "\n")
+			if got != string(msg(want[i])) {
+				t.Errorf("%s uid %d = %q, want %q", folder, b.UID, got, msg(want[i]))
+			}
+		}
 	}
 }
