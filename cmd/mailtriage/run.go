@@ -63,7 +63,8 @@ func runConfig(ctx context.Context, cfg *config.Config, once bool, log *slog.Log
 	if once {
 		return w.once(ctx)
 	}
-	log.Info("mailtriage running", "mailboxes", len(cfg.Mailboxes), "metrics", cfg.Metrics.Listen)
+	ver, rev, _ := buildInfo()
+	log.Info("mailtriage running", "version", ver, "commit", rev, "mailboxes", len(cfg.Mailboxes), "metrics", cfg.Metrics.Listen)
 	err = w.serve(ctx)
 	log.Info("mailtriage stopped")
 	return nil, err
