@@ -36,6 +36,12 @@ func FromIMAP(header []byte, bs imap.BodyStructure, samples map[string][]byte, s
 // FromIMAP is FromIMAP under these limits.
 func (l Limits) FromIMAP(header []byte, bs imap.BodyStructure, samples map[string][]byte, size int64) (*Message, error) {
 	h, problems := messageHeader(header, l)
+	if len(h) == 0 {
+		// Without a header nothing tells how to read the body (FromRaw
+		// does the same).
+		bs = &imap.BodyStructureSinglePart{Type: "application", Subtype: "octet-stream"}
+		samples = nil
+	}
 	m := l.fromStructure(samples, bs, size)
 	m.Header = h
 	m.Problems = append(problems, m.Problems...)

@@ -31,7 +31,12 @@ func (l Limits) FromRaw(r io.Reader) (*Message, error) {
 	m.Header = h
 	m.Problems = problems
 
-	m.Root, _ = rp.part(h, "1", 0, nil, true)
+	if len(h) == 0 {
+		// Without a header nothing tells how to read the body.
+		m.Root = newPart("1", "application/octet-stream", nil, "", nil, "")
+	} else {
+		m.Root, _ = rp.part(h, "1", 0, nil, true)
+	}
 	if rp.lr.err == nil {
 		_, rp.lr.err = io.Copy(io.Discard, rp.lr.br)
 	}
