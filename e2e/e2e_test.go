@@ -487,7 +487,7 @@ func TestIdleAndShutdown(t *testing.T) {
 		}
 	}()
 
-	time.Sleep(time.Second) // let it log in and enter IDLE
+	h.dc.WaitIdle(h.dc.User, 1, 30*time.Second)
 	h.seed([][]byte{clean.Raw})
 	appended := time.Now()
 	for h.sink.Count() == 0 {

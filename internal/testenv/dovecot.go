@@ -235,6 +235,7 @@ userdb {
 first_valid_uid = %[5]d
 first_valid_gid = %[6]d
 mail_location = maildir:~/Maildir
+verbose_proctitle = yes
 namespace inbox {
   inbox = yes
   prefix =
@@ -384,13 +385,19 @@ func (d *Dovecot) killGroup(pgid int) bool {
 
 // groupAlive counts the processes of a process group that are not zombies
 // (an exited orphan stays a zombie until PID 1 reaps it, which under some
-// container inits takes seconds), from /proc.
+// container inits takes seconds).
 func groupAlive(pgid int) int {
+	return len(groupProcesses(pgid))
+}
+
+// groupProcesses returns the command lines of the live (not zombie)
+// processes of a process group, from /proc.
+func groupProcesses(pgid int) []string {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0
+		return nil
 	}
-	alive := 0
+	var out []string
 	for _, e := range entries {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
@@ -408,11 +415,41 @@ func groupAlive(pgid int) int {
 		if len(fields) < 3 || fields[0] == "Z" || fields[0] == "X" {
 			continue
 		}
-		if pg, err := strconv.Atoi(fields[2]); err == nil && pg == pgid {
-			alive++
+		if pg, err := strconv.Atoi(fields[2]); err != nil || pg != pgid {
+			continue
 		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		out = append(out, strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " ")))
 	}
-	return alive
+	return out
+}
+
+// WaitIdle waits until n sessions of user are in IMAP IDLE (Dovecot shows
+// the command in the process title), and fails the test after timeout.
+func (d *Dovecot) WaitIdle(user string, n int, timeout time.Duration) {
+	d.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		d.mu.Lock()
+		var procs []string
+		if d.cmd != nil {
+			procs = groupProcesses(d.cmd.Process.Pid)
+		}
+		d.mu.Unlock()
+		idle := 0
+		for _, p := range procs {
+			if strings.Contains(p, "["+user+" ") && strings.HasSuffix(p, " IDLE]") {
+				idle++
+			}
+		}
+		if idle >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("testenv: %d of %d sessions of %s in IDLE after %v; processes: %q", idle, n, user, timeout, procs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Restart stops Dovecot and starts it again on the same ports, with the

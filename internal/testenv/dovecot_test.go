@@ -203,3 +203,23 @@ func TestDovecotDeliver(t *testing.T) {
 		}
 	}
 }
+
+// TestDovecotWaitIdle: WaitIdle sees a session enter IDLE.
+func TestDovecotWaitIdle(t *testing.T) {
+	d := StartDovecot(t)
+	c := d.Dial(t, d.User, d.Password)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatalf("SELECT INBOX: %v", err)
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatalf("IDLE: %v", err)
+	}
+	d.WaitIdle(d.User, 1, 5*time.Second)
+	if err := idle.Close(); err != nil {
+		t.Fatalf("DONE: %v", err)
+	}
+	if err := idle.Wait(); err != nil {
+		t.Fatalf("IDLE: %v", err)
+	}
+}
