@@ -257,13 +257,20 @@ func (s *conn) fetch(ctx context.Context, uids []imap.UID, opts *imap.FetchOptio
 }
 
 // streamBody streams BODY.PEEK[] of uid into fn, never holding it whole.
+// The FETCH is drained even when fn fails or panics, so that the session
+// stays usable (imapclient's reader waits for the literal to be consumed).
 func (s *conn) streamBody(ctx context.Context, uid imap.UID, fn func(io.Reader) error) error {
 	var fnErr error
-	err := s.within(ctx, s.body, func() error {
+	err := s.within(ctx, s.body, func() (err error) {
 		cmd := s.c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{
 			UID:         true,
 			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 		})
+		defer func() {
+			if cerr := cmd.Close(); err == nil {
+				err = cerr
+			}
+		}()
 		found := false
 		if msg := cmd.Next(); msg != nil {
 			for item := msg.Next(); item != nil; item = msg.Next() {
@@ -272,9 +279,6 @@ func (s *conn) streamBody(ctx context.Context, uid imap.UID, fn func(io.Reader) 
 					fnErr = fn(body.Literal)
 				}
 			}
-		}
-		if err := cmd.Close(); err != nil {
-			return err
 		}
 		if !found {
 			return ErrGone

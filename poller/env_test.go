@@ -147,7 +147,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatalf("start SMTP sink: %v", err)
 	}
-	t.Cleanup(func() { sink.Close() })
+	// The sink closes itself when the test's context ends.
 	e.sink = sink
 	e.fw = e.forwarder(sink.Addr())
 	return e
@@ -196,7 +196,12 @@ func (e *env) poller(fw Forwarder, edit func(*Mailbox)) *Poller {
 	if fw == nil {
 		fw = e.fw
 	}
-	return New(mb, analyzer.New(nil), e.st, fw, e.metrics, slog.New(slog.NewTextHandler(e.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})))
+	return New(mb, analyzer.New(nil), e.st, fw, e.metrics, slogFor(e.t))
+}
+
+// slogFor logs into the test's output.
+func slogFor(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // appendMsg puts raw into folder with flags, as a delivery would.

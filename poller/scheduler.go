@@ -35,7 +35,9 @@ func Run(ctx context.Context, pollers []*Poller, log *slog.Logger) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cl := cronLogger{log}
-	c := cron.New(cron.WithLogger(cl), cron.WithChain(cron.Recover(cl), cron.SkipIfStillRunning(cl)))
+	// Recover inside SkipIfStillRunning: a panic that escaped the latter
+	// would keep its token and skip the mailbox for good.
+	c := cron.New(cron.WithLogger(cl), cron.WithChain(cron.SkipIfStillRunning(cl), cron.Recover(cl)))
 	for _, p := range pollers {
 		if _, err := c.AddFunc(p.mb.Schedule, func() { p.runLogged(ctx, "schedule") }); err != nil {
 			return fmt.Errorf("schedule %q of mailbox %s: %w", p.mb.Schedule, p.mb.Name, err)
