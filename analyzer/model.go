@@ -262,13 +262,16 @@ func decodeWords(s string) string {
 func parseHeader(block []byte, lim Limits, what string) (Header, []string) {
 	var h Header
 	var problems []string
-	if len(block) > lim.MaxHeaderBytes {
-		problems = append(problems, fmt.Sprintf("%s: header block exceeds %d octets", what, lim.MaxHeaderBytes))
-		block = block[:lim.MaxHeaderBytes]
+	var value strings.Builder // the value of the field being unfolded
+	flush := func() {
+		if len(h) > 0 {
+			h[len(h)-1].Value = strings.TrimSpace(value.String())
+		}
+		value.Reset()
 	}
 	longLine := false
-	first := true
-	for len(block) > 0 {
+	consumed := 0
+	for first := true; len(block) > 0; first = false {
 		var line []byte
 		i := indexByte(block, '\n')
 		if i < 0 {
@@ -276,32 +279,40 @@ func parseHeader(block []byte, lim Limits, what string) (Header, []string) {
 		} else {
 			line, block = block[:i], block[i+1:]
 		}
-		if len(line) > lim.MaxLineBytes && !longLine {
-			longLine = true
-			problems = append(problems, fmt.Sprintf("%s: header line longer than %d octets", what, lim.MaxLineBytes))
-		}
+		consumed += len(line) + 1
 		line = trimCR(line)
 		if len(line) == 0 {
 			break
+		}
+		if consumed > lim.MaxHeaderBytes {
+			problems = append(problems, fmt.Sprintf("%s: header block exceeds %d octets", what, lim.MaxHeaderBytes))
+			break
+		}
+		if len(line) > lim.MaxLineBytes && !longLine {
+			longLine = true
+			problems = append(problems, fmt.Sprintf("%s: header line longer than %d octets", what, lim.MaxLineBytes))
 		}
 		if first && !validFieldLine(line) {
 			// The block does not start with a field: nothing of it can be
 			// trusted (servers give up on such a header too).
 			return nil, problems
 		}
-		first = false
 		if line[0] == ' ' || line[0] == '\t' {
 			if len(h) > 0 {
-				h[len(h)-1].Value += " " + strings.TrimSpace(string(line))
+				value.WriteByte(' ')
+				value.WriteString(strings.TrimSpace(string(line)))
 			}
 			continue
 		}
-		name, value, ok := strings.Cut(string(line), ":")
+		name, v, ok := strings.Cut(string(line), ":")
 		if !ok || name == "" || strings.ContainsAny(name, " \t") {
 			continue
 		}
-		h = append(h, Field{Name: name, Value: strings.TrimSpace(value)})
+		flush()
+		h = append(h, Field{Name: name})
+		value.WriteString(strings.TrimSpace(v))
 	}
+	flush()
 	return h, problems
 }
 

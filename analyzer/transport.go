@@ -33,6 +33,7 @@ var plainProto = regexp.MustCompile(`(?i)\bwith\s+(e?smtpa?|utf8smtpa?|microsoft
 var localHop = regexp.MustCompile(`(?i)\bwith\s+(lmtp|local|mapi|http|https|imap|pop3?)\b|invoked by uid|from userid|\bby\s+localhost\b|\(qmail [0-9]+ invoked by`)
 
 var hopFrom = regexp.MustCompile(`(?i)^\s*from\s+(\S+)`)
+var hopByWord = regexp.MustCompile(`(?i)\sby\s`)
 var hopBy = regexp.MustCompile(`(?i)\bby\s+(\S+)`)
 var hopIP = regexp.MustCompile(`(?i)(?:ipv6:)?[0-9a-f]*:[0-9a-f:.]+|\b[0-9]{1,3}(?:\.[0-9]{1,3}){3}\b`)
 
@@ -56,8 +57,8 @@ func detectTransport(h Header) (TransportTLS, []string) {
 		}
 		name := fmt.Sprintf("%s (from %s by %s)", hop, from, by)
 		fromPart := v
-		if i := strings.Index(strings.ToLower(v), " by "); i >= 0 {
-			fromPart = v[:i]
+		if loc := hopByWord.FindStringIndex(v); loc != nil {
+			fromPart = v[:loc[0]]
 		}
 		if localHop.MatchString(v) || internalHost(from, fromPart) || from == by && by != "" {
 			continue
