@@ -18,15 +18,21 @@ import (
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 )
 
-// Crash test parameters.
+// Crash test parameters. Each worker is killed once the sink has received
+// between crashMinSent and crashMinSent+crashSpread more messages (plus up
+// to crashJitter), so that the kills land in the middle of the work at
+// varied points of a message's handling, or after crashMaxLife when there
+// is nothing left to send.
 const (
 	crashMessages = 500
 	crashKills    = 10
-	crashMinLife  = 1200 * time.Millisecond
-	crashMaxLife  = 3000 * time.Millisecond
-	// crashSMTPDelay slows every SMTP reply so that forwarding the mailbox
-	// takes several seconds and the kills land in the middle of the work.
-	crashSMTPDelay = 8 * time.Millisecond
+	crashMinSent  = 5
+	crashSpread   = 40
+	crashJitter   = 20 * time.Millisecond
+	crashMaxLife  = 3 * time.Second
+	// crashSMTPDelay slows every SMTP reply a little so that forwarding the
+	// mailbox spans the ten kills.
+	crashSMTPDelay = 4 * time.Millisecond
 )
 
 var (
@@ -95,13 +101,19 @@ func TestCrashRestart(t *testing.T) {
 	t.Logf("crash schedule seed %d", seed)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	midWork := 0
 	for kill := range crashKills {
 		cmd, logPath := h.command(ctx, fmt.Sprintf("crash-%d", kill))
+		start, sentBefore := time.Now(), h.sink.Count()
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start mailtriage run: %v", err)
 		}
-		life := crashMinLife + time.Duration(rng.Int64N(int64(crashMaxLife-crashMinLife)))
-		time.Sleep(life)
+		target := sentBefore + crashMinSent + rng.IntN(crashSpread)
+		for h.sink.Count() < target && time.Since(start) < crashMaxLife {
+			time.Sleep(2 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(crashJitter))))
+		life := time.Since(start)
 		if err := cmd.Process.Kill(); err != nil {
 			t.Fatalf("SIGKILL mailtriage: %v\n%s", err, tail(logPath))
 		}
@@ -111,7 +123,11 @@ func TestCrashRestart(t *testing.T) {
 		if err := rdb.Del(ctx, leaseKey).Err(); err != nil {
 			t.Fatalf("expire the dead worker's lease: %v", err)
 		}
-		t.Logf("kill %d after %v: the sink holds %d messages", kill+1, life.Round(time.Millisecond), h.sink.Count())
+		sent := h.sink.Count()
+		if sent > sentBefore {
+			midWork++
+		}
+		t.Logf("kill %d after %v: the sink holds %d messages", kill+1, life.Round(time.Millisecond), sent)
 	}
 	h.sink.SetFault(smtpsink.Fault{})
 	h.runOnce("final")
@@ -199,8 +215,8 @@ func TestCrashRestart(t *testing.T) {
 	if duplicates > crashKills {
 		t.Errorf("%d duplicates after %d kills; the window (SMTP 250 -> outcome record) allows at most one per kill", duplicates, crashKills)
 	}
-	t.Logf("crash test: %d kills, %d messages (%d clean, %d encrypted), %d forwarded, %d duplicates",
-		crashKills, crashMessages, clean, flagged, forwarded, duplicates)
-	fmt.Printf("e2e crash test: %d SIGKILLs, %d messages, %d forwarded, %d duplicates\n",
-		crashKills, crashMessages, forwarded, duplicates)
+	t.Logf("crash test: %d kills (%d while forwarding), %d messages (%d clean, %d encrypted), %d forwarded, %d duplicates",
+		crashKills, midWork, crashMessages, clean, flagged, forwarded, duplicates)
+	fmt.Printf("e2e crash test: %d SIGKILLs (%d while forwarding), %d messages, %d forwarded, %d duplicates\n",
+		crashKills, midWork, crashMessages, forwarded, duplicates)
 }
