@@ -188,10 +188,10 @@ func TestErrors(t *testing.T) {
 		{"empty token_command", imap("      token_command: []\n"),
 			[]string{`config.yaml:6: mailboxes[0].imap.token_command: must list the command and its arguments`}},
 		{"tls none without insecure_plaintext", imap("      password_file: /s\n      tls: none\n"),
-			[]string{`config.yaml:7: mailboxes[0].imap.tls: none sends the password in clear text; it needs insecure_plaintext: true`}},
+			[]string{`config.yaml:7: mailboxes[0].imap.tls: none sends passwords and mail in clear text; it needs insecure_plaintext: true`}},
 		{"insecure_plaintext not a bool", imap("      password_file: /s\n      tls: none\n      insecure_plaintext: yes\n"),
 			[]string{
-				`config.yaml:7: mailboxes[0].imap.tls: none sends the password in clear text; it needs insecure_plaintext: true`,
+				`config.yaml:7: mailboxes[0].imap.tls: none sends passwords and mail in clear text; it needs insecure_plaintext: true`,
 				`config.yaml:8: mailboxes[0].imap.insecure_plaintext: must be true or false, not "yes"`,
 			}},
 		{"bad port", strings.Replace(minimal, "imap.example.com", "imap.example.com:99999", 1),

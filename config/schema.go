@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/internal/credential"
 )
 
 var (
@@ -380,7 +381,7 @@ func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
 		{key: "ca_file", decode: d.setStr(&s.CAFile)},
 		{key: "insecure_plaintext", decode: d.setBool(&s.InsecurePlaintext)},
 		{key: "username", required: kind.needsLogin, decode: d.setStr(&s.Username)},
-		{key: "auth", decode: d.setEnum(&s.Auth, "plain", "login", "xoauth2", "oauthbearer")},
+		{key: "auth", decode: d.setEnum(&s.Auth, mechanisms()...)},
 		{key: "password_file", decode: d.setStr(&s.PasswordFile)},
 		{key: "password_env", decode: d.setStr(&s.PasswordEnv)},
 		{key: "token_file", decode: d.setStr(&s.TokenFile)},
@@ -399,7 +400,7 @@ func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
 		if v, ok := seen["tls"]; ok {
 			at = v
 		}
-		d.errorf(at, join(path, "tls"), "none sends the password in clear text; it needs insecure_plaintext: true")
+		d.errorf(at, join(path, "tls"), "none sends passwords and mail in clear text; it needs insecure_plaintext: true")
 	}
 	values := map[string]bool{
 		"password_file": s.PasswordFile != "",
@@ -441,6 +442,15 @@ func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
 		}
 	}
 	return s
+}
+
+// mechanisms are the auth values: the SASL mechanisms credential supports.
+func mechanisms() []string {
+	var out []string
+	for _, m := range credential.Mechanisms() {
+		out = append(out, string(m))
+	}
+	return out
 }
 
 // hostPort checks a host:port address and fills in the default port when
