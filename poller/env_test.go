@@ -81,7 +81,8 @@ func encryptedMessage(id string) string {
 // env is one test's world: an in-process IMAP server over TLS, the bbolt
 // store, an SMTP sink and the real forwarder.
 type env struct {
-	t       *testing.T
+	t       testing.TB
+	log     *slog.Logger
 	mem     *imapmemserver.Server
 	user    *imapmemserver.User
 	addr    string
@@ -96,9 +97,11 @@ type env struct {
 type envOptions struct {
 	tls  string      // TLSImplicit (default) or TLSStartTLS
 	caps imap.CapSet // nil: IMAP4rev1, UIDPLUS, MOVE, NAMESPACE
+
+	discardBodies bool // the sink keeps sizes and hashes only
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	if o.tls == "" {
 		o.tls = TLSImplicit
@@ -107,7 +110,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		o.caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapMove: {}, imap.CapNamespace: {}}
 	}
 	ctx := t.Context()
-	e := &env{t: t, mem: imapmemserver.New(), tls: o.tls, metrics: newFakeMetrics()}
+	e := &env{t: t, log: slogFor(t), mem: imapmemserver.New(), tls: o.tls, metrics: newFakeMetrics()}
 	e.user = imapmemserver.NewUser(testUser, testPassword)
 	e.mem.AddUser(e.user)
 	if err := e.user.Create("INBOX", nil); err != nil {
@@ -143,7 +146,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	t.Cleanup(func() { st.Close() })
 	e.st = st
 
-	sink, err := smtpsink.Start(ctx, smtpsink.Options{})
+	sink, err := smtpsink.Start(ctx, smtpsink.Options{DiscardBodies: o.discardBodies})
 	if err != nil {
 		t.Fatalf("start SMTP sink: %v", err)
 	}
@@ -196,11 +199,11 @@ func (e *env) poller(fw Forwarder, edit func(*Mailbox)) *Poller {
 	if fw == nil {
 		fw = e.fw
 	}
-	return New(mb, analyzer.New(nil), e.st, fw, e.metrics, slogFor(e.t))
+	return New(mb, analyzer.New(nil), e.st, fw, e.metrics, e.log)
 }
 
 // slogFor logs into the test's output.
-func slogFor(t *testing.T) *slog.Logger {
+func slogFor(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -307,7 +310,7 @@ func (e *env) cycle(p *Poller) Report {
 	return rep
 }
 
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
