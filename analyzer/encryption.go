@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"html"
 	"path"
-	"regexp"
 	"strings"
 )
 
@@ -102,17 +101,45 @@ var armorLines = []struct {
 	{"-----BEGIN PGP SIGNED MESSAGE-----", EncryptionPGPSigned, "inline OpenPGP cleartext signature \"BEGIN PGP SIGNED MESSAGE\""},
 }
 
-var htmlBreak = regexp.MustCompile(`(?i)<\s*(br|/p|p|/div|div|/tr|tr|/li|li|/h[1-6]|pre|/pre|/table|hr)\b[^>]*>`)
-var htmlTag = regexp.MustCompile(`(?s)<[^>]*>`)
+// htmlBreaks are the tags that end a line of visible text.
+var htmlBreaks = map[string]bool{
+	"br": true, "p": true, "div": true, "tr": true, "li": true, "pre": true, "table": true, "hr": true,
+	"h1": true, "h2": true, "h3": true, "h4": true, "h5": true, "h6": true, "blockquote": true,
+}
+
+// stripHTML removes tags from HTML, turning line-breaking ones into line
+// ends, in one pass.
+func stripHTML(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for {
+		i := strings.IndexByte(s, '<')
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		j := strings.IndexByte(s[i:], '>')
+		if j < 0 {
+			return b.String() // a tag cut at the end of the sample
+		}
+		tag := strings.TrimLeft(s[i+1:i+j], "/ \t\r\n")
+		if k := strings.IndexAny(tag, " \t\r\n/"); k >= 0 {
+			tag = tag[:k]
+		}
+		if htmlBreaks[strings.ToLower(tag)] {
+			b.WriteByte('\n')
+		}
+		s = s[i+j+1:]
+	}
+}
 
 // plainText turns a text sample into lines of visible text: HTML loses its
 // tags (line-breaking ones become line ends) and entities.
 func plainText(p *Part) string {
 	s := string(p.Sample)
 	if p.Type == "text/html" {
-		s = htmlBreak.ReplaceAllString(s, "\n")
-		s = htmlTag.ReplaceAllString(s, "")
-		s = html.UnescapeString(s)
+		s = html.UnescapeString(stripHTML(s))
 	}
 	return strings.ReplaceAll(s, "\u00a0", " ")
 }

@@ -128,12 +128,12 @@ var vendorRules = []vendorRule{
 // detectVendors applies the vendor table. A rule matches on one strong
 // piece of evidence or on pieces of two different kinds.
 func detectVendors(m *Message) []encFinding {
-	var texts []string // plain text of sampled text parts, lower-cased
+	var texts []string // words of the plain text of sampled text parts (see words)
 	var raws []string  // raw decoded samples, lower-cased (for links in HTML attributes)
 	var paths []string
 	m.Walk(func(p *Part, _ int) {
 		if p.Sampled && (p.Type == "text/plain" || p.Type == "text/html") {
-			texts = append(texts, strings.ToLower(plainText(p)))
+			texts = append(texts, words(plainText(p)))
 			raws = append(raws, strings.ToLower(string(p.Sample)))
 			paths = append(paths, p.Path)
 		}
@@ -187,7 +187,7 @@ func matchEvidence(m *Message, e evidence, texts, raws, paths []string) (string,
 		return what, what != ""
 	case byPhrase:
 		for i, t := range texts {
-			if containsWords(t, e.value) {
+			if strings.Contains(t, " "+e.value+" ") {
 				return fmt.Sprintf("part %s: text %q", paths[i], e.value), true
 			}
 		}
@@ -201,26 +201,27 @@ func matchEvidence(m *Message, e evidence, texts, raws, paths []string) (string,
 	return "", false
 }
 
-// containsWords reports whether phrase occurs in text on word boundaries,
-// with any run of white space between its words.
-func containsWords(text, phrase string) bool {
-	words := strings.Fields(phrase)
-	fields := strings.FieldsFunc(text, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 0x7f)
-	})
-	for i := 0; i+len(words) <= len(fields); i++ {
-		match := true
-		for j, w := range words {
-			if fields[i+j] != w {
-				match = false
-				break
-			}
-		}
-		if match {
-			return true
+// words lower-cases text and reduces it to its words (letters and digits)
+// each followed and preceded by one space, so that a phrase matches on word
+// boundaries with any white space or punctuation between its words.
+func words(text string) string {
+	var b strings.Builder
+	b.Grow(len(text) + 2)
+	b.WriteByte(' ')
+	space := true
+	for _, r := range strings.ToLower(text) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 0x7f && r != '\u00a0' && r != '\ufffd' {
+			b.WriteRune(r)
+			space = false
+		} else if !space {
+			b.WriteByte(' ')
+			space = true
 		}
 	}
-	return false
+	if !space {
+		b.WriteByte(' ')
+	}
+	return b.String()
 }
 
 // clip shortens evidence quoted in a reason.
