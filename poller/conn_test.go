@@ -55,6 +55,36 @@ func TestDialAndLogin(t *testing.T) {
 	}
 }
 
+// OAUTHBEARER through AUTHENTICATE with the token as the secret.
+func TestOAuthLogin(t *testing.T) {
+	const token = "ya29.token-never-logged"
+	e := newEnv(t, envOptions{oauthToken: token})
+	for _, tc := range []struct {
+		name  string
+		token string
+		ok    bool
+	}{
+		{"valid token", token, true},
+		{"expired token", "ya29.expired", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := e.poller(nil, func(mb *Mailbox) {
+				mb.IMAP.Auth = credential.Auth{Mechanism: credential.OAuthBearer, Username: testUser, Secret: credential.Static(secret.New(tc.token))}
+			})
+			c, err := p.dial(t.Context(), nil)
+			if err == nil {
+				c.logout(t.Context())
+			}
+			if (err == nil) != tc.ok {
+				t.Fatalf("dial error %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && strings.Contains(err.Error(), tc.token) {
+				t.Fatalf("error leaks the token: %v", err)
+			}
+		})
+	}
+}
+
 // Check reports login, the watched folder and the review and release
 // folders (created when missing), one line each.
 func TestCheck(t *testing.T) {

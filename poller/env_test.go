@@ -22,6 +22,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/emersion/go-sasl"
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/forwarder"
@@ -99,12 +100,37 @@ type envOptions struct {
 	caps imap.CapSet // nil: IMAP4rev1, UIDPLUS, MOVE, NAMESPACE
 
 	discardBodies bool // the sink keeps sizes and hashes only
+
+	oauthToken string // when set, the server also offers AUTHENTICATE OAUTHBEARER with this token (and lacks NAMESPACE and MOVE)
+}
+
+// oauthSession adds SASL OAUTHBEARER (RFC 7628) to a memserver session.
+type oauthSession struct {
+	imapserver.Session
+	token string
+}
+
+func (s oauthSession) AuthenticateMechanisms() []string { return []string{"PLAIN", "OAUTHBEARER"} }
+
+func (s oauthSession) Authenticate(mech string) (sasl.Server, error) {
+	if mech == "PLAIN" {
+		return sasl.NewPlainServer(func(_, username, password string) error { return s.Login(username, password) }), nil
+	}
+	return sasl.NewOAuthBearerServer(func(o sasl.OAuthBearerOptions) *sasl.OAuthBearerError {
+		if o.Token != s.token || s.Login(o.Username, testPassword) != nil {
+			return &sasl.OAuthBearerError{Status: "invalid_token"}
+		}
+		return nil
+	}), nil
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	if o.tls == "" {
 		o.tls = TLSImplicit
+	}
+	if o.caps == nil && o.oauthToken != "" {
+		o.caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}}
 	}
 	if o.caps == nil {
 		o.caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapMove: {}, imap.CapNamespace: {}}
@@ -122,6 +148,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			if o.oauthToken != "" {
+				return oauthSession{e.mem.NewSession(), o.oauthToken}, nil, nil
+			}
 			return e.mem.NewSession(), nil, nil
 		},
 		Caps:      o.caps,
