@@ -608,3 +608,33 @@ func TestCorpusThroughCycle(t *testing.T) {
 		t.Errorf("second cycle over the corpus did %+v", rep.Counts)
 	}
 }
+
+// A reply whose relay kept only In-Reply-To still joins its conversation:
+// the thread key comes from the store (or from earlier in the batch), and
+// the forwarded copy says so in X-Mailtriage-Thread.
+func TestThreadKeyFromStore(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	msg := func(id, refs string) string {
+		raw := cleanMessage(id)
+		if refs != "" {
+			raw = strings.Replace(raw, "MIME-Version: 1.0\r\n", "In-Reply-To: <"+refs+">\r\nMIME-Version: 1.0\r\n", 1)
+		}
+		return raw
+	}
+	e.appendMsg("INBOX", msg("root", ""))
+	e.appendMsg("INBOX", msg("reply1", "root@example.com"))
+	e.appendMsg("INBOX", msg("reply2", "reply1@example.com")) // resolved from earlier in the batch
+	p := e.poller(nil, func(mb *Mailbox) { mb.BatchSize = 3 })
+	e.cycle(p)
+	e.appendMsg("INBOX", msg("reply3", "reply2@example.com")) // resolved from the store
+	rep := e.cycle(p)
+	if len(rep.Entries) != 1 || rep.Entries[0].Verdict.ThreadKey != "root@example.com" {
+		t.Fatalf("reply3 entry = %+v, want thread key root@example.com", rep.Entries)
+	}
+	msgs := e.sink.Messages()
+	for i, m := range msgs {
+		if !strings.Contains(string(m.Data), "X-Mailtriage-Thread: <root@example.com>") {
+			t.Errorf("forwarded copy %d lacks the root thread key:\n%s", i, m.Data)
+		}
+	}
+}
