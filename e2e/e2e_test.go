@@ -409,7 +409,8 @@ func TestReleaseLoop(t *testing.T) {
 }
 
 // TestCheck: `mailtriage check` passes against the harness and fails with a
-// wrong password, never printing either password.
+// wrong password, never printing either password; `run --once` then exits
+// non-zero.
 func TestCheck(t *testing.T) {
 	h := newHarness(t, setup{state: "redis", imapTLS: "implicit", afterForward: "seen"})
 	check := func(name string) (string, error) {
@@ -431,6 +432,17 @@ func TestCheck(t *testing.T) {
 	t.Logf("check with a wrong password:\n%s", out)
 	if err == nil || !strings.Contains(out, "FAIL") {
 		t.Errorf("check with a wrong password: exit %v, want a failure line:\n%s", err, out)
+	}
+
+	// run --once exits non-zero when a mailbox fails, and says nothing secret.
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	cmd, logPath := h.command(ctx, "wrong-password", "--once")
+	if err := cmd.Run(); err == nil {
+		t.Errorf("run --once with a wrong IMAP password exited 0:\n%s", tail(logPath))
+	}
+	if b, err := os.ReadFile(logPath); err != nil || bytes.Contains(b, []byte(wrongPassword)) {
+		t.Errorf("run --once log (err %v) shows the wrong password:\n%s", err, b)
 	}
 }
 

@@ -224,6 +224,7 @@ ssl_key = <%[4]s
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = yes
 auth_mechanisms = plain login
+auth_failure_delay = 0
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%%u %[1]s/passwd
