@@ -228,3 +228,16 @@ func TestTruncatedMultipart(t *testing.T) {
 		t.Errorf("problems %q, want the missing close delimiter", m.Problems)
 	}
 }
+
+// TestPartHeaderMeetsBoundary: a part whose header runs into the next
+// boundary has an empty body; the parser goes on with the next part.
+func TestPartHeaderMeetsBoundary(t *testing.T) {
+	raw := msg("Content-Type: multipart/mixed; boundary=b1\n", "--b1\nContent-Type: text/plain\n--b1\nContent-Type: text/html\n\n<p>hello</p>\n--b1--\n")
+	m, err := FromRaw(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Problems) != 0 || len(m.Root.Children) != 2 || m.Root.Children[1].Type != "text/html" || string(m.Root.Children[1].Sample) != "<p>hello</p>" {
+		t.Errorf("problems %q, parts %d, second part %+v", m.Problems, len(m.Root.Children), m.Root.Children[len(m.Root.Children)-1])
+	}
+}

@@ -26,7 +26,7 @@ func (l Limits) FromRaw(r io.Reader) (*Message, error) {
 	m := &Message{}
 	rp.b = treeBuilder{lim: l, msg: m}
 
-	block := rp.readHeaderBlock(l)
+	block, _, _ := rp.readHeaderBlock(l, nil)
 	h, problems := messageHeader(block, l)
 	m.Header = h
 	m.Problems = problems
@@ -35,7 +35,7 @@ func (l Limits) FromRaw(r io.Reader) (*Message, error) {
 		// Without a header nothing tells how to read the body.
 		m.Root = newPart("1", "application/octet-stream", nil, "", nil, "")
 	} else {
-		m.Root, _ = rp.part(h, "1", 0, nil, true)
+		m.Root, _ = rp.part(h, "1", 0, nil, true, nil)
 	}
 	if rp.lr.err == nil {
 		_, rp.lr.err = io.Copy(io.Discard, rp.lr.br)
@@ -111,15 +111,21 @@ var endOfInput = term{level: -1}
 
 // readHeaderBlock reads a header block up to and without its empty line,
 // keeping at most MaxHeaderBytes+1 octets (parseHeader reports the excess).
-func (rp *rawParser) readHeaderBlock(l Limits) []byte {
-	var block []byte
+// A boundary line of the stack ends a part header that has no body: ended
+// is then true and t the boundary.
+func (rp *rawParser) readHeaderBlock(l Limits, bounds []string) (block []byte, t term, ended bool) {
 	for {
 		frag, start, ok := rp.lr.next()
 		if !ok {
-			return block
+			return block, endOfInput, true
 		}
 		if start && (bytes.Equal(frag, []byte("\r\n")) || bytes.Equal(frag, []byte("\n"))) {
-			return block
+			return block, term{}, false
+		}
+		if start {
+			if t, ok := matchBoundary(frag, bounds); ok {
+				return block, t, true
+			}
 		}
 		if room := l.MaxHeaderBytes + 1 - len(block); room > 0 {
 			block = append(block, frag[:min(len(frag), room)]...)
@@ -129,8 +135,9 @@ func (rp *rawParser) readHeaderBlock(l Limits) []byte {
 
 // part builds the part whose header is h and parses its body up to the
 // boundary or end of input that ends it. The message itself is the root
-// part: "1" when single-part, "" when multipart.
-func (rp *rawParser) part(h Header, path string, depth int, bounds []string, root bool) (*Part, term) {
+// part: "1" when single-part, "" when multipart. A part whose header already
+// ran into a boundary (ended) has an empty body.
+func (rp *rawParser) part(h Header, path string, depth int, bounds []string, root bool, ended *term) (*Part, term) {
 	admitted := rp.b.admit()
 	mt, params := contentType(h.Get("Content-Type"))
 	disp, dparams := contentType(h.Get("Content-Disposition"))
@@ -142,12 +149,24 @@ func (rp *rawParser) part(h Header, path string, depth int, bounds []string, roo
 		return p, endOfInput
 	}
 	if !p.isMultipart() {
-		return p, rp.leaf(p, rp.b.choose(p), bounds)
+		k := rp.b.choose(p)
+		if ended != nil {
+			if k != sampleNone {
+				p.Sample = decodeSample(p, k, nil)
+			}
+			return p, *ended
+		}
+		return p, rp.leaf(p, k, bounds)
 	}
 	if rp.b.tooDeep(p, depth) {
 		return p, endOfInput
 	}
-	t := rp.multipart(p, depth, bounds)
+	var t term
+	if ended != nil {
+		t = *ended
+	} else {
+		t = rp.multipart(p, depth, bounds)
+	}
 	if len(p.Children) == 0 && !rp.b.stopped {
 		rp.b.msg.Problems = append(rp.b.msg.Problems, fmt.Sprintf("part %s: %s without parts", displayPath(p.Path), p.Type))
 	}
@@ -164,12 +183,16 @@ func (rp *rawParser) multipart(p *Part, depth int, bounds []string) term {
 	own := len(bounds)
 	t := rp.leaf(nil, sampleNone, inner) // preamble
 	for t.level == own && !t.close {
-		block := rp.readHeaderBlock(rp.b.lim)
+		block, end, ended := rp.readHeaderBlock(rp.b.lim, inner)
 		path := childPath(p.Path, len(p.Children))
 		h, problems := parseHeader(block, rp.b.lim, "part "+path)
 		rp.b.msg.Problems = append(rp.b.msg.Problems, problems...)
 		var c *Part
-		c, t = rp.part(h, path, depth+1, inner, false)
+		if ended {
+			c, t = rp.part(h, path, depth+1, inner, false, &end)
+		} else {
+			c, t = rp.part(h, path, depth+1, inner, false, nil)
+		}
 		p.Children = append(p.Children, c)
 		if rp.b.stopped {
 			return endOfInput
