@@ -124,6 +124,10 @@ func (cy *cycle) batch(uids []imap.UID, released bool) (map[imap.UID]bool, error
 			}
 			sent = append(sent, m)
 			outs = append(outs, out)
+		case cy.ctx.Err() != nil:
+			// The lease was lost or the stop grace ran out: not the SMTP
+			// server's fault, so no backoff and no flag.
+			return nil, fmt.Errorf("forward uid %d in %s: %w", m.uid, cy.folder, context.Cause(cy.ctx))
 		case errors.Is(err, ErrGone):
 			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v, Err: err})
 		case temporary(err):
@@ -132,9 +136,6 @@ func (cy *cycle) batch(uids []imap.UID, released bool) (map[imap.UID]bool, error
 			cy.forwarding = false
 			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v, Err: err})
 		default:
-			if cy.ctx.Err() != nil {
-				return nil, fmt.Errorf("forward uid %d in %s: %w", m.uid, cy.folder, context.Cause(cy.ctx))
-			}
 			p.m.ForwardFailed(p.mb.Name, "permanent")
 			p.log.Warn("forward refused for good: flagging", cy.attrs(m, EntryForwardFailed, err)...)
 			m.flags = append(m.flags, KeywordForwardFailed)

@@ -75,6 +75,9 @@ func (p *Poller) Cycle(ctx context.Context) (rep Report, err error) {
 		}
 	}()
 
+	if err := ctx.Err(); err != nil {
+		return rep, fmt.Errorf("cycle of %s: %w", p.mb.Name, context.Cause(ctx))
+	}
 	lease, err := p.st.AcquireLease(ctx, p.mb.Name, p.mb.LeaseTTL)
 	if errors.Is(err, store.ErrLeaseHeld) {
 		p.m.Lease(p.mb.Name, false)

@@ -172,9 +172,6 @@ func New(mb Mailbox, an *analyzer.Analyzer, st State, fw Forwarder, m Metrics, l
 	}
 }
 
-// Mailbox returns the poller's settings, defaults applied.
-func (p *Poller) Mailbox() Mailbox { return p.mb }
-
 func setDefault[T int | time.Duration](v *T, def T) {
 	if *v <= 0 {
 		*v = def
