@@ -35,16 +35,12 @@ type message struct {
 	v       analyzer.Verdict
 }
 
-// batch reads the facts of uids in the selected folder, classifies them and
+// batch classifies the messages of one batch of the selected folder and
 // acts. It returns the UIDs that are done (outcome recorded and marked).
 // An error means the session or the store is unusable; per-message trouble
 // is reported in the entries instead.
-func (cy *cycle) batch(uids []imap.UID, released bool) (map[imap.UID]bool, error) {
+func (cy *cycle) batch(msgs []*message, released bool) (map[imap.UID]bool, error) {
 	p := cy.p
-	msgs, err := cy.facts(uids)
-	if err != nil {
-		return nil, err
-	}
 	if released {
 		// Without UIDPLUS our moved-out originals stay, marked \Deleted:
 		// they were handled and are not read again.

@@ -231,17 +231,7 @@ func (cy *cycle) watched() error {
 		return err
 	}
 	blocked := false
-	for len(uids) > 0 {
-		if err := cy.stopped(); err != nil {
-			return err
-		}
-		n := min(len(uids), p.mb.BatchSize)
-		batch := uids[:n]
-		uids = uids[n:]
-		done, err := cy.batch(batch, false)
-		if err != nil {
-			return err
-		}
+	return cy.pipeline(uids, false, func(batch []imap.UID, done map[imap.UID]bool) error {
 		advanced := false
 		for _, uid := range batch {
 			if blocked || !done[uid] {
@@ -251,8 +241,62 @@ func (cy *cycle) watched() error {
 			state.HighWater = uint32(uid)
 			advanced = true
 		}
-		if advanced {
-			if err := cy.setState(state); err != nil {
+		if !advanced {
+			return nil
+		}
+		return cy.setState(state)
+	})
+}
+
+// prefetch is the facts of one batch, fetched ahead.
+type prefetch struct {
+	uids []imap.UID
+	msgs []*message
+	err  error
+}
+
+// pipeline handles uids in batches of BatchSize. The facts of the next
+// batch are fetched (on the same connection, pipelined) while the current
+// batch is forwarded; after sees each batch's done UIDs.
+func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []imap.UID, done map[imap.UID]bool) error) error {
+	var pending chan prefetch
+	fetchNext := func() {
+		pending = nil
+		if len(uids) == 0 {
+			return
+		}
+		n := min(len(uids), cy.p.mb.BatchSize)
+		batch := uids[:n]
+		uids = uids[n:]
+		ch := make(chan prefetch, 1)
+		go func() {
+			msgs, err := cy.facts(batch)
+			ch <- prefetch{uids: batch, msgs: msgs, err: err}
+		}()
+		pending = ch
+	}
+	defer func() {
+		if pending != nil {
+			<-pending // the fetch in flight ends before the cycle does
+		}
+	}()
+	fetchNext()
+	for pending != nil {
+		if err := cy.stopped(); err != nil {
+			return err
+		}
+		f := <-pending
+		pending = nil
+		if f.err != nil {
+			return f.err
+		}
+		fetchNext()
+		done, err := cy.batch(f.msgs, released)
+		if err != nil {
+			return err
+		}
+		if after != nil {
+			if err := after(f.uids, done); err != nil {
 				return err
 			}
 		}
@@ -277,17 +321,7 @@ func (cy *cycle) release() error {
 	if err != nil {
 		return err
 	}
-	for len(uids) > 0 {
-		if err := cy.stopped(); err != nil {
-			return err
-		}
-		n := min(len(uids), p.mb.BatchSize)
-		if _, err := cy.batch(uids[:n], true); err != nil {
-			return err
-		}
-		uids = uids[n:]
-	}
-	return nil
+	return cy.pipeline(uids, true, nil)
 }
 
 func (cy *cycle) selectFolder(folder string) error {
