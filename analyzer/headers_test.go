@@ -222,3 +222,21 @@ func TestPolicy(t *testing.T) {
 		}
 	}
 }
+
+func TestContentTypeLenient(t *testing.T) {
+	cases := []struct {
+		in, mt   string
+		boundary string
+	}{
+		{`multipart/mixed; boundary="b1"`, "multipart/mixed", "b1"},
+		{`multipart/mixed; boundary="b1"; charset=`, "multipart/mixed", "b1"},
+		{`Multipart/Mixed; foo=bar; foo=baz; boundary=b2`, "multipart/mixed", "b2"},
+		{`text/plain; name="a b.txt`, "text/plain", ""},
+	}
+	for _, c := range cases {
+		mt, params := contentType(c.in)
+		if mt != c.mt || params["boundary"] != c.boundary {
+			t.Errorf("%q: %q boundary %q, want %q %q", c.in, mt, params["boundary"], c.mt, c.boundary)
+		}
+	}
+}

@@ -358,16 +358,26 @@ func trimCR(b []byte) []byte {
 }
 
 // contentType parses a Content-Type or Content-Disposition value leniently:
-// the value and its parameters, with what could be read when the syntax is
-// broken.
+// when the whole value does not parse (RFC 2045 section 5.1), each parameter
+// that does is kept, as IMAP servers such as Dovecot do.
 func contentType(v string) (string, map[string]string) {
 	if strings.TrimSpace(v) == "" {
 		return "", nil
 	}
 	mt, params, err := mime.ParseMediaType(v)
-	if err != nil && mt == "" {
-		mt, _, _ = strings.Cut(v, ";")
-		mt = strings.TrimSpace(mt)
+	if err == nil {
+		return strings.ToLower(mt), params
 	}
-	return strings.ToLower(mt), params
+	first, rest, _ := strings.Cut(v, ";")
+	params = map[string]string{}
+	for _, p := range strings.Split(rest, ";") {
+		if _, one, err := mime.ParseMediaType("x/y;" + p); err == nil {
+			for k, val := range one {
+				if _, dup := params[k]; !dup {
+					params[k] = val
+				}
+			}
+		}
+	}
+	return strings.ToLower(strings.TrimSpace(first)), params
 }
