@@ -72,6 +72,11 @@ func (cy *cycle) batch(msgs []*message, released bool) (map[imap.UID]bool, error
 	for _, m := range msgs {
 		out, known := outcomes[m.v.Fingerprint]
 		switch {
+		case known && hasFlag(m.flags, imap.FlagDeleted):
+			// Handled before and since marked deleted (our originals on a
+			// server without UIDPLUS): nothing more to do.
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
+			done[m.uid] = true
 		case known && out.Action == store.ActionForwarded:
 			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
 			markForwarded = append(markForwarded, m)
