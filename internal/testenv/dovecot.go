@@ -198,17 +198,25 @@ func (d *Dovecot) writeConfig(cert *TLSCert) error {
 		extra = "imap_capability = " + strings.Join(caps, " ") + "\n"
 	}
 	if os.Geteuid() != 0 {
-		// Running without root: Dovecot's own processes run as us, and
-		// the login processes cannot chroot.
+		// Running without root: Dovecot's own processes and sockets are
+		// ours, and no process can chroot.
+		group, err := user.LookupGroupId(strconv.Itoa(gid))
+		if err != nil {
+			return fmt.Errorf("look up group %d: %w", gid, err)
+		}
 		extra += fmt.Sprintf(`default_internal_user = %[1]s
+default_internal_group = %[2]s
 default_login_user = %[1]s
 service imap-login {
+  chroot =
+}
+service anvil {
   chroot =
 }
 service auth {
   user = %[1]s
 }
-`, name)
+`, name, group.Name)
 	}
 	conf := fmt.Sprintf(`# Written by internal/testenv for one test. No system configuration is read.
 base_dir = %[1]s/run
