@@ -24,11 +24,10 @@ func (p *Poller) forwardFailedTemporarily(now time.Time, err error) {
 	p.mu.Lock()
 	first := p.backoff.delay == 0
 	if first {
-		p.backoff.delay = minBackoff
+		p.backoff.delay = min(minBackoff, p.mb.MaxBackoff)
 	} else {
 		p.backoff.delay = min(2*p.backoff.delay, p.mb.MaxBackoff)
 	}
-	p.backoff.delay = min(p.backoff.delay, p.mb.MaxBackoff)
 	p.backoff.until = now.Add(p.backoff.delay)
 	delay := p.backoff.delay
 	p.mu.Unlock()

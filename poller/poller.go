@@ -13,8 +13,30 @@
 // UIDs, RFC 4315) and never marks or moves a message before the SMTP server
 // accepted it or it was flagged into the review folder.
 //
+// Order of operations (DESIGN.md section 2). Forwarded mail: SMTP 250, then
+// the outcome record (one store write per message), then the IMAP marking
+// ($Forwarded and \Seen, or MOVE, or \Deleted and UID EXPUNGE; one command
+// per batch by UID set), then the high-water mark, which only advances over
+// a contiguous prefix of done UIDs. A crash between the 250 and the record
+// is the only way to send a message twice, and the window is one message.
+// Flagged mail: keywords and \Flagged (one STORE per distinct flag set),
+// MOVE to the review folder, then the outcome records of the batch. Every
+// message read again (a crash, a UIDVALIDITY reset, a copy restored) is
+// looked up by fingerprint first: a recorded outcome is never acted on
+// twice, only its marking made sure of.
+//
+// Failures: a temporary SMTP failure (an error whose Temporary method says
+// so: connection trouble, 4xx) stops forwarding for the rest of the cycle
+// and pauses it for the mailbox with exponential backoff (30 s doubling to
+// MaxBackoff), leaving the message untouched; flagging goes on. A permanent
+// one (5xx, over size) flags the message with $ForwardFailed. Keywords and
+// \Flagged are set only where PERMANENTFLAGS allow ("\*" or listed); a
+// server without MOVE gets UID COPY, \Deleted and UID EXPUNGE of our UIDs
+// (RFC 4315), and one without UIDPLUS keeps our originals marked \Deleted.
+//
 // It follows RFC 9051 / RFC 3501 (IMAP), RFC 6851 (MOVE), RFC 4315
-// (UIDPLUS), RFC 2177 (IDLE), RFC 4959 (SASL-IR) and RFC 5550 ($Forwarded).
+// (UIDPLUS), RFC 2177 (IDLE), RFC 4959 (SASL-IR), RFC 7628 (OAUTHBEARER)
+// and RFC 5550 ($Forwarded).
 package poller
 
 import (
