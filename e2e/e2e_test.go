@@ -264,7 +264,7 @@ func TestRunOnceCorpus(t *testing.T) {
 	for _, su := range []setup{
 		{state: "redis", imapTLS: "implicit", afterForward: "seen"},
 		{state: "file", imapTLS: "starttls", afterForward: "move"},
-		{state: "redis", imapTLS: "implicit", afterForward: "delete"},
+		{state: "redis-auth", imapTLS: "implicit", afterForward: "delete"},
 	} {
 		t.Run(su.state+"-"+su.imapTLS+"-"+su.afterForward, func(t *testing.T) {
 			h := newHarness(t, su)

@@ -62,7 +62,7 @@ func folders() []string { return []string{"INBOX", reviewFolder, releaseFolder, 
 
 // setup is what varies between harnesses.
 type setup struct {
-	state        string   // "redis" or "file"
+	state        string   // "redis", "redis-auth" (AUTH, password from the environment) or "file"
 	imapTLS      string   // "implicit" (Dovecot's IMAPS port) or "starttls" (its IMAP port)
 	afterForward string   // seen | move | delete
 	hide         []string // capabilities Dovecot does not advertise
@@ -84,7 +84,11 @@ type harness struct {
 	sink   *smtpsink.Sink
 	dir    string
 	config string
+	env    []string // NAME=value for the mailtriage processes
 }
+
+// redisPassword protects the "redis-auth" state's Redis.
+const redisPassword = "redis-pass-never-logged-Hx4r"
 
 // newHarness starts the servers and writes the config.
 func newHarness(t *testing.T, su setup) *harness {
@@ -99,10 +103,17 @@ func newHarness(t *testing.T, su setup) *harness {
 	}
 	t.Cleanup(func() { sink.Close() })
 	h.sink = sink
-	stateURL := "file:" + filepath.Join(h.dir, "state.db")
-	if su.state == "redis" {
+	stateURL, stateAuth := "file:"+filepath.Join(h.dir, "state.db"), ""
+	switch su.state {
+	case "redis":
 		h.redis = testenv.StartRedis(t)
 		stateURL = h.redis.URL
+	case "redis-auth":
+		// The password comes from the environment, never from the URL.
+		h.redis = testenv.StartRedisWithPassword(t, redisPassword)
+		stateURL = "redis://" + h.redis.Addr + "/0"
+		stateAuth = "  password_env: E2E_REDIS_PASSWORD\n"
+		h.env = append(h.env, "E2E_REDIS_PASSWORD="+redisPassword)
 	}
 	pwFile := filepath.Join(h.dir, "imap-password")
 	if err := os.WriteFile(pwFile, []byte(h.dc.Password+"\n"), 0o600); err != nil {
@@ -119,7 +130,7 @@ func newHarness(t *testing.T, su setup) *harness {
 	h.config = filepath.Join(h.dir, "mailtriage.yaml")
 	conf := fmt.Sprintf(`state:
   url: %q
-log:
+%slog:
   format: json
   level: info
 mailboxes:
@@ -145,7 +156,7 @@ mailboxes:
         address: %q
         tls: none
         insecure_plaintext: true
-`, stateURL, mailboxName, schedule, su.idle, imapAddr, su.imapTLS, h.dc.CAFile, h.dc.User, pwFile, reviewFolder, releaseFolder,
+`, stateURL, stateAuth, mailboxName, schedule, su.idle, imapAddr, su.imapTLS, h.dc.CAFile, h.dc.User, pwFile, reviewFolder, releaseFolder,
 		su.afterForward, forwardedFolder, helpdesk, triageFrom, sink.Addr())
 	if err := os.WriteFile(h.config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -165,7 +176,7 @@ func (h *harness) command(ctx context.Context, name string, args ...string) (*ex
 	h.t.Cleanup(func() { logFile.Close() })
 	cmd := exec.CommandContext(ctx, binary, append([]string{"run", "--config", h.config}, args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + h.dir}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + h.dir}, h.env...)
 	return cmd, logPath
 }
 
@@ -183,15 +194,17 @@ func (h *harness) runOnce(name string) {
 	h.noSecretIn(logPath)
 }
 
-// noSecretIn fails the test when a log shows the IMAP password.
+// noSecretIn fails the test when a log shows the IMAP or Redis password.
 func (h *harness) noSecretIn(logPath string) {
 	h.t.Helper()
 	b, err := os.ReadFile(logPath)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if bytes.Contains(b, []byte(h.dc.Password)) {
-		h.t.Errorf("%s shows the IMAP password", filepath.Base(logPath))
+	for _, pw := range []string{h.dc.Password, redisPassword} {
+		if bytes.Contains(b, []byte(pw)) {
+			h.t.Errorf("%s shows a password", filepath.Base(logPath))
+		}
 	}
 }
 
