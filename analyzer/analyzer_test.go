@@ -135,7 +135,7 @@ var encryptionCases = []struct {
 		"--b1\nContent-Type: text/plain\n\nThis is a Proofpoint Encryption secure message.\n--b1\nContent-Type: text/html; name=SecureMessageAtt.html\nContent-Disposition: attachment; filename=SecureMessageAtt.html\n\n<html>x</html>\n--b1--\n"),
 		EncryptionProprietaryEncrypted, "proofpoint-encryption", "SecureMessageAtt.html"},
 	{"broken multipart without boundary", msg("Content-Type: multipart/mixed\n", "hello\n"),
-		EncryptionUnparseable, "", "part root: multipart/mixed without parts"},
+		EncryptionUnparseable, "", "part root: multipart/mixed without boundary parameter"},
 	{"truncated multipart", msg("Content-Type: multipart/mixed; boundary=b1\n", "--b1\nContent-Type: text/plain\n\nhello\n"),
 		EncryptionUnparseable, "", "ends without its close delimiter"},
 	{"binary junk", "\x00\xff\xfe junk\nmore: junk\n\nbody", EncryptionUnparseable, "", "no header fields"},

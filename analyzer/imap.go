@@ -133,8 +133,13 @@ func (b *treeBuilder) part(bs imap.BodyStructure, path string, depth int, sample
 			}
 			p.Children = append(p.Children, b.part(c, childPath(path, i), depth+1, samples))
 		}
-		if len(p.Children) == 0 && !b.stopped {
-			b.msg.Problems = append(b.msg.Problems, fmt.Sprintf("part %s: %s without parts", displayPath(path), p.Type))
+		switch {
+		case s.Extended != nil && p.Params["boundary"] == "":
+			// Servers make up a structure for a multipart without boundary
+			// (Dovecot: one text part); the raw stream has none.
+			b.msg.Problems = append(b.msg.Problems, noBoundary(p))
+		case len(p.Children) == 0 && !b.stopped:
+			b.msg.Problems = append(b.msg.Problems, noParts(p))
 		}
 		return p
 	case *imap.BodyStructureSinglePart:
@@ -155,6 +160,16 @@ func (b *treeBuilder) part(bs imap.BodyStructure, path string, depth int, sample
 	default:
 		return newPart(path, "text/plain", nil, "", nil, "")
 	}
+}
+
+// noBoundary and noParts are the problems of a multipart without boundary
+// parameter (RFC 2046 section 5.1.1 requires one) and without parts.
+func noBoundary(p *Part) string {
+	return fmt.Sprintf("part %s: %s without boundary parameter", displayPath(p.Path), p.Type)
+}
+
+func noParts(p *Part) string {
+	return fmt.Sprintf("part %s: %s without parts", displayPath(p.Path), p.Type)
 }
 
 // displayPath names the root of a multipart message in reasons.

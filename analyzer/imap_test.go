@@ -59,9 +59,7 @@ func memIMAP(t *testing.T) *imapclient.Client {
 	return c
 }
 
-// imapFacts APPENDs msg and fetches what the poller fetches: BODYSTRUCTURE,
-// BODY.PEEK[HEADER], RFC822.SIZE, then BODY.PEEK[path]<0.4096> of every
-// path SamplePaths names.
+// imapFacts APPENDs msg and fetches its facts.
 func imapFacts(t *testing.T, c *imapclient.Client, msg []byte) (header []byte, bs imap.BodyStructure, samples map[string][]byte, size int64) {
 	t.Helper()
 	cmd := c.Append("INBOX", int64(len(msg)), nil)
@@ -75,8 +73,16 @@ func imapFacts(t *testing.T, c *imapclient.Client, msg []byte) (header []byte, b
 	if err != nil {
 		t.Fatalf("append: %v", err)
 	}
+	return fetchFacts(t, c, app.UID)
+}
+
+// fetchFacts fetches what the poller fetches: BODYSTRUCTURE,
+// BODY.PEEK[HEADER], RFC822.SIZE, then BODY.PEEK[path]<0.4096> of every
+// path SamplePaths names.
+func fetchFacts(t *testing.T, c *imapclient.Client, uid imap.UID) (header []byte, bs imap.BodyStructure, samples map[string][]byte, size int64) {
+	t.Helper()
 	hdr := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}
-	bufs, err := c.Fetch(imap.UIDSetNum(app.UID), &imap.FetchOptions{
+	bufs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{
 		UID:           true,
 		BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
 		RFC822Size:    true,
@@ -101,7 +107,7 @@ func imapFacts(t *testing.T, c *imapclient.Client, msg []byte) (header []byte, b
 			}
 			sections[i] = &imap.FetchItemBodySection{Part: part, Partial: &imap.SectionPartial{Size: SampleSize}, Peek: true}
 		}
-		sb, err := c.Fetch(imap.UIDSetNum(app.UID), &imap.FetchOptions{UID: true, BodySection: sections}).Collect()
+		sb, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodySection: sections}).Collect()
 		if err != nil || len(sb) != 1 {
 			t.Fatalf("fetch samples: %d messages, %v", len(sb), err)
 		}

@@ -168,6 +168,9 @@ func newPart(path, mediaType string, params map[string]string, disposition strin
 		p.Type = "text/plain"
 	}
 	p.Params = normalizeParams(params)
+	if strings.HasPrefix(p.Type, "text/") && p.Params["charset"] == "" {
+		p.Params["charset"] = "us-ascii" // RFC 2045 section 5.2, as servers report it
+	}
 	dp := normalizeParams(dispParams)
 	p.Disposition = strings.ToLower(strings.TrimSpace(disposition))
 	p.Filename = dp["filename"]
@@ -357,27 +360,59 @@ func trimCR(b []byte) []byte {
 	return b
 }
 
-// contentType parses a Content-Type or Content-Disposition value leniently:
-// when the whole value does not parse (RFC 2045 section 5.1), each parameter
-// that does is kept, as IMAP servers such as Dovecot do.
+// contentType parses a Content-Type or Content-Disposition value (RFC 2045
+// section 5.1, RFC 2183) leniently: the value, lower-cased, and each
+// parameter that reads, with lower-case keys and RFC 2231 sections left for
+// normalizeParams (mime.ParseMediaType drops charsets other than UTF-8 and
+// US-ASCII), as IMAP servers such as Dovecot report them.
 func contentType(v string) (string, map[string]string) {
-	if strings.TrimSpace(v) == "" {
+	value, rest, _ := strings.Cut(v, ";")
+	value = strings.ToLower(strings.TrimSpace(value))
+	if value == "" {
 		return "", nil
 	}
-	mt, params, err := mime.ParseMediaType(v)
-	if err == nil {
-		return strings.ToLower(mt), params
-	}
-	first, rest, _ := strings.Cut(v, ";")
-	params = map[string]string{}
-	for _, p := range strings.Split(rest, ";") {
-		if _, one, err := mime.ParseMediaType("x/y;" + p); err == nil {
-			for k, val := range one {
-				if _, dup := params[k]; !dup {
-					params[k] = val
-				}
-			}
+	params := map[string]string{}
+	for rest != "" {
+		var key, val string
+		key, rest, _ = strings.Cut(rest, "=")
+		key = strings.ToLower(strings.TrimSpace(key))
+		rest = strings.TrimLeft(rest, " \t")
+		if strings.HasPrefix(rest, "\"") {
+			val, rest = quotedString(rest[1:])
+			_, rest, _ = strings.Cut(rest, ";")
+		} else {
+			val, rest, _ = strings.Cut(rest, ";")
+			val = strings.TrimSpace(val)
+		}
+		if i := strings.LastIndexByte(key, ';'); i >= 0 {
+			key = strings.TrimSpace(key[i+1:]) // a stray "; ;" or a key without value before
+		}
+		if key == "" || strings.ContainsAny(key, " \t\"") {
+			continue
+		}
+		if _, dup := params[key]; !dup {
+			params[key] = val
 		}
 	}
-	return strings.ToLower(strings.TrimSpace(first)), params
+	return value, params
+}
+
+// quotedString reads an RFC 5322 quoted-string after its opening quote and
+// returns its content and what follows the closing quote.
+func quotedString(s string) (string, string) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			if i+1 < len(s) {
+				i++
+				b.WriteByte(s[i])
+			}
+		case '"':
+			return b.String(), s[i+1:]
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), ""
 }

@@ -167,8 +167,11 @@ func (rp *rawParser) part(h Header, path string, depth int, bounds []string, roo
 	} else {
 		t = rp.multipart(p, depth, bounds)
 	}
-	if len(p.Children) == 0 && !rp.b.stopped {
-		rp.b.msg.Problems = append(rp.b.msg.Problems, fmt.Sprintf("part %s: %s without parts", displayPath(p.Path), p.Type))
+	switch {
+	case p.Params["boundary"] == "":
+		rp.b.msg.Problems = append(rp.b.msg.Problems, noBoundary(p))
+	case len(p.Children) == 0 && !rp.b.stopped:
+		rp.b.msg.Problems = append(rp.b.msg.Problems, noParts(p))
 	}
 	return p, t
 }
