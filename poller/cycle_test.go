@@ -426,6 +426,25 @@ func TestAllowedFlags(t *testing.T) {
 	}
 }
 
+// A server that takes no keywords: \Flagged and \Seen only, the folders
+// carry the state, and the mail still goes where it should.
+func TestServerWithoutKeywords(t *testing.T) {
+	e := newEnv(t, envOptions{noKeywords: true})
+	e.appendMsg("INBOX", cleanMessage("clean-1"))
+	e.appendMsg("INBOX", encryptedMessage("secret-1"))
+	e.cycle(e.poller(nil, nil))
+	inbox, review := e.folder("INBOX"), e.folder("Triage/Review")
+	if len(inbox) != 1 || len(review) != 1 || e.sink.Count() != 1 {
+		t.Fatalf("inbox %+v, review %+v, sent %d", inbox, review, e.sink.Count())
+	}
+	if m := inbox[0]; !m.has(imap.FlagSeen) || m.has(KeywordForwarded) {
+		t.Errorf("forwarded message has %v, want \\Seen without keywords", m.Flags)
+	}
+	if m := review[0]; !m.has(imap.FlagFlagged) || m.has(KeywordEncrypted) {
+		t.Errorf("flagged message has %v, want \\Flagged without keywords", m.Flags)
+	}
+}
+
 // The high-water mark stops at the first message not done.
 func TestHighWaterStopsAtDeferred(t *testing.T) {
 	e := newEnv(t, envOptions{})

@@ -102,6 +102,18 @@ type envOptions struct {
 	discardBodies bool // the sink keeps sizes and hashes only
 
 	oauthToken string // when set, the server also offers AUTHENTICATE OAUTHBEARER with this token (and lacks NAMESPACE and MOVE)
+	noKeywords bool   // PERMANENTFLAGS lists system flags only, no "\\*" (and the server lacks NAMESPACE and MOVE)
+}
+
+// systemFlagsSession answers SELECT with PERMANENTFLAGS that take no keywords.
+type systemFlagsSession struct{ imapserver.Session }
+
+func (s systemFlagsSession) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	data, err := s.Session.Select(mailbox, options)
+	if data != nil {
+		data.PermanentFlags = []imap.Flag{imap.FlagSeen, imap.FlagFlagged, imap.FlagDeleted}
+	}
+	return data, err
 }
 
 // oauthSession adds SASL OAUTHBEARER (RFC 7628) to a memserver session.
@@ -129,7 +141,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.tls == "" {
 		o.tls = TLSImplicit
 	}
-	if o.caps == nil && o.oauthToken != "" {
+	if o.caps == nil && (o.oauthToken != "" || o.noKeywords) {
 		o.caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}}
 	}
 	if o.caps == nil {
@@ -150,6 +162,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			if o.oauthToken != "" {
 				return oauthSession{e.mem.NewSession(), o.oauthToken}, nil, nil
+			}
+			if o.noKeywords {
+				return systemFlagsSession{e.mem.NewSession()}, nil, nil
 			}
 			return e.mem.NewSession(), nil, nil
 		},
