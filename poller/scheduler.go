@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/robfig/cron/v3"
 )
@@ -183,7 +184,7 @@ func (p *Poller) idleSession(ctx context.Context, wake chan<- struct{}) error {
 	if _, err := c.selectFolder(ctx, p.mb.Folder, true); err != nil {
 		return err
 	}
-	if !c.caps.Has("IDLE") {
+	if !c.caps.Has(imap.CapIdle) {
 		return fmt.Errorf("idle on %s: server lacks IDLE", p.mb.IMAP.Address)
 	}
 	for {
