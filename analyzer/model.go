@@ -66,16 +66,6 @@ func (h Header) Values(name string) []string {
 	return vs
 }
 
-// Has reports whether the named field is present.
-func (h Header) Has(name string) bool {
-	for _, f := range h {
-		if strings.EqualFold(f.Name, name) {
-			return true
-		}
-	}
-	return false
-}
-
 // Part is one node of the MIME tree, as much as IMAP BODYSTRUCTURE tells.
 type Part struct {
 	Path        string            // IMAP section number ("1", "1.2"); "" for a multipart message's root
