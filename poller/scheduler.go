@@ -187,6 +187,7 @@ func (p *Poller) idleSession(ctx context.Context, wake chan<- struct{}) error {
 	if !c.caps.Has(imap.CapIdle) {
 		return fmt.Errorf("idle on %s: server lacks IDLE", p.mb.IMAP.Address)
 	}
+	signal() // mail that arrived while no IDLE session was open
 	for {
 		var cmd *imapclient.IdleCommand
 		if err := c.do(ctx, func() error {
