@@ -564,3 +564,77 @@ func TestIdleAndShutdown(t *testing.T) {
 		t.Errorf("the sink got %d messages, want 1", got)
 	}
 }
+
+// TestReplicas: two `mailtriage run` processes share the mailbox through
+// Redis while mail keeps arriving; each message is handled once, and each
+// process exits 0 on SIGTERM.
+func TestReplicas(t *testing.T) {
+	corpus := loadCorpus(t)
+	h := newHarness(t, setup{state: "redis", imapTLS: "implicit", afterForward: "seen"})
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	type replica struct {
+		log    string
+		exited chan error
+	}
+	var replicas []replica
+	var cmds []*exec.Cmd
+	for _, name := range []string{"replica-a", "replica-b"} {
+		cmd, logPath := h.command(ctx, name)
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		r := replica{log: logPath, exited: make(chan error, 1)}
+		go func() { r.exited <- cmd.Wait() }()
+		replicas = append(replicas, r)
+		cmds = append(cmds, cmd)
+	}
+	defer func() {
+		for i, cmd := range cmds {
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Kill()
+				<-replicas[i].exited
+			}
+		}
+	}()
+
+	// Mail arrives in five bursts while both run.
+	wantSent := 0
+	for _, m := range corpus {
+		if m.Action == "forward" || m.EitherWay {
+			wantSent++
+		}
+	}
+	all := raws(corpus)
+	for i := 0; i < len(all); i += (len(all) + 4) / 5 {
+		h.seed(all[i:min(i+(len(all)+4)/5, len(all))])
+		time.Sleep(400 * time.Millisecond)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for h.sink.Count() < wantSent-1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // a few more cycles: nothing more may be sent
+	for i, cmd := range cmds {
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatalf("SIGTERM: %v", err)
+		}
+		select {
+		case err := <-replicas[i].exited:
+			if err != nil {
+				t.Errorf("replica %d ended with %v after SIGTERM:\n%s", i+1, err, tail(replicas[i].log))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("replica %d still running 10 s after SIGTERM", i+1)
+		}
+		h.noSecretIn(replicas[i].log)
+	}
+	checkCorpusHandled(t, h, corpus)
+	for i, r := range replicas {
+		b, err := os.ReadFile(r.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("replica %d logged %d forwards", i+1, bytes.Count(b, []byte(`"msg":"forwarded"`)))
+	}
+}
