@@ -18,6 +18,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
+	"github.com/mailtriage/mailtriage/internal/testenv"
 	"github.com/mailtriage/mailtriage/store"
 )
 
@@ -225,30 +226,46 @@ func TestLeaseHeldSkips(t *testing.T) {
 	}
 }
 
-// Two workers on one mailbox and one store, started together, send each
-// message once.
+// Two workers on one mailbox, started together, send each message once:
+// in one process on the bbolt store, and as two replicas with their own
+// connections to one Redis.
 func TestTwoWorkersSendOnce(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	for _, id := range []string{"a", "b", "c", "d", "e"} {
-		e.appendMsg("INBOX", cleanMessage(id))
-	}
-	p1, p2 := e.poller(nil, nil), e.poller(e.forwarder(e.sink.Addr()), nil)
-	var wg sync.WaitGroup
-	for _, p := range []*Poller{p1, p2, p1, p2} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := p.Cycle(t.Context()); err != nil {
-				t.Errorf("cycle: %v", err)
+	for _, engine := range []string{"bbolt", "redis"} {
+		t.Run(engine, func(t *testing.T) {
+			e := newEnv(t, envOptions{})
+			for _, id := range []string{"a", "b", "c", "d", "e"} {
+				e.appendMsg("INBOX", cleanMessage(id))
 			}
-		}()
-	}
-	wg.Wait()
-	e.cycle(p1)
-	got := e.received()
-	slices.Sort(got)
-	if want := []string{"a@example.com", "b@example.com", "c@example.com", "d@example.com", "e@example.com"}; !slices.Equal(got, want) {
-		t.Fatalf("helpdesk received %v, want each once", got)
+			p1, p2 := e.poller(nil, nil), e.poller(e.forwarder(e.sink.Addr()), nil)
+			if engine == "redis" {
+				r := testenv.StartRedis(t)
+				for _, p := range []*Poller{p1, p2} {
+					st, err := store.Open(t.Context(), r.URL, store.Options{Prefix: "poller-test"})
+					if err != nil {
+						t.Fatalf("open redis store: %v", err)
+					}
+					t.Cleanup(func() { st.Close() })
+					p.st = st
+				}
+			}
+			var wg sync.WaitGroup
+			for _, p := range []*Poller{p1, p2, p1, p2} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := p.Cycle(t.Context()); err != nil {
+						t.Errorf("cycle: %v", err)
+					}
+				}()
+			}
+			wg.Wait()
+			e.cycle(p1)
+			got := e.received()
+			slices.Sort(got)
+			if want := []string{"a@example.com", "b@example.com", "c@example.com", "d@example.com", "e@example.com"}; !slices.Equal(got, want) {
+				t.Fatalf("helpdesk received %v, want each once", got)
+			}
+		})
 	}
 }
 
