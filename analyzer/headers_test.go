@@ -38,6 +38,8 @@ func TestTransportTLS(t *testing.T) {
 			TransportTLSYes, "with-protocol ESMTPS"},
 		{"qmail ESMTPS, internal hops not judged", "Received: from mail.oldisp.example (mail.oldisp.example [198.51.100.61])\n\tby mx1.helpdesk.example with ESMTPS; Mon, 2 Nov 2026 09:00:00 +0000\nReceived: (qmail 28412 invoked by uid 89); 2 Nov 2026 08:40:01 -0000\nReceived: from unknown (HELO webmail.oldisp.example) (10.0.0.12)\n  by mail.oldisp.example with ESMTPA; 2 Nov 2026 08:40:01 -0000\n",
 			TransportTLSYes, "Received hop 1"},
+		{"Exchange (TLS) and an internal MAPI hop", "Received: from mail.partner.example (203.0.113.20) by EXCH01.helpdesk.example (192.0.2.10) with Microsoft SMTP Server (TLS) id 15.1.2507.6; Mon, 2 Nov 2026 09:00:00 +0000\nReceived: from BYAPR11MB3176.namprd11.prod.outlook.com ([fe80::1%4]) by BYAPR11MB3176.namprd11.prod.outlook.com ([fe80::1%4]) with mapi id 15.20.1; Mon, 2 Nov 2026 08:59:00 +0000\n",
+			TransportTLSYes, "TLS (\"(TLS)\")"},
 		{"Postfix without TLS", "Received: from mx.customer.example (mx.customer.example [198.51.100.7])\n\tby mx1.helpdesk.example (Postfix) with ESMTP id 4Xk; Mon, 2 Nov 2026 09:00:00 +0000\n",
 			TransportTLSPlain, "no TLS (with ESMTP)"},
 		{"one plain hop spoils the chain", "Received: from mx.customer.example (mx.customer.example [198.51.100.7])\n\t(using TLSv1.3 with cipher X)\n\tby mx1.helpdesk.example (Postfix) with ESMTPS id 4; Mon, 2 Nov 2026 09:00:00 +0000\nReceived: from relay.isp.example (relay.isp.example [203.0.113.5]) by mx.customer.example with SMTP; Mon, 2 Nov 2026 08:59:00 +0000\n",

@@ -16,8 +16,9 @@ var tlsRules = []struct {
 	{regexp.MustCompile(`(?i)\bwith\s+(esmtps|esmtpsa|smtps|utf8smtps|utf8smtpsa|lmtps|lmtpsa)\b`), "with-protocol ESMTPS (RFC 3848)"},
 	// Postfix: (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))
 	{regexp.MustCompile(`(?i)\(using\s+(tlsv?[0-9.]+|ssl)`), "Postfix \"using TLS\""},
-	// Mimecast and others: (Using TLS)
-	{regexp.MustCompile(`(?i)\(using\s+tls\)`), "\"Using TLS\""},
+	// Mimecast and others: (Using TLS); Exchange: with Microsoft SMTP
+	// Server (TLS)
+	{regexp.MustCompile(`(?i)\(using\s+tls\)|\(tls\)`), "\"(TLS)\""},
 	// Sendmail: (version=TLSv1.3 cipher=… verify=…); Microsoft and Gmail:
 	// (version=TLS1_2, cipher=…)
 	{regexp.MustCompile(`(?i)\bversion=tls`), "version=TLS (Sendmail, Microsoft, Gmail)"},
