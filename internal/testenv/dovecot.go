@@ -475,17 +475,19 @@ func (d *Dovecot) Restart() {
 // passwd-file when it changes, so this works while it runs.
 func (d *Dovecot) AddUser(name, password string) {
 	d.t.Helper()
-	d.AddUsers(map[string]string{name: password})
+	d.AddUsers([]string{name}, password)
 }
 
-// AddUsers adds accounts (name -> password) in one write, for tests with
-// many mailboxes.
-func (d *Dovecot) AddUsers(users map[string]string) {
+// AddUsers adds accounts that share one password, in one write, for tests
+// with many mailboxes.
+func (d *Dovecot) AddUsers(names []string, password string) {
 	d.t.Helper()
-	for name, password := range users {
+	users := make(map[string]string, len(names))
+	for _, name := range names {
 		if name == "" || strings.ContainsAny(name+password, ":\n") {
 			d.t.Fatalf("testenv: Dovecot user %q or its password is empty or holds ':' or a newline", name)
 		}
+		users[name] = password
 	}
 	path := filepath.Join(d.dir, "passwd")
 	d.mu.Lock()
