@@ -103,11 +103,19 @@ func (cy *cycle) batch(msgs []*message, released bool) (map[imap.UID]bool, error
 		return nil, err
 	}
 
-	var sent, failed []*message
+	var sent, failed, copies []*message
 	var outs []store.Outcome
+	sentFP := make(map[string]bool)
 	for _, m := range forward {
 		if err := cy.stopped(); err != nil {
 			break
+		}
+		if fp := m.v.Fingerprint; fp != "" && sentFP[fp] {
+			// A second copy of a message sent moments ago (a double
+			// delivery): the outcome record covers it, as in a later batch.
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
+			copies = append(copies, m)
+			continue
 		}
 		if !cy.forwarding {
 			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v})
@@ -125,6 +133,7 @@ func (cy *cycle) batch(msgs []*message, released bool) (map[imap.UID]bool, error
 			}
 			sent = append(sent, m)
 			outs = append(outs, out)
+			sentFP[m.v.Fingerprint] = true
 		case cy.ctx.Err() != nil:
 			// The lease was lost or the stop grace ran out: not the SMTP
 			// server's fault, so no backoff and no flag.
@@ -143,7 +152,7 @@ func (cy *cycle) batch(msgs []*message, released bool) (map[imap.UID]bool, error
 			failed = append(failed, m)
 		}
 	}
-	if err := cy.markForwarded(sent, released, done); err != nil {
+	if err := cy.markForwarded(append(slices.Clip(sent), copies...), released, done); err != nil {
 		return nil, err
 	}
 	for i, m := range sent {

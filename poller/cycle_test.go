@@ -123,6 +123,23 @@ func TestUIDValidityChangeResendsNothing(t *testing.T) {
 	}
 }
 
+// The same message delivered twice into one batch is sent once; both
+// copies are marked.
+func TestDoubleDeliverySentOnce(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.appendMsg("INBOX", cleanMessage("twice"))
+	e.appendMsg("INBOX", cleanMessage("twice"))
+	rep := e.cycle(e.poller(nil, nil))
+	if e.sink.Count() != 1 || rep.Counts.Forwarded != 1 || rep.Counts.Skipped != 1 {
+		t.Fatalf("sent %d, counts %+v; want one send and one copy done", e.sink.Count(), rep.Counts)
+	}
+	for _, m := range e.folder("INBOX") {
+		if !m.has(KeywordForwarded) || !m.has(imap.FlagSeen) {
+			t.Errorf("copy uid %d has %v, want it marked", m.UID, m.Flags)
+		}
+	}
+}
+
 // SMTP failures: 4xx leaves mail untouched and backs off, 5xx flags it with
 // $ForwardFailed, a dead server never stops flagging.
 func TestForwardFailures(t *testing.T) {
