@@ -242,3 +242,11 @@ func TestContentTypeLenient(t *testing.T) {
 		}
 	}
 }
+
+func TestTransportManyHops(t *testing.T) {
+	hops := strings.Repeat("Received: from relay.isp.example (relay.isp.example [203.0.113.5]) by mx.customer.example with ESMTPS; Mon, 2 Nov 2026 08:59:00 +0000\n", 1500)
+	v := classifyHeader(t, New(nil), hops+baseHeader)
+	if v.TransportTLS != TransportTLSYes || len(v.Reasons) > maxHopReasons+1 || !hasReason(v.Reasons, "1488 more judged hops") {
+		t.Errorf("transport %s with %d reasons, last %q", v.TransportTLS, len(v.Reasons), v.Reasons[len(v.Reasons)-1])
+	}
+}

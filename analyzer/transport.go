@@ -38,6 +38,9 @@ var hopByWord = regexp.MustCompile(`(?i)\sby\s`)
 var hopBy = regexp.MustCompile(`(?i)\bby\s+(\S+)`)
 var hopIP = regexp.MustCompile(`(?i)(?:ipv6:)?[0-9a-f]*:[0-9a-f:.]+|\b[0-9]{1,3}(?:\.[0-9]{1,3}){3}\b`)
 
+// maxHopReasons bounds the reasons a long (or hostile) Received chain adds.
+const maxHopReasons = 12
+
 // detectTransport judges each Received hop (RFC 5321 section 4.4): tls when
 // every judged hop used TLS, plain when a judged external hop did not,
 // unknown when nothing tells.
@@ -81,6 +84,9 @@ func detectTransport(h Header) (TransportTLS, []string) {
 			plain = true
 			reasons = append(reasons, fmt.Sprintf("%s: no TLS (%s)", name, strings.TrimSpace(plainProto.FindString(v))))
 		}
+	}
+	if len(reasons) > maxHopReasons {
+		reasons = append(reasons[:maxHopReasons], fmt.Sprintf("Received: %d more judged hops", len(reasons)-maxHopReasons))
 	}
 	switch {
 	case plain:
