@@ -250,3 +250,20 @@ func TestTransportManyHops(t *testing.T) {
 		t.Errorf("transport %s with %d reasons, last %q", v.TransportTLS, len(v.Reasons), v.Reasons[len(v.Reasons)-1])
 	}
 }
+
+func TestMboxPostmark(t *testing.T) {
+	an := New(nil)
+	for _, c := range []struct {
+		header, from string
+		problems   bool
+	}{
+		{"From ann@customer.example Mon Nov  2 09:00:00 2026\nFrom: ann@customer.example\n", "ann@customer.example", false},
+		{"From : ann@customer.example\nSubject: obsolete syntax\n", "ann@customer.example", false},
+		{"From nobody\n", "", true},
+	} {
+		v := classifyHeader(t, an, c.header)
+		if v.From != c.from || (v.Encryption == EncryptionUnparseable) != c.problems {
+			t.Errorf("%q: From %q encryption %s", c.header, v.From, v.Encryption)
+		}
+	}
+}

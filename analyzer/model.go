@@ -1,6 +1,7 @@
 package analyzer
 
 import (
+	"bytes"
 	"fmt"
 	"mime"
 	"net/url"
@@ -264,6 +265,14 @@ func parseHeader(block []byte, lim Limits, what string) (Header, []string) {
 	}
 	longLine := false
 	consumed := 0
+	if rest, ok := bytes.CutPrefix(block, []byte("From ")); ok && !bytes.HasPrefix(bytes.TrimLeft(rest, " \t"), []byte(":")) {
+		// An mbox postmark line left at the top of a saved message.
+		if i := indexByte(block, '\n'); i >= 0 {
+			block = block[i+1:]
+		} else {
+			block = nil
+		}
+	}
 	for first := true; len(block) > 0; first = false {
 		var line []byte
 		i := indexByte(block, '\n')
@@ -297,10 +306,11 @@ func parseHeader(block []byte, lim Limits, what string) (Header, []string) {
 			}
 			continue
 		}
-		name, v, ok := strings.Cut(string(line), ":")
-		if !ok || name == "" || strings.ContainsAny(name, " \t") {
+		if !validFieldLine(line) {
 			continue
 		}
+		name, v, _ := strings.Cut(string(line), ":")
+		name = strings.TrimRight(name, " \t")
 		flush()
 		h = append(h, Field{Name: name})
 		value.WriteString(strings.TrimSpace(v))
@@ -326,7 +336,11 @@ func validFieldLine(line []byte) bool {
 	if i <= 0 {
 		return false
 	}
-	for _, c := range line[:i] {
+	name := bytes.TrimRight(line[:i], " \t") // RFC 5322 section 4.5.1 allows WSP before the colon
+	if len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
 		if c <= ' ' || c > '~' {
 			return false
 		}
