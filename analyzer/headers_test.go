@@ -255,7 +255,7 @@ func TestMboxPostmark(t *testing.T) {
 	an := New(nil)
 	for _, c := range []struct {
 		header, from string
-		problems   bool
+		problems     bool
 	}{
 		{"From ann@customer.example Mon Nov  2 09:00:00 2026\nFrom: ann@customer.example\n", "ann@customer.example", false},
 		{"From : ann@customer.example\nSubject: obsolete syntax\n", "ann@customer.example", false},
