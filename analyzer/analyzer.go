@@ -44,7 +44,8 @@ package analyzer
 
 import "strings"
 
-// Analyzer classifies messages against a table of private relays.
+// Analyzer classifies messages against a table of private relays. It does
+// not change after New and is safe for concurrent use.
 type Analyzer struct {
 	relays []relayService
 }
