@@ -168,3 +168,58 @@ func hasReason(reasons []string, sub string) bool {
 	}
 	return false
 }
+
+func TestLimits(t *testing.T) {
+	nested := func(depth int) string {
+		var b strings.Builder
+		for i := 0; i < depth; i++ {
+			b.WriteString("--b" + strings.Repeat("x", i) + "\nContent-Type: multipart/mixed; boundary=b" + strings.Repeat("x", i+1) + "\n\n")
+		}
+		b.WriteString("--b" + strings.Repeat("x", depth) + "\nContent-Type: text/plain\n\nhi\n")
+		for i := depth; i >= 0; i-- {
+			b.WriteString("--b" + strings.Repeat("x", i) + "--\n")
+		}
+		return msg("Content-Type: multipart/mixed; boundary=b\n", b.String())
+	}
+	many := func(n int) string {
+		return msg("Content-Type: multipart/mixed; boundary=b\n", strings.Repeat("--b\nContent-Type: text/plain\n\nx\n", n)+"--b--\n")
+	}
+	small := Limits{MaxDepth: 4, MaxParts: 10, MaxHeaderBytes: 2048, MaxLineBytes: 200, MaxSamples: 3}
+	cases := []struct {
+		name    string
+		raw     string
+		problem string // "" when the message is within the limits
+	}{
+		{"nesting within the limit", nested(3), ""},
+		{"nesting too deep", nested(5), "multipart nesting deeper than 4"},
+		{"parts within the limit", many(9), ""},
+		{"too many parts", many(10), "more than 10 MIME parts"},
+		{"header line too long", msg("X-Long: "+strings.Repeat("a", 300)+"\nContent-Type: text/plain\n", "hi\n"), "message: header line longer than 200 octets"},
+		{"header block too big", msg(strings.Repeat("X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", 40), "hi\n"), "message: header block exceeds 2048 octets"},
+		{"part header line too long", msg("Content-Type: multipart/mixed; boundary=b\n", "--b\nContent-Type: text/plain; x=\""+strings.Repeat("a", 300)+"\"\n\nhi\n--b--\n"), "part 1: header line longer than 200 octets"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := small.FromRaw(strings.NewReader(c.raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := New(nil).Classify(m, DefaultPolicy())
+			switch {
+			case c.problem == "" && v.Encryption == EncryptionUnparseable:
+				t.Errorf("unparseable within the limits: %q", v.Reasons)
+			case c.problem != "" && (v.Encryption != EncryptionUnparseable || !hasReason(v.Reasons, c.problem)):
+				t.Errorf("encryption %s, reasons %q; want unparseable with %q", v.Encryption, v.Reasons, c.problem)
+			}
+			n := 0
+			m.Walk(func(p *Part, _ int) {
+				if p.Sampled {
+					n++
+				}
+			})
+			if n > small.MaxSamples {
+				t.Errorf("%d parts sampled, limit %d", n, small.MaxSamples)
+			}
+		})
+	}
+}
