@@ -176,6 +176,7 @@ func pollerMailbox(mb config.Mailbox) (poller.Mailbox, error) {
 		ForwardedFolder: mb.ForwardedFolder,
 		Policy:          mb.AnalyzerPolicy(),
 		BatchSize:       mb.BatchSize,
+		LeaseTTL:        mb.LeaseTTL,
 	}, nil
 }
 
