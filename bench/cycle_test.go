@@ -32,6 +32,7 @@ var (
 	benchMailboxes  = flag.Int("bench.mailboxes", 500, "mailboxes for BenchmarkMailboxes")
 	benchPerMailbox = flag.Int("bench.per-mailbox", 20, "messages per mailbox for BenchmarkMailboxes")
 	benchProcs      = flag.Int("bench.procs", 3, "mailtriage processes sharing one Redis in BenchmarkMailboxes")
+	benchState      = flag.String("bench.state", "file", "state store of BenchmarkCycle: file (bbolt) or redis")
 )
 
 const (
@@ -281,7 +282,11 @@ func benchCycle(b *testing.B, bin string, ts templates, n int) {
 	sink.Reset()
 
 	dir := b.TempDir()
-	cfg := writeConfig(b, dir, "file:"+filepath.Join(dir, "state.db"), d, sink.Addr(),
+	stateURL := "file:" + filepath.Join(dir, "state.db")
+	if *benchState == "redis" {
+		stateURL = testenv.StartRedis(b).URL
+	}
+	cfg := writeConfig(b, dir, stateURL, d, sink.Addr(),
 		[]mailboxConfig{{name: "support", user: d.User, passwordFile: writeSecret(b, dir, d.Password)}})
 	b.StartTimer()
 	first := runMailtriage(b, bin, "run", "--once", "--config", cfg)
@@ -308,9 +313,9 @@ func benchCycle(b *testing.B, bin string, ts templates, n int) {
 	b.ReportMetric(relayRate, "relay-msgs/s")
 	b.ReportMetric(100*rate/relayRate, "%-of-relay")
 	b.ReportMetric(float64(second.wall.Microseconds())/1000, "idle-cycle-ms")
-	fmt.Printf("cycle n=%d (%.0f MiB): full cycle %.2fs = %.0f msgs/s, %.1f MiB/s, peak RSS %.1f MiB; forwarded %d, flagged %d; "+
+	fmt.Printf("cycle n=%d state=%s (%.0f MiB): full cycle %.2fs = %.0f msgs/s, %.1f MiB/s, peak RSS %.1f MiB; forwarded %d, flagged %d; "+
 		"bare read-and-relay %.2fs = %.0f msgs/s (%.1f MiB/s); full/bare %.0f%%; second cycle %.0f ms (process start to exit)\n",
-		n, mib, first.wall.Seconds(), rate, mib/first.wall.Seconds(), float64(first.peakRSS)/(1<<20), forwarded, review,
+		n, *benchState, mib, first.wall.Seconds(), rate, mib/first.wall.Seconds(), float64(first.peakRSS)/(1<<20), forwarded, review,
 		relayTime.Seconds(), relayRate, float64(relayedBytes)/(1<<20)/relayTime.Seconds(), 100*rate/relayRate,
 		float64(second.wall.Microseconds())/1000)
 }
