@@ -2,8 +2,8 @@ package poller
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -105,23 +105,28 @@ func (cy *cycle) batch(msgs []*message, released bool) (map[imap.UID]bool, error
 
 	var sent, failed, copies []*message
 	var outs []store.Outcome
+	var fatal error
 	sentFP := make(map[string]bool)
+	handled := make(map[imap.UID]bool, len(forward))
+	byUID := make(map[imap.UID]*message, len(forward))
 	for _, m := range forward {
-		if err := cy.stopped(); err != nil {
-			break
+		byUID[m.uid] = m
+	}
+	// send forwards one message; false stops the chunk.
+	send := func(uid imap.UID, body io.Reader) bool {
+		m := byUID[uid]
+		if m == nil || handled[uid] {
+			return true
 		}
+		handled[uid] = true
 		if fp := m.v.Fingerprint; fp != "" && sentFP[fp] {
 			// A second copy of a message sent moments ago (a double
 			// delivery): the outcome record covers it, as in a later batch.
 			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
 			copies = append(copies, m)
-			continue
+			return true
 		}
-		if !cy.forwarding {
-			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v})
-			continue
-		}
-		err := cy.forwardOne(m, released)
+		err := p.fw.Forward(cy.ctx, m.v, released, m.size, body)
 		switch {
 		case err == nil:
 			p.forwardSucceeded()
@@ -134,12 +139,15 @@ func (cy *cycle) batch(msgs []*message, released bool) (map[imap.UID]bool, error
 			sent = append(sent, m)
 			outs = append(outs, out)
 			sentFP[m.v.Fingerprint] = true
-		case cy.ctx.Err() != nil:
-			// The lease was lost or the stop grace ran out: not the SMTP
-			// server's fault, so no backoff and no flag.
-			return nil, fmt.Errorf("forward uid %d in %s: %w", m.uid, cy.folder, context.Cause(cy.ctx))
-		case errors.Is(err, ErrGone):
-			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v, Err: err})
+		case cy.ctx.Err() != nil || cy.c.broken():
+			// The lease was lost, the stop grace ran out or the IMAP side
+			// failed: not the SMTP server's fault, so no backoff and no flag.
+			cause := err
+			if cy.ctx.Err() != nil {
+				cause = context.Cause(cy.ctx)
+			}
+			fatal = fmt.Errorf("forward uid %d in %s: %w", m.uid, cy.folder, cause)
+			return false
 		case temporary(err):
 			p.m.ForwardFailed(p.mb.Name, "temporary")
 			p.forwardFailedTemporarily(time.Now(), err)
@@ -151,6 +159,33 @@ func (cy *cycle) batch(msgs []*message, released bool) (map[imap.UID]bool, error
 			m.flags = append(m.flags, KeywordForwardFailed)
 			failed = append(failed, m)
 		}
+		return cy.forwarding && cy.stopped() == nil
+	}
+	for _, chunk := range bodyChunks(forward) {
+		if !cy.forwarding || cy.stopped() != nil {
+			break
+		}
+		uids := make([]imap.UID, len(chunk))
+		for i, m := range chunk {
+			uids[i] = m.uid
+		}
+		err := cy.c.streamBodies(cy.ctx, uids, send)
+		if fatal != nil {
+			return nil, fatal
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fetch bodies of uids %v in %s: %w", imap.UIDSetNum(uids...), cy.folder, err)
+		}
+	}
+	for _, m := range forward {
+		if handled[m.uid] {
+			continue
+		}
+		e := Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v}
+		if cy.forwarding && cy.stop.Err() == nil {
+			e.Err = fmt.Errorf("uid %d in %s: %w", m.uid, cy.folder, ErrGone)
+		}
+		cy.note(e)
 	}
 	if err := cy.markForwarded(append(slices.Clip(sent), copies...), released, done); err != nil {
 		return nil, err
@@ -165,6 +200,31 @@ func (cy *cycle) batch(msgs []*message, released bool) (map[imap.UID]bool, error
 		return nil, err
 	}
 	return done, nil
+}
+
+// Bounds of one body FETCH: after a temporary SMTP failure or a stop the
+// rest of the chunk is drained unread, so a chunk stays small.
+const (
+	chunkMessages = 32
+	chunkBytes    = 8 << 20
+)
+
+// bodyChunks splits msgs into runs of at most chunkMessages messages and
+// chunkBytes octets (a bigger message goes alone).
+func bodyChunks(msgs []*message) [][]*message {
+	var chunks [][]*message
+	var size int64
+	for _, m := range msgs {
+		last := len(chunks) - 1
+		if last < 0 || len(chunks[last]) >= chunkMessages || size+m.size > chunkBytes {
+			chunks = append(chunks, nil)
+			last++
+			size = 0
+		}
+		chunks[last] = append(chunks[last], m)
+		size += m.size
+	}
+	return chunks
 }
 
 // facts fetches UID, FLAGS, RFC822.SIZE, BODYSTRUCTURE and the header of

@@ -256,39 +256,59 @@ func (s *conn) fetch(ctx context.Context, uids []imap.UID, opts *imap.FetchOptio
 	return msgs, err
 }
 
-// streamBody streams BODY.PEEK[] of uid into fn, never holding it whole.
-// The FETCH is drained even when fn fails or panics, so that the session
-// stays usable (imapclient's reader waits for the literal to be consumed).
-func (s *conn) streamBody(ctx context.Context, uid imap.UID, fn func(io.Reader) error) error {
-	var fnErr error
-	err := s.within(ctx, s.body, func() (err error) {
-		cmd := s.c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{
-			UID:         true,
-			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
-		})
-		defer func() {
-			if cerr := cmd.Close(); err == nil {
-				err = cerr
-			}
-		}()
-		found := false
-		if msg := cmd.Next(); msg != nil {
-			for item := msg.Next(); item != nil; item = msg.Next() {
-				if body, ok := item.(imapclient.FetchItemDataBodySection); ok && body.Literal != nil && !found {
-					found = true
-					fnErr = fn(body.Literal)
+// streamBodies fetches BODY.PEEK[] of uids with one FETCH and hands each
+// message's literal to fn as it arrives, never holding a body whole. Once
+// fn returns false the rest is drained unread. Each message gets the body
+// timeout anew. The FETCH is drained even when fn panics, so that the
+// session stays usable (imapclient's reader waits for each literal to be
+// consumed).
+func (s *conn) streamBodies(ctx context.Context, uids []imap.UID, fn func(uid imap.UID, body io.Reader) bool) (err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watchdog := time.AfterFunc(s.body, func() { cancel(context.DeadlineExceeded) })
+	defer watchdog.Stop()
+	stop := context.AfterFunc(ctx, func() { s.c.Close() })
+	defer func() {
+		if !stop() {
+			err = fmt.Errorf("%w (%v)", context.Cause(ctx), err)
+		}
+	}()
+
+	cmd := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
+		UID:         true,
+		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+	})
+	defer func() {
+		if cerr := cmd.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	more := true
+	for msg := cmd.Next(); msg != nil && more; msg = cmd.Next() {
+		var uid imap.UID
+		for item := msg.Next(); item != nil && more; item = msg.Next() {
+			switch item := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = item.UID
+			case imapclient.FetchItemDataBodySection:
+				if item.Literal != nil && uid != 0 {
+					watchdog.Reset(s.body)
+					more = fn(uid, item.Literal)
 				}
 			}
 		}
-		if !found {
-			return ErrGone
-		}
-		return nil
-	})
-	if fnErr != nil {
-		return fnErr
 	}
-	return err
+	return nil
+}
+
+// broken reports whether the connection has died.
+func (s *conn) broken() bool {
+	select {
+	case <-s.c.Closed():
+		return true
+	default:
+		return false
+	}
 }
 
 // store adds flags to uids, silently.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -380,11 +379,4 @@ func (cy *cycle) note(e Entry) {
 func temporary(err error) bool {
 	var t interface{ Temporary() bool }
 	return errors.As(err, &t) && t.Temporary()
-}
-
-// forwardOne streams one message into the forwarder.
-func (cy *cycle) forwardOne(m *message, released bool) error {
-	return cy.c.streamBody(cy.ctx, m.uid, func(body io.Reader) error {
-		return cy.p.fw.Forward(cy.ctx, m.v, released, m.size, body)
-	})
 }

@@ -699,3 +699,22 @@ func TestThreadKeyFromStore(t *testing.T) {
 		}
 	}
 }
+
+// The body timeout is per message, though one FETCH streams several.
+func TestBodyTimeoutPerMessage(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for _, id := range []string{"a", "b", "c", "d"} {
+		e.appendMsg("INBOX", cleanMessage(id))
+	}
+	var sent atomic.Int32
+	slow := funcForwarder(func(_ context.Context, _ analyzer.Verdict, body io.Reader) error {
+		time.Sleep(150 * time.Millisecond)
+		sent.Add(1)
+		return drain(body)
+	})
+	p := e.poller(slow, func(mb *Mailbox) { mb.BatchSize = 10; mb.IMAP.BodyTimeout = 400 * time.Millisecond })
+	rep := e.cycle(p)
+	if rep.Counts.Forwarded != 4 || sent.Load() != 4 {
+		t.Fatalf("counts %+v, sent %d; want all 4 within their own timeouts", rep.Counts, sent.Load())
+	}
+}
