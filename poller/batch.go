@@ -36,10 +36,11 @@ type message struct {
 }
 
 // batch classifies the messages of one batch of the selected folder and
-// acts. It returns the UIDs that are done (outcome recorded and marked).
+// acts; settle is called before the bodies stream (see pipeline). It
+// returns the UIDs that are done (outcome recorded and marked).
 // An error means the session or the store is unusable; per-message trouble
 // is reported in the entries instead.
-func (cy *cycle) batch(msgs []*message, released bool) (map[imap.UID]bool, error) {
+func (cy *cycle) batch(msgs []*message, released bool, settle func()) (map[imap.UID]bool, error) {
 	p := cy.p
 	if released {
 		// Without UIDPLUS our moved-out originals stay, marked \Deleted:
@@ -160,6 +161,9 @@ func (cy *cycle) batch(msgs []*message, released bool) (map[imap.UID]bool, error
 			failed = append(failed, m)
 		}
 		return cy.forwarding && cy.stopped() == nil
+	}
+	if len(forward) > 0 {
+		settle()
 	}
 	for _, chunk := range bodyChunks(forward) {
 		if !cy.forwarding || cy.stopped() != nil {

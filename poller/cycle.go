@@ -254,43 +254,61 @@ type prefetch struct {
 	err  error
 }
 
+// ahead is a facts FETCH in flight in its own goroutine.
+type ahead struct {
+	ch  chan prefetch
+	got *prefetch
+}
+
+// wait returns the facts once they arrived; it may be called again.
+func (a *ahead) wait() prefetch {
+	if a.got == nil {
+		f := <-a.ch
+		a.got = &f
+	}
+	return *a.got
+}
+
 // pipeline handles uids in batches of BatchSize. The facts of the next
-// batch are fetched (on the same connection, pipelined) while the current
-// batch is forwarded; after sees each batch's done UIDs.
+// batch are fetched (same connection, pipelined) while the current batch is
+// classified, looked up and flagged; they have arrived before its bodies
+// stream, so that no command waits behind a long body transfer and runs
+// out of its timeout. after sees each batch's done UIDs.
 func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []imap.UID, done map[imap.UID]bool) error) error {
-	var pending chan prefetch
+	var next *ahead
 	fetchNext := func() {
-		pending = nil
+		next = nil
 		if len(uids) == 0 {
 			return
 		}
 		n := min(len(uids), cy.p.mb.BatchSize)
 		batch := uids[:n]
 		uids = uids[n:]
-		ch := make(chan prefetch, 1)
+		a := &ahead{ch: make(chan prefetch, 1)}
 		go func() {
 			msgs, err := cy.facts(batch)
-			ch <- prefetch{uids: batch, msgs: msgs, err: err}
+			a.ch <- prefetch{uids: batch, msgs: msgs, err: err}
 		}()
-		pending = ch
+		next = a
 	}
-	defer func() {
-		if pending != nil {
-			<-pending // the fetch in flight ends before the cycle does
+	settle := func() {
+		if next != nil {
+			next.wait()
 		}
-	}()
+	}
+	defer settle() // the fetch in flight ends before the cycle does
 	fetchNext()
-	for pending != nil {
+	for next != nil {
 		if err := cy.stopped(); err != nil {
 			return err
 		}
-		f := <-pending
-		pending = nil
+		f := next.wait()
 		if f.err != nil {
+			next = nil
 			return f.err
 		}
 		fetchNext()
-		done, err := cy.batch(f.msgs, released)
+		done, err := cy.batch(f.msgs, released, settle)
 		if err != nil {
 			return err
 		}
