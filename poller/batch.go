@@ -104,6 +104,17 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) (map[imap.
 		return nil, err
 	}
 
+	if err := cy.forward(forward, released, settle, done); err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// forward streams msgs into the forwarder, chunk by chunk, then marks what
+// was sent and flags what was refused for good. settle is called before
+// the first body streams.
+func (cy *cycle) forward(forward []*message, released bool, settle func(), done map[imap.UID]bool) error {
+	p := cy.p
 	var sent, failed, copies []*message
 	var outs []store.Outcome
 	var fatal error
@@ -175,10 +186,10 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) (map[imap.
 		}
 		err := cy.c.streamBodies(cy.ctx, uids, send)
 		if fatal != nil {
-			return nil, fatal
+			return fatal
 		}
 		if err != nil {
-			return nil, fmt.Errorf("fetch bodies of uids %v in %s: %w", imap.UIDSetNum(uids...), cy.folder, err)
+			return fmt.Errorf("fetch bodies of uids %v in %s: %w", imap.UIDSetNum(uids...), cy.folder, err)
 		}
 	}
 	for _, m := range forward {
@@ -192,7 +203,7 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) (map[imap.
 		cy.note(e)
 	}
 	if err := cy.markForwarded(append(slices.Clip(sent), copies...), released, done); err != nil {
-		return nil, err
+		return err
 	}
 	for i, m := range sent {
 		p.m.Message(p.mb.Name, m.v.Class, EntryForwarded)
@@ -201,9 +212,9 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) (map[imap.
 			MovedTo: outs[i].Folder, Verdict: m.v})
 	}
 	if err := cy.flag(failed, func(*message) bool { return false }, done); err != nil {
-		return nil, err
+		return err
 	}
-	return done, nil
+	return nil
 }
 
 // Bounds of one body FETCH: after a temporary SMTP failure or a stop the
