@@ -37,3 +37,23 @@ func BenchmarkCycle(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// BenchmarkIdleCycle measures a cycle with nothing new in a mailbox of
+// 1,000 done messages: lease, login, SELECT, state, release folder check.
+func BenchmarkIdleCycle(b *testing.B) {
+	e := newEnv(b, envOptions{discardBodies: true})
+	e.log = slog.New(slog.DiscardHandler)
+	for i := range 1000 {
+		e.appendMsg("INBOX", cleanMessage(fmt.Sprintf("m%05d", i)))
+	}
+	p := e.poller(nil, nil)
+	if _, err := p.Cycle(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		rep, err := p.Cycle(b.Context())
+		if err != nil || rep.Counts.Seen != 0 {
+			b.Fatalf("idle cycle: %+v, %v", rep.Counts, err)
+		}
+	}
+}
