@@ -124,6 +124,8 @@ func (cy *cycle) forward(forward []*message, released bool, settle func(), done 
 	for _, m := range forward {
 		byUID[m.uid] = m
 	}
+	rec := cy.startRecorder()
+	defer rec.stop()
 	// send forwards one message; false stops the chunk.
 	send := func(uid imap.UID, body io.Reader) bool {
 		m := byUID[uid]
@@ -143,11 +145,9 @@ func (cy *cycle) forward(forward []*message, released bool, settle func(), done 
 		case err == nil:
 			p.forwardSucceeded()
 			out := cy.outcome(m, store.ActionForwarded, cy.forwardedFolder(released))
-			// Per message, before any marking: the duplicate window is one
-			// message (SMTP 250 -> this record), DESIGN.md section 2.
-			if err := cy.record([]store.Outcome{out}); err != nil {
-				p.log.Error("forwarded but not recorded: a UIDVALIDITY reset would send it again", cy.attrs(m, EntryForwarded, err)...)
-			}
+			// Queued at once, written behind the next transfer, and
+			// flushed before any marking (recorder.go).
+			rec.add(m, out)
 			sent = append(sent, m)
 			outs = append(outs, out)
 			sentFP[m.v.Fingerprint] = true
@@ -176,6 +176,7 @@ func (cy *cycle) forward(forward []*message, released bool, settle func(), done 
 	if len(forward) > 0 {
 		settle()
 	}
+
 	for _, chunk := range bodyChunks(forward) {
 		if !cy.forwarding || cy.stopped() != nil {
 			break
@@ -202,6 +203,7 @@ func (cy *cycle) forward(forward []*message, released bool, settle func(), done 
 		}
 		cy.note(e)
 	}
+	rec.flush()
 	if err := cy.markForwarded(append(slices.Clip(sent), copies...), released, done); err != nil {
 		return err
 	}
