@@ -13,9 +13,16 @@ import (
 // the context is cancelled. go-smtp's own SetDeadline calls are ignored: it
 // clears the deadline between commands and sets none while DATA is written,
 // and a stalled server must not hang a write forever.
+//
+// It also holds writes until the next read (or writeBufferSize bytes):
+// go-smtp writes DATA through a 4 KiB buffer, and a write system call per
+// 4 KiB cost more CPU than the rest of the transfer. A client only waits for
+// the server after reading, so flushing before every read keeps the dialogue
+// intact; an error of a held write surfaces at that flush.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
+	wbuf    []byte // writes not yet sent
 
 	mu        sync.Mutex
 	ctxDead   time.Time // deadline of the bound context; zero when none
@@ -60,14 +67,49 @@ func (c *deadlineConn) arm(set func(time.Time) error) {
 	set(d)
 }
 
+// writeBufferSize bounds the writes held back by deadlineConn.
+const writeBufferSize = 64 << 10
+
 func (c *deadlineConn) Read(p []byte) (int, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
 	c.arm(c.Conn.SetReadDeadline)
 	return c.Conn.Read(p)
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
+	if len(c.wbuf)+len(p) > writeBufferSize {
+		if err := c.flush(); err != nil {
+			return 0, err
+		}
+		if len(p) >= writeBufferSize {
+			c.arm(c.Conn.SetWriteDeadline)
+			return c.Conn.Write(p)
+		}
+	}
+	c.wbuf = append(c.wbuf, p...)
+	return len(p), nil
+}
+
+// flush sends the held writes.
+func (c *deadlineConn) flush() error {
+	if len(c.wbuf) == 0 {
+		return nil
+	}
 	c.arm(c.Conn.SetWriteDeadline)
-	return c.Conn.Write(p)
+	_, err := c.Conn.Write(c.wbuf)
+	c.wbuf = c.wbuf[:0]
+	return err
+}
+
+// Close sends what is held (a QUIT, say) and closes the connection.
+func (c *deadlineConn) Close() error {
+	ferr := c.flush()
+	if err := c.Conn.Close(); err != nil {
+		return err
+	}
+	return ferr
 }
 
 // SetDeadline is a no-op: deadlines are set per I/O call.
