@@ -57,7 +57,8 @@ func buildBinary(b *testing.B) string {
 // run is one finished `mailtriage` process.
 type run struct {
 	wall    time.Duration
-	peakRSS int64 // bytes
+	cpu     time.Duration // user + system
+	peakRSS int64         // bytes
 	log     []byte
 }
 
@@ -75,6 +76,7 @@ func runMailtriage(b *testing.B, bin string, args ...string) run {
 	r := run{wall: time.Since(start), log: log.Bytes()}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.peakRSS = ru.Maxrss * 1024
+		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	if err != nil {
 		b.Fatalf("mailtriage %s: %v\n%s", strings.Join(args, " "), err, tail(r.log))
@@ -313,9 +315,9 @@ func benchCycle(b *testing.B, bin string, ts templates, n int) {
 	b.ReportMetric(relayRate, "relay-msgs/s")
 	b.ReportMetric(100*rate/relayRate, "%-of-relay")
 	b.ReportMetric(float64(second.wall.Microseconds())/1000, "idle-cycle-ms")
-	fmt.Printf("cycle n=%d state=%s (%.0f MiB): full cycle %.2fs = %.0f msgs/s, %.1f MiB/s, peak RSS %.1f MiB; forwarded %d, flagged %d; "+
+	fmt.Printf("cycle n=%d state=%s (%.0f MiB): full cycle %.2fs (CPU %.2fs) = %.0f msgs/s, %.1f MiB/s, peak RSS %.1f MiB; forwarded %d, flagged %d; "+
 		"bare read-and-relay %.2fs = %.0f msgs/s (%.1f MiB/s); full/bare %.0f%%; second cycle %.0f ms (process start to exit)\n",
-		n, *benchState, mib, first.wall.Seconds(), rate, mib/first.wall.Seconds(), float64(first.peakRSS)/(1<<20), forwarded, review,
+		n, *benchState, mib, first.wall.Seconds(), first.cpu.Seconds(), rate, mib/first.wall.Seconds(), float64(first.peakRSS)/(1<<20), forwarded, review,
 		relayTime.Seconds(), relayRate, float64(relayedBytes)/(1<<20)/relayTime.Seconds(), 100*rate/relayRate,
 		float64(second.wall.Microseconds())/1000)
 }
