@@ -31,9 +31,11 @@
 //   - Signed and encrypted, in either order, is encrypted; S/MIME
 //     compressed-data is flagged like encrypted (no helpdesk reads it).
 //   - IMAP facts do not show part headers or a multipart's missing close
-//     delimiter: FromRaw reports those as problems, FromIMAP cannot, so on
-//     such broken messages (a truncated multipart) the two may differ. On
-//     every other message, and on the test corpus, they agree.
+//     delimiter: FromRaw reports those as problems, FromIMAP cannot. For a
+//     multipart cut short, CloseCheck watches the body the poller streams
+//     to forward a message and fails it before the SMTP transaction ends,
+//     so the worker flags it as scan does; on the test corpus the verdicts
+//     agree once that check is applied.
 //
 // RFCs followed: RFC 5322 (message format), RFC 2045-2047 and RFC 2231
 // (MIME, encoded words, parameter values), RFC 3501 section 6.4.5 (part

@@ -17,8 +17,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/mailtriage/mailtriage/analyzer"
 )
 
 // corpusMessage is one file of testdata/corpus with its label.
@@ -27,27 +25,6 @@ type corpusMessage struct {
 	Raw        []byte
 	Encryption string // labels.tsv: none, smime-encrypted, ..., unparseable
 	Action     string // labels.tsv: forward | flag (default policy)
-	// EitherWay marks a message unparseable only because a multipart lacks
-	// its close delimiter: the raw stream shows that, IMAP facts cannot
-	// (analyzer.TestTruncatedMultipart), so the worker may flag it or
-	// forward it; either way it must be handled once and not lost.
-	EitherWay bool
-}
-
-// onlyMissingCloseDelimiter reports whether every problem the analyzer
-// finds in raw is a multipart without its close delimiter.
-func onlyMissingCloseDelimiter(t *testing.T, raw []byte) bool {
-	t.Helper()
-	m, err := analyzer.FromRaw(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatalf("analyzer.FromRaw: %v", err)
-	}
-	for _, p := range m.Problems {
-		if !strings.Contains(p, "close delimiter") {
-			return false
-		}
-	}
-	return len(m.Problems) > 0
 }
 
 // keyword is the review keyword a flagged corpus message must carry.
@@ -93,7 +70,6 @@ func loadCorpus(t *testing.T) []corpusMessage {
 			t.Fatalf("corpus files %s and %s are the same message", other, m.File)
 		}
 		seen[key(m.Raw)] = m.File
-		m.EitherWay = m.Encryption == "unparseable" && onlyMissingCloseDelimiter(t, m.Raw)
 		out = append(out, m)
 	}
 	if err := sc.Err(); err != nil {
@@ -155,7 +131,7 @@ func checkCorpusHandled(t *testing.T, h *harness, corpus []corpusMessage) {
 		if !bytes.Equal(s.Raw, served(corpus[i].Raw)) {
 			t.Errorf("%s: Dovecot serves it differently from what the test expects", corpus[i].File)
 		}
-		if h.setup.noUIDPlus() && s.Folder == "INBOX" && s.has(imap.FlagDeleted) && corpus[i].Action == "flag" && !corpus[i].EitherWay {
+		if h.setup.noUIDPlus() && s.Folder == "INBOX" && s.has(imap.FlagDeleted) && corpus[i].Action == "flag" {
 			leftBehind[i]++
 			continue
 		}
@@ -166,10 +142,6 @@ func checkCorpusHandled(t *testing.T, h *harness, corpus []corpusMessage) {
 	action := make([]string, len(corpus)) // what the worker had to do
 	for i, m := range corpus {
 		action[i] = m.Action
-		if m.EitherWay && (len(found[i]) == 0 || found[i][0].Folder != reviewFolder) {
-			action[i] = "forward"
-			t.Logf("%s: forwarded; a missing close delimiter does not show in IMAP facts", m.File)
-		}
 		if action[i] == "flag" {
 			wantStored++
 			if len(found[i]) != 1 {
@@ -601,7 +573,7 @@ func TestReplicas(t *testing.T) {
 	// Mail arrives in five bursts while both run.
 	wantSent := 0
 	for _, m := range corpus {
-		if m.Action == "forward" || m.EitherWay {
+		if m.Action == "forward" {
 			wantSent++
 		}
 	}

@@ -2,6 +2,7 @@ package poller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -56,7 +57,7 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) (map[imap.
 			return nil, fmt.Errorf("model of uid %d in %s: %w", m.uid, cy.folder, err)
 		}
 		m.v = p.an.Classify(model, p.mb.Policy)
-		m.header, m.samples, m.bs = nil, nil, nil
+		m.header, m.samples = nil, nil // bs stays for the close-delimiter check
 		if m.v.Fingerprint != "" {
 			fps = append(fps, m.v.Fingerprint)
 		}
@@ -115,7 +116,10 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) (map[imap.
 // the first body streams.
 func (cy *cycle) forward(forward []*message, released bool, settle func(), done map[imap.UID]bool) error {
 	p := cy.p
-	var sent, failed, copies []*message
+	var sent, failed, broken, copies []*message
+	// A multipart cut short shows only while its body streams by
+	// (analyzer.CloseCheck); released mail goes as the reviewer said.
+	checkClose := !released && p.mb.Policy.Action(analyzer.ClassUnparseable) == analyzer.ActionFlag
 	var outs []store.Outcome
 	var fatal error
 	sentFP := make(map[string]bool)
@@ -140,7 +144,11 @@ func (cy *cycle) forward(forward []*message, released bool, settle func(), done 
 			copies = append(copies, m)
 			return true
 		}
+		if checkClose {
+			body = analyzer.CloseCheck(body, m.bs)
+		}
 		err := p.fw.Forward(cy.ctx, m.v, released, m.size, body)
+		var truncated *analyzer.TruncationError
 		switch {
 		case err == nil:
 			p.forwardSucceeded()
@@ -151,6 +159,10 @@ func (cy *cycle) forward(forward []*message, released bool, settle func(), done 
 			sent = append(sent, m)
 			outs = append(outs, out)
 			sentFP[m.v.Fingerprint] = true
+		case errors.As(err, &truncated):
+			// DATA was abandoned before its end: nothing reached the helpdesk.
+			m.v.MarkUnparseable(truncated.Error(), p.mb.Policy)
+			broken = append(broken, m)
 		case cy.ctx.Err() != nil || cy.c.broken():
 			// The lease was lost, the stop grace ran out or the IMAP side
 			// failed: not the SMTP server's fault, so no backoff and no flag.
@@ -213,7 +225,7 @@ func (cy *cycle) forward(forward []*message, released bool, settle func(), done 
 		cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryForwarded,
 			MovedTo: outs[i].Folder, Verdict: m.v})
 	}
-	if err := cy.flag(failed, func(*message) bool { return false }, done); err != nil {
+	if err := cy.flag(append(failed, broken...), func(*message) bool { return false }, done); err != nil {
 		return err
 	}
 	return nil

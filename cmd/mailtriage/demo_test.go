@@ -65,7 +65,6 @@ func TestDemoCommand(t *testing.T) {
 func TestDemoForwardsExactlyTheClean(t *testing.T) {
 	env := startDemoEnv(t, demo.Options{})
 	want := make(map[string]bool)
-	either := make(map[string]bool) // no expectation: see truncatedOnly
 	an := analyzer.New(nil)
 	for _, s := range env.Samples {
 		m, err := analyzer.FromRaw(bytes.NewReader(s.Raw))
@@ -73,11 +72,7 @@ func TestDemoForwardsExactlyTheClean(t *testing.T) {
 			t.Fatalf("read %s: %v", s.Name, err)
 		}
 		v := an.Classify(m, analyzer.DefaultPolicy())
-		switch {
-		case truncatedOnly(v):
-			t.Logf("%s: unparseable only for a missing close delimiter, which IMAP facts cannot show (analyzer.TestTruncatedMultipart); either outcome accepted", s.Name)
-			either[messageID(t, s.Raw)] = true
-		case v.Action == analyzer.ActionForward:
+		if v.Action == analyzer.ActionForward {
 			want[messageID(t, s.Raw)] = true
 		}
 	}
@@ -104,7 +99,7 @@ func TestDemoForwardsExactlyTheClean(t *testing.T) {
 		}
 	}
 	for id, n := range got {
-		if !want[id] && !either[id] {
+		if !want[id] {
 			t.Errorf("message %s was forwarded %d times but is not clean", id, n)
 		}
 	}
@@ -116,21 +111,6 @@ func TestDemoForwardsExactlyTheClean(t *testing.T) {
 	if n := strings.Count(report.String(), "forwarded"); n < len(want) {
 		t.Errorf("report says forwarded %d times, want at least %d:\n%s", n, len(want), report.String())
 	}
-}
-
-// truncatedOnly reports whether v is unparseable for one reason only: a
-// multipart without its close delimiter. The raw stream shows that; the IMAP
-// facts the worker classifies from (BODYSTRUCTURE) do not, by design.
-func truncatedOnly(v analyzer.Verdict) bool {
-	if v.Encryption != analyzer.EncryptionUnparseable {
-		return false
-	}
-	for _, r := range v.Reasons {
-		if !strings.Contains(r, "close delimiter") && !strings.HasPrefix(r, "Received hop") {
-			return false
-		}
-	}
-	return true
 }
 
 // messageID returns the Message-ID field of raw, or its Subject when it has
