@@ -98,6 +98,9 @@ type Sink struct {
 	pool     *x509.CertPool
 	done     chan error
 
+	closeOnce sync.Once // go-smtp's Server.Close panics when called twice at once
+	closeErr  error
+
 	mu       sync.Mutex
 	messages []Message
 	count    int
@@ -205,20 +208,28 @@ func (s *Sink) Reset() {
 	clear(s.conns)
 }
 
-// Close stops the server and closes every connection.
+// Close stops the server and closes every connection. It may be called
+// more than once, also concurrently with the end of Start's context.
 func (s *Sink) Close() error {
-	err := s.server.Close()
-	if errors.Is(err, smtp.ErrServerClosed) {
-		return nil
-	}
-	serr := <-s.done
-	if err == nil {
-		err = serr
-	}
-	if err != nil {
-		return fmt.Errorf("smtpsink: close %s: %w", s.Addr(), err)
-	}
-	return nil
+	s.closeOnce.Do(func() {
+		err := s.server.Close()
+		if errors.Is(err, smtp.ErrServerClosed) {
+			return
+		}
+		// Closed too early, go-smtp does not yet know the listener that
+		// Serve is about to accept on: close it here too.
+		if lerr := s.listener.Close(); lerr != nil && !errors.Is(lerr, net.ErrClosed) && err == nil {
+			err = lerr
+		}
+		serr := <-s.done
+		if err == nil && !errors.Is(serr, net.ErrClosed) {
+			err = serr
+		}
+		if err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+			s.closeErr = fmt.Errorf("smtpsink: close %s: %w", s.Addr(), err)
+		}
+	})
+	return s.closeErr
 }
 
 // delay returns the configured delay.

@@ -226,3 +226,27 @@ func greets(addr string) bool {
 	line, _ := bufio.NewReader(c).ReadString('\n')
 	return strings.HasPrefix(line, "220 ")
 }
+
+// TestCloseTwiceAtOnce: Close from the test's cleanup racing the end of the
+// context (go-smtp's Server.Close panics when called twice at once).
+func TestCloseTwiceAtOnce(t *testing.T) {
+	for range 50 {
+		ctx, cancel := context.WithCancel(context.Background())
+		s, err := Start(ctx, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 2)
+		go func() { errs <- s.Close() }()
+		cancel()
+		go func() { errs <- s.Close() }()
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		}
+		if greets(s.Addr()) {
+			t.Fatal("sink still greets after Close")
+		}
+	}
+}
