@@ -60,6 +60,10 @@ func (e *Error) Temporary() bool {
 	return e.Kind != KindRejected && e.Kind != KindSize
 }
 
+// FailureKind is Kind as a string, for callers that label metrics without
+// importing this package.
+func (e *Error) FailureKind() string { return string(e.Kind) }
+
 // phase is the stage of the session an error happened in; it decides the
 // kind of errors that are neither SMTP replies nor network failures, and of
 // replies before the mail transaction.

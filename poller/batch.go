@@ -173,12 +173,12 @@ func (cy *cycle) forward(forward []*message, released bool, settle func(), done 
 			fatal = fmt.Errorf("forward uid %d in %s: %w", m.uid, cy.folder, cause)
 			return false
 		case temporary(err):
-			p.m.ForwardFailed(p.mb.Name, "temporary")
+			p.m.ForwardFailed(p.mb.Name, failureKind(err))
 			p.forwardFailedTemporarily(time.Now(), err)
 			cy.forwarding = false
 			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v, Err: err})
 		default:
-			p.m.ForwardFailed(p.mb.Name, "permanent")
+			p.m.ForwardFailed(p.mb.Name, failureKind(err))
 			p.log.Warn("forward refused for good: flagging", cy.attrs(m, EntryForwardFailed, err)...)
 			m.flags = append(m.flags, KeywordForwardFailed)
 			failed = append(failed, m)

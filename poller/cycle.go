@@ -398,3 +398,17 @@ func temporary(err error) bool {
 	var t interface{ Temporary() bool }
 	return errors.As(err, &t) && t.Temporary()
 }
+
+// failureKind labels a forward failure for Metrics.ForwardFailed: the
+// forwarder's kind (connect, tls, auth, temporary, rejected, size,
+// protocol) when it says one, else temporary or permanent.
+func failureKind(err error) string {
+	var k interface{ FailureKind() string }
+	if errors.As(err, &k) && k.FailureKind() != "" {
+		return k.FailureKind()
+	}
+	if temporary(err) {
+		return "temporary"
+	}
+	return "permanent"
+}
