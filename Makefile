@@ -7,9 +7,11 @@ COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME  ?= 60s
 BENCHTIME ?= 1s
+BENCH_N   ?= 10000
+BENCH_MAILBOXES ?= 500
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: build test fuzz bench bench-micro lint corpus
+.PHONY: build test fuzz bench bench-micro bench-dovecot bench-growth lint corpus
 
 # The same build line as the Dockerfile's build stage.
 build:
@@ -24,11 +26,21 @@ test:
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
-# Analyzer/forwarder/store micro-benchmarks, then the Dovecot throughput bench.
-bench: bench-micro
+# Micro-benchmarks, then the throughput benchmarks against a private Dovecot:
+# one mailbox of BENCH_N messages (full cycle, bare read-and-relay loop, idle
+# second cycle), and BENCH_MAILBOXES mailboxes of 20 over 3 processes and one
+# Redis. Figures, not pass/fail: see README "Performance".
+bench: bench-micro bench-dovecot
 
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./analyzer/ ./forwarder/ ./store/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./analyzer/ ./forwarder/ ./store/ ./scan/ ./poller/
+
+bench-dovecot:
+	$(GO) test -run '^$$' -bench 'Cycle|Mailboxes' -benchtime 1x -timeout 60m ./bench/ -args -bench.n=$(BENCH_N) -bench.mailboxes=$(BENCH_MAILBOXES)
+
+# Time and memory of one cycle as the mailbox grows.
+bench-growth:
+	$(GO) test -run '^$$' -bench 'Cycle' -benchtime 1x -timeout 60m ./bench/ -args -bench.n=1000,10000,50000
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
