@@ -3,7 +3,6 @@ package analyzer
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"reflect"
 	"strconv"
 	"strings"
@@ -11,53 +10,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/mailtriage/mailtriage/internal/testenv"
 )
-
-// memIMAP serves go-imap's in-process server on loopback with one empty
-// INBOX and returns a logged-in client with INBOX selected.
-func memIMAP(t *testing.T) *imapclient.Client {
-	t.Helper()
-	mem := imapmemserver.New()
-	user := imapmemserver.NewUser("a", "a-password")
-	if err := user.Create("INBOX", nil); err != nil {
-		t.Fatalf("create INBOX: %v", err)
-	}
-	mem.AddUser(user)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen on loopback: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
-	}()
-	c, err := imapclient.DialInsecure(ln.Addr().String(), nil)
-	if err != nil {
-		t.Fatalf("dial in-process IMAP server: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = c.Close()
-		_ = srv.Close()
-		<-done
-	})
-	if err := c.Login("a", "a-password").Wait(); err != nil {
-		t.Fatalf("login: %v", err)
-	}
-	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatalf("select INBOX: %v", err)
-	}
-	return c
-}
 
 // imapFacts APPENDs msg and fetches its facts.
 func imapFacts(t *testing.T, c *imapclient.Client, msg []byte) (header []byte, bs imap.BodyStructure, samples map[string][]byte, size int64) {
@@ -165,7 +119,7 @@ var agreementCases = []struct{ name, raw string }{
 }
 
 func TestConstructorsAgree(t *testing.T) {
-	c := memIMAP(t)
+	c := testenv.MemIMAP(t)
 	an := New(nil)
 	var rows []struct{ name, raw string }
 	for _, e := range encryptionCases {

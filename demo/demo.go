@@ -17,20 +17,15 @@ package demo
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"embed"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log"
-	"math/big"
 	"net"
 	"os"
 	"path"
@@ -42,6 +37,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
+	"github.com/mailtriage/mailtriage/internal/selfsigned"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 )
 
@@ -124,12 +120,11 @@ func Start(ctx context.Context, opt Options) (env *Env, err error) {
 		}
 	}()
 
-	cert, certPEM, err := loopbackCert()
+	cert, err := selfsigned.Loopback("mailtriage demo IMAP")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("demo IMAP certificate: %w", err)
 	}
-	env.roots = x509.NewCertPool()
-	env.roots.AppendCertsFromPEM(certPEM)
+	env.roots = cert.RootCAs
 	env.Password = rand.Text()
 
 	mem := imapmemserver.New()
@@ -149,7 +144,7 @@ func Start(ctx context.Context, opt Options) (env *Env, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen for demo IMAP on 127.0.0.1: %w", err)
 	}
-	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS12}
 	env.imap = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return mem.NewSession(), nil, nil
@@ -174,7 +169,7 @@ func Start(ctx context.Context, opt Options) (env *Env, err error) {
 		path string
 		data []byte
 	}{
-		{caFile, certPEM},
+		{caFile, cert.PEM},
 		{pwFile, []byte(env.Password)},
 		{env.ConfigPath, []byte(configYAML(env, opt, caFile, pwFile))},
 	} {
@@ -237,36 +232,4 @@ func (e *Env) Close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// loopbackCert makes a throw-away self-signed certificate for 127.0.0.1 and
-// localhost, returning it and its PEM encoding (the demo's ca_file).
-func loopbackCert() (tls.Certificate, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("generate demo IMAP key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
-	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("generate demo IMAP serial: %w", err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "mailtriage demo IMAP"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("sign demo IMAP certificate: %w", err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,55 +15,10 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/internal/testenv"
 )
-
-// startMemIMAP serves go-imap's in-process server on a loopback port with
-// one user and an empty INBOX, and returns a logged-in client.
-func startMemIMAP(t *testing.T) *imapclient.Client {
-	t.Helper()
-	mem := imapmemserver.New()
-	user := imapmemserver.NewUser("scan", "scan-password")
-	if err := user.Create("INBOX", nil); err != nil {
-		t.Fatalf("create INBOX: %v", err)
-	}
-	mem.AddUser(user)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen on loopback: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
-	}()
-	c, err := imapclient.DialInsecure(ln.Addr().String(), nil)
-	if err != nil {
-		t.Fatalf("dial in-process IMAP server: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = c.Close()
-		_ = srv.Close()
-		<-done
-	})
-	if err := c.Login("scan", "scan-password").Wait(); err != nil {
-		t.Fatalf("login: %v", err)
-	}
-	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatalf("select INBOX: %v", err)
-	}
-	return c
-}
 
 // crlf converts bare LF line ends to CRLF, as a mail store keeps them.
 func crlf(b []byte) []byte {
@@ -167,7 +121,7 @@ func verdictDiff(a, b analyzer.Verdict) []string {
 // server and requires FromIMAP on the fetched facts to give the same verdict
 // as FromRaw on the file.
 func TestIMAPAgreement(t *testing.T) {
-	c := startMemIMAP(t)
+	c := testenv.MemIMAP(t)
 	an := analyzer.New(nil)
 	policy := analyzer.DefaultPolicy()
 	agreed := 0

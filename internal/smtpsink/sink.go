@@ -15,19 +15,14 @@ package smtpsink
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -35,6 +30,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/mailtriage/mailtriage/internal/selfsigned"
 )
 
 // TLS modes of the sink.
@@ -138,12 +135,13 @@ func Start(ctx context.Context, opt Options) (*Sink, error) {
 	case "", TLSNone:
 		srv.AllowInsecureAuth = true
 	case TLSStartTLS, TLSImplicit:
-		cfg, pool, err := selfSigned()
+		cert, err := selfsigned.Loopback("mailtriage smtpsink")
 		if err != nil {
 			l.Close()
-			return nil, err
+			return nil, fmt.Errorf("smtpsink: %w", err)
 		}
-		s.pool = pool
+		cfg := &tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS12}
+		s.pool = cert.RootCAs
 		srv.TLSConfig = cfg
 		if opt.TLS == TLSImplicit {
 			l = tls.NewListener(l, cfg)
@@ -458,45 +456,4 @@ func (r *recorder) Write(p []byte) (int, error) {
 		r.data = append(r.data, p...)
 	}
 	return len(p), nil
-}
-
-// selfSigned makes a certificate for 127.0.0.1 and localhost, valid for a
-// day, and a pool that trusts it.
-func selfSigned() (*tls.Config, *x509.CertPool, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("smtpsink: generate key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return nil, nil, fmt.Errorf("smtpsink: generate serial: %w", err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "mailtriage smtpsink"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("smtpsink: create certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, fmt.Errorf("smtpsink: parse certificate: %w", err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	cfg := &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}},
-		MinVersion:   tls.VersionTLS12,
-	}
-	return cfg, pool, nil
 }
