@@ -16,18 +16,7 @@ import (
 // imapFacts APPENDs msg and fetches its facts.
 func imapFacts(t *testing.T, c *imapclient.Client, msg []byte) (header []byte, bs imap.BodyStructure, samples map[string][]byte, size int64) {
 	t.Helper()
-	cmd := c.Append("INBOX", int64(len(msg)), nil)
-	if _, err := cmd.Write(msg); err != nil {
-		t.Fatalf("append: %v", err)
-	}
-	if err := cmd.Close(); err != nil {
-		t.Fatalf("append: %v", err)
-	}
-	app, err := cmd.Wait()
-	if err != nil {
-		t.Fatalf("append: %v", err)
-	}
-	return fetchFacts(t, c, app.UID)
+	return fetchFacts(t, c, testenv.Append(t, c, "INBOX", msg))
 }
 
 // fetchFacts fetches what the poller fetches: BODYSTRUCTURE,

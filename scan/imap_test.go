@@ -26,23 +26,6 @@ func crlf(b []byte) []byte {
 	return bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n"))
 }
 
-// appendMessage stores msg in INBOX and returns its UID.
-func appendMessage(t *testing.T, c *imapclient.Client, msg []byte) imap.UID {
-	t.Helper()
-	cmd := c.Append("INBOX", int64(len(msg)), nil)
-	if _, err := cmd.Write(msg); err != nil {
-		t.Fatalf("append: %v", err)
-	}
-	if err := cmd.Close(); err != nil {
-		t.Fatalf("append: %v", err)
-	}
-	data, err := cmd.Wait()
-	if err != nil {
-		t.Fatalf("append: %v", err)
-	}
-	return data.UID
-}
-
 // partNumbers turns an IMAP part path "1.2" into []int{1, 2}.
 func partNumbers(t *testing.T, path string) []int {
 	t.Helper()
@@ -140,7 +123,7 @@ func TestIMAPAgreement(t *testing.T) {
 		}
 		want := an.Classify(m, policy)
 		start := time.Now()
-		uid := appendMessage(t, c, msg)
+		uid := testenv.Append(t, c, "INBOX", msg)
 		model, bs := fromIMAPFacts(t, c, uid)
 		got := an.Classify(model, policy)
 		// A multipart cut short shows only in the streamed body: the worker

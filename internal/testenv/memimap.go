@@ -57,3 +57,24 @@ func MemIMAP(t testing.TB) *imapclient.Client {
 	}
 	return c
 }
+
+// Append stores msg in folder over c and returns its UID (the server must
+// answer APPENDUID, RFC 4315, as imapmemserver and Dovecot do).
+func Append(t testing.TB, c *imapclient.Client, folder string, msg []byte) imap.UID {
+	t.Helper()
+	cmd := c.Append(folder, int64(len(msg)), nil)
+	if _, err := cmd.Write(msg); err != nil {
+		t.Fatalf("testenv: append to %s: %v", folder, err)
+	}
+	if err := cmd.Close(); err != nil {
+		t.Fatalf("testenv: append to %s: %v", folder, err)
+	}
+	data, err := cmd.Wait()
+	if err != nil {
+		t.Fatalf("testenv: append to %s: %v", folder, err)
+	}
+	if data.UID == 0 {
+		t.Fatalf("testenv: append to %s: the server gave no APPENDUID", folder)
+	}
+	return data.UID
+}
