@@ -16,8 +16,10 @@ import (
 
 // Scheduling limits.
 const (
-	// RunOnceParallel bounds how many mailboxes RunOnce works on at once.
-	RunOnceParallel = 4
+	// Parallel bounds how many mailbox cycles Run and RunOnce work on at
+	// once, so that hundreds of mailboxes on one schedule do not open
+	// hundreds of IMAP and SMTP connections in the same second.
+	Parallel = 4
 	// idleRefresh is how often an IDLE is ended with a NOOP to find dead
 	// connections (RFC 2177 asks for less than 29 minutes).
 	idleRefresh = 10 * time.Minute
@@ -39,8 +41,20 @@ func Run(ctx context.Context, pollers []*Poller, log *slog.Logger) error {
 	// Recover inside SkipIfStillRunning: a panic that escaped the latter
 	// would keep its token and skip the mailbox for good.
 	c := cron.New(cron.WithLogger(cl), cron.WithChain(cron.SkipIfStillRunning(cl), cron.Recover(cl)))
+	// A cycle waits for one of Parallel slots; while it waits its mailbox
+	// counts as running, so SkipIfStillRunning drops the ticks meanwhile.
+	slots := make(chan struct{}, Parallel)
+	bounded := func(run func(context.Context, string), trigger string) {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-slots }()
+		run(ctx, trigger)
+	}
 	for _, p := range pollers {
-		if _, err := c.AddFunc(p.mb.Schedule, func() { p.runLogged(ctx, "schedule") }); err != nil {
+		if _, err := c.AddFunc(p.mb.Schedule, func() { bounded(p.runLogged, "schedule") }); err != nil {
 			return fmt.Errorf("schedule %q of mailbox %s: %w", p.mb.Schedule, p.mb.Name, err)
 		}
 	}
@@ -63,7 +77,7 @@ func Run(ctx context.Context, pollers []*Poller, log *slog.Logger) error {
 				case <-ctx.Done():
 					return
 				case <-wake:
-					p.runRecovered(ctx, "idle")
+					bounded(p.runRecovered, "idle")
 				}
 			}
 		}()
@@ -75,7 +89,7 @@ func Run(ctx context.Context, pollers []*Poller, log *slog.Logger) error {
 	return nil
 }
 
-// RunOnce runs one cycle of every mailbox, at most RunOnceParallel at once,
+// RunOnce runs one cycle of every mailbox, at most Parallel at once,
 // and returns an error naming each mailbox that failed.
 func RunOnce(ctx context.Context, pollers []*Poller) error {
 	_, err := RunOnceReports(ctx, pollers)
@@ -87,7 +101,7 @@ func RunOnce(ctx context.Context, pollers []*Poller) error {
 func RunOnceReports(ctx context.Context, pollers []*Poller) ([]Report, error) {
 	reports := make([]Report, len(pollers))
 	errs := make([]error, len(pollers))
-	sem := make(chan struct{}, RunOnceParallel)
+	sem := make(chan struct{}, Parallel)
 	var wg sync.WaitGroup
 	for i, p := range pollers {
 		wg.Add(1)

@@ -2,6 +2,7 @@ package poller
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"sync/atomic"
@@ -138,6 +139,47 @@ func TestRunNoOverlap(t *testing.T) {
 	}
 	if n := sent.Load(); n != 3 {
 		t.Errorf("sent %d, want each of the 3 messages once", n)
+	}
+}
+
+// Many mailboxes on one schedule: at most Parallel cycles run at once, and
+// every mailbox still gets its turn.
+func TestRunBoundsParallelCycles(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	var inFlight, maxInFlight, sent atomic.Int32
+	slow := funcForwarder(func(_ context.Context, _ analyzer.Verdict, body io.Reader) error {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for {
+			m := maxInFlight.Load()
+			if n <= m || maxInFlight.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		sent.Add(1)
+		return drain(body)
+	})
+	const boxes = Parallel + 3
+	pollers := make([]*Poller, boxes)
+	for i := range boxes {
+		user := e.addUser(fmt.Sprintf("box%d@example.net", i), cleanMessage(fmt.Sprintf("m%d", i)))
+		pollers[i] = e.poller(slow, func(mb *Mailbox) {
+			user(mb)
+			mb.Name = fmt.Sprintf("box%d", i)
+			mb.Schedule = "@every 1s"
+		})
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, pollers, slogFor(t)) }()
+	waitFor(t, 30*time.Second, func() bool { return sent.Load() == boxes })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if m := maxInFlight.Load(); m > Parallel || m < 2 {
+		t.Errorf("at most %d cycles forwarded at once, want between 2 and %d", m, Parallel)
 	}
 }
 
