@@ -102,12 +102,12 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 	}
 }
 
-// Cycles of one mailbox never overlap, whether cron ticks or IDLE wakes
-// them, and nothing is sent twice.
-func TestRunNoOverlap(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	var inFlight, maxInFlight, sent atomic.Int32
-	slow := funcForwarder(func(_ context.Context, _ analyzer.Verdict, body io.Reader) error {
+// slowForwarder takes pause over each message and counts the messages sent
+// and the most forwards in flight at once.
+func slowForwarder(pause time.Duration) (fw Forwarder, maxInFlight, sent *atomic.Int32) {
+	var inFlight atomic.Int32
+	maxInFlight, sent = new(atomic.Int32), new(atomic.Int32)
+	fw = funcForwarder(func(_ context.Context, _ analyzer.Verdict, body io.Reader) error {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
 		for {
@@ -116,10 +116,18 @@ func TestRunNoOverlap(t *testing.T) {
 				break
 			}
 		}
-		time.Sleep(700 * time.Millisecond) // longer than the schedule
+		time.Sleep(pause)
 		sent.Add(1)
 		return drain(body)
 	})
+	return fw, maxInFlight, sent
+}
+
+// Cycles of one mailbox never overlap, whether cron ticks or IDLE wakes
+// them, and nothing is sent twice.
+func TestRunNoOverlap(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	slow, maxInFlight, sent := slowForwarder(700 * time.Millisecond) // longer than the schedule
 	p := e.poller(slow, func(mb *Mailbox) { mb.Schedule = "@every 1s"; mb.Idle = true })
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -146,20 +154,7 @@ func TestRunNoOverlap(t *testing.T) {
 // every mailbox still gets its turn.
 func TestRunBoundsParallelCycles(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	var inFlight, maxInFlight, sent atomic.Int32
-	slow := funcForwarder(func(_ context.Context, _ analyzer.Verdict, body io.Reader) error {
-		n := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		for {
-			m := maxInFlight.Load()
-			if n <= m || maxInFlight.CompareAndSwap(m, n) {
-				break
-			}
-		}
-		time.Sleep(300 * time.Millisecond)
-		sent.Add(1)
-		return drain(body)
-	})
+	slow, maxInFlight, sent := slowForwarder(300 * time.Millisecond)
 	const boxes = Parallel + 3
 	pollers := make([]*Poller, boxes)
 	for i := range boxes {

@@ -324,21 +324,15 @@ func (d *Dovecot) start() error {
 // greets dials addr (over TLS, verifying the certificate, when useTLS) and
 // reads the "* OK" greeting.
 func (d *Dovecot) greets(addr string, useTLS bool) error {
-	dialer := &net.Dialer{Timeout: time.Second}
-	var conn net.Conn
-	var err error
+	var tlsConfig *tls.Config
 	if useTLS {
-		conn, err = tls.DialWithDialer(dialer, "tcp", addr, &tls.Config{RootCAs: d.RootCAs, ServerName: "127.0.0.1"})
-	} else {
-		conn, err = dialer.Dial("tcp", addr)
+		tlsConfig = &tls.Config{RootCAs: d.RootCAs, ServerName: "127.0.0.1"}
 	}
+	conn, err := dialProbe(addr, tlsConfig)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(time.Second)); err != nil {
-		return err
-	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil {
 		return fmt.Errorf("read greeting from %s: %w", addr, err)

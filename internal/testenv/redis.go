@@ -172,9 +172,9 @@ func (r *Redis) start() error {
 	}
 }
 
-// pingRedis sends AUTH (when password is set) and PING in RESP, over TLS
-// when tlsConfig is set.
-func pingRedis(addr, password string, tlsConfig *tls.Config) error {
+// dialProbe connects to a server the harness started (over TLS when
+// tlsConfig is set), with one second for the dial and for what follows.
+func dialProbe(addr string, tlsConfig *tls.Config) (net.Conn, error) {
 	d := &net.Dialer{Timeout: time.Second}
 	var conn net.Conn
 	var err error
@@ -184,12 +184,23 @@ func pingRedis(addr, password string, tlsConfig *tls.Config) error {
 		conn, err = d.Dial("tcp", addr)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := conn.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// pingRedis sends AUTH (when password is set) and PING in RESP, over TLS
+// when tlsConfig is set.
+func pingRedis(addr, password string, tlsConfig *tls.Config) error {
+	conn, err := dialProbe(addr, tlsConfig)
+	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(time.Second)); err != nil {
-		return err
-	}
 	want := []string{"+PONG"}
 	req := "PING\r\n"
 	if password != "" {
