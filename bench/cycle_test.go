@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-smtp"
 
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 	"github.com/mailtriage/mailtriage/internal/testenv"
@@ -54,7 +52,7 @@ func buildBinary(b *testing.B) string {
 	return bin
 }
 
-// run is one finished `mailtriage` process.
+// run is one finished process: mailtriage, or the bare loop.
 type run struct {
 	wall    time.Duration
 	cpu     time.Duration // user + system
@@ -71,17 +69,27 @@ func runMailtriage(b *testing.B, bin string, args ...string) run {
 	var log bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = &log, &log
-	start := time.Now()
-	err := cmd.Run()
-	r := run{wall: time.Since(start), log: log.Bytes()}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.peakRSS = ru.Maxrss * 1024
-		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	r, err := measure(cmd)
+	r.log = log.Bytes()
 	if err != nil {
 		b.Fatalf("mailtriage %s: %v\n%s", strings.Join(args, " "), err, tail(r.log))
 	}
 	return r
+}
+
+// measure runs cmd and reports its wall time (process start to exit), CPU
+// and peak RSS.
+func measure(cmd *exec.Cmd) (run, error) {
+	start := time.Now()
+	err := cmd.Run()
+	r := run{wall: time.Since(start)}
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			r.peakRSS = ru.Maxrss * 1024
+			r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	return r, err
 }
 
 func tail(b []byte) []byte {
@@ -160,70 +168,6 @@ func folderCount(b *testing.B, c *imapclient.Client, folder string) int {
 	return int(*data.NumMessages)
 }
 
-// relayLoop is the bare read-and-relay loop the full cycle is compared
-// with: one IMAPS connection fetching every message of INBOX with
-// BODY.PEEK[] and one SMTP connection sending each as it streams in.
-func relayLoop(b *testing.B, d *testenv.Dovecot, user, sinkAddr string) (int, int64, time.Duration) {
-	b.Helper()
-	start := time.Now()
-	c := dialIMAP(b, d, user)
-	defer c.Close()
-	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
-		b.Fatalf("examine INBOX: %v", err)
-	}
-	sc, err := smtp.Dial(sinkAddr)
-	if err != nil {
-		b.Fatalf("dial SMTP sink: %v", err)
-	}
-	defer sc.Close()
-	if err := sc.Hello("bench.mailtriage.test"); err != nil {
-		b.Fatalf("EHLO: %v", err)
-	}
-	section := &imap.FetchItemBodySection{Peek: true}
-	fetch := c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
-	bw := bufio.NewWriterSize(nil, 64<<10)
-	var n int
-	var total int64
-	for msg := fetch.Next(); msg != nil; msg = fetch.Next() {
-		for item := msg.Next(); item != nil; item = msg.Next() {
-			body, ok := item.(imapclient.FetchItemDataBodySection)
-			if !ok {
-				continue
-			}
-			if err := sc.Mail(triageAddr, nil); err != nil {
-				b.Fatalf("MAIL: %v", err)
-			}
-			if err := sc.Rcpt(helpdeskAddr, nil); err != nil {
-				b.Fatalf("RCPT: %v", err)
-			}
-			w, err := sc.Data()
-			if err != nil {
-				b.Fatalf("DATA: %v", err)
-			}
-			bw.Reset(w)
-			copied, err := io.Copy(bw, body.Literal)
-			if err == nil {
-				err = bw.Flush()
-			}
-			if err == nil {
-				err = w.Close()
-			}
-			if err != nil {
-				b.Fatalf("relay message %d: %v", n+1, err)
-			}
-			n++
-			total += copied
-		}
-	}
-	if err := fetch.Close(); err != nil {
-		b.Fatalf("fetch INBOX: %v", err)
-	}
-	if err := sc.Quit(); err != nil {
-		b.Fatalf("QUIT: %v", err)
-	}
-	return n, total, time.Since(start)
-}
-
 func sizes(b *testing.B) []int {
 	var out []int
 	for _, f := range strings.Split(*benchSizes, ",") {
@@ -277,9 +221,11 @@ func benchCycle(b *testing.B, bin string, ts templates, n int) {
 	}
 	c.Close()
 
-	relayed, relayedBytes, relayTime := relayLoop(b, d, d.User, sink.Addr())
-	if relayed != n {
-		b.Fatalf("bare loop relayed %d messages, want %d", relayed, n)
+	relayMark := markCPU(b)
+	relayed, bare := relayLoop(b, d, d.User, sink.Addr())
+	relayCPU := since(b, relayMark, bare.cpu)
+	if relayed.Messages != n || sink.Count() != n {
+		b.Fatalf("bare loop relayed %d messages and the sink got %d, want %d", relayed.Messages, sink.Count(), n)
 	}
 	sink.Reset()
 
@@ -290,9 +236,11 @@ func benchCycle(b *testing.B, bin string, ts templates, n int) {
 	}
 	cfg := writeConfig(b, dir, stateURL, d, sink.Addr(),
 		[]mailboxConfig{{name: "support", user: d.User, passwordFile: writeSecret(b, dir, d.Password)}})
+	firstMark := markCPU(b)
 	b.StartTimer()
 	first := runMailtriage(b, bin, "run", "--once", "--config", cfg)
 	b.StopTimer()
+	firstCPU := since(b, firstMark, first.cpu)
 	forwarded := sink.Count()
 	second := runMailtriage(b, bin, "run", "--once", "--config", cfg)
 
@@ -308,7 +256,7 @@ func benchCycle(b *testing.B, bin string, ts templates, n int) {
 
 	mib := float64(st.bytes) / (1 << 20)
 	rate := float64(n) / first.wall.Seconds()
-	relayRate := float64(relayed) / relayTime.Seconds()
+	relayRate := float64(relayed.Messages) / bare.wall.Seconds()
 	b.ReportMetric(rate, "msgs/s")
 	b.ReportMetric(mib/first.wall.Seconds(), "MiB/s")
 	b.ReportMetric(float64(first.peakRSS)/(1<<20), "peak-RSS-MiB")
@@ -318,8 +266,9 @@ func benchCycle(b *testing.B, bin string, ts templates, n int) {
 	fmt.Printf("cycle n=%d state=%s (%.0f MiB): full cycle %.2fs (CPU %.2fs) = %.0f msgs/s, %.1f MiB/s, peak RSS %.1f MiB; forwarded %d, flagged %d; "+
 		"bare read-and-relay %.2fs = %.0f msgs/s (%.1f MiB/s); full/bare %.0f%%; second cycle %.0f ms (process start to exit)\n",
 		n, *benchState, mib, first.wall.Seconds(), first.cpu.Seconds(), rate, mib/first.wall.Seconds(), float64(first.peakRSS)/(1<<20), forwarded, review,
-		relayTime.Seconds(), relayRate, float64(relayedBytes)/(1<<20)/relayTime.Seconds(), 100*rate/relayRate,
+		bare.wall.Seconds(), relayRate, float64(relayed.Bytes)/(1<<20)/bare.wall.Seconds(), 100*rate/relayRate,
 		float64(second.wall.Microseconds())/1000)
+	fmt.Printf("cycle n=%d where the CPU went: full cycle %v; bare loop %v\n", n, firstCPU, relayCPU)
 }
 
 // cycleLine is the "cycle done" record `mailtriage run --once` logs per
