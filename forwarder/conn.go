@@ -14,11 +14,12 @@ import (
 // clears the deadline between commands and sets none while DATA is written,
 // and a stalled server must not hang a write forever.
 //
-// It also holds writes until the next read (or writeBufferSize bytes):
-// go-smtp writes DATA through a 4 KiB buffer, and a write system call per
-// 4 KiB cost more CPU than the rest of the transfer. A client only waits for
-// the server after reading, so flushing before every read keeps the dialogue
-// intact; an error of a held write surfaces at that flush.
+// It also holds writes until the next read (or writeBufferSize bytes), so
+// that each turn of the dialogue costs one write system call: TLS cuts DATA
+// into records of at most 16 KiB, and the last piece of a message and the
+// end of data come as separate writes. A client only waits for the server
+// after reading, so flushing before every read keeps the dialogue intact;
+// an error of a held write surfaces at that flush.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
@@ -120,49 +121,6 @@ func (c *deadlineConn) SetReadDeadline(time.Time) error { return nil }
 
 // SetWriteDeadline is a no-op: deadlines are set per I/O call.
 func (c *deadlineConn) SetWriteDeadline(time.Time) error { return nil }
-
-// crlfWriter passes bytes through with every bare LF and bare CR turned into
-// CRLF, as SMTP DATA requires (RFC 5321 §2.3.8); CRLF input passes unchanged
-// and in one piece.
-type crlfWriter struct {
-	w      io.Writer
-	lastCR bool // the previous byte written was CR
-}
-
-var crlf = []byte("\r\n")
-
-func (c *crlfWriter) Write(p []byte) (int, error) {
-	start := 0
-	for i, b := range p {
-		switch {
-		case c.lastCR && b != '\n': // bare CR before p[i]: complete it
-			if err := c.emit(p[start:i], crlf[1:]); err != nil {
-				return 0, err
-			}
-			start = i
-		case !c.lastCR && b == '\n': // bare LF
-			if err := c.emit(p[start:i], crlf); err != nil {
-				return 0, err
-			}
-			start = i + 1
-		}
-		c.lastCR = b == '\r'
-	}
-	if _, err := c.w.Write(p[start:]); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (c *crlfWriter) emit(data, eol []byte) error {
-	if len(data) > 0 {
-		if _, err := c.w.Write(data); err != nil {
-			return err
-		}
-	}
-	_, err := c.w.Write(eol)
-	return err
-}
 
 // sourceReader remembers a failure of the message source, to tell it from a
 // failure of the SMTP connection when io.Copy fails.

@@ -20,7 +20,6 @@
 package forwarder
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -56,7 +55,7 @@ const (
 // DefaultTimeout bounds every network wait when Config.Timeout is 0.
 const DefaultTimeout = time.Minute
 
-// bufferSize is the one write buffer between the message source and DATA.
+// bufferSize is DATA's write size (dataWriter).
 const bufferSize = 64 << 10
 
 // Config says where and how to forward.
@@ -88,7 +87,9 @@ type Forwarder struct {
 type session struct {
 	client *smtp.Client
 	conn   *deadlineConn
-	dirty  bool // a transaction was left open; RSET before the next
+	wire   net.Conn    // what go-smtp writes to: conn, or TLS over it
+	data   *dataWriter // DATA's encoder, reused message after message
+	dirty  bool        // a transaction was left open; RSET before the next
 }
 
 // New checks cfg and returns a Forwarder. It does not connect: the first
@@ -254,39 +255,30 @@ func (f *Forwarder) send(ctx context.Context, s *session, v analyzer.Verdict, re
 		return false, 0, fail("DATA"+at, phaseMail, e)
 	}
 
+	// The content goes straight to the connection through the session's
+	// encoder, not through w; w.Close then sends the end of data and reads
+	// the reply (see dataWriter).
 	src := &sourceReader{r: body}
-	cw := &countWriter{w: w}
-	bw := bufio.NewWriterSize(&crlfWriter{w: cw}, bufferSize)
-	e = m.write(bw, src)
+	d := s.data
+	d.reset(s.wire)
+	e = m.write(d, src)
 	if e == nil {
-		e = bw.Flush()
+		e = d.finish()
 	}
 	if src.err != nil {
 		// Never finish DATA for a message that was not read completely: the
 		// caller's drop closes the connection without the final ".".
-		return true, cw.n, &Error{Op: "read message body for DATA" + at, Kind: KindTemporary, Err: src.err}
+		return true, d.n, &Error{Op: "read message body for DATA" + at, Kind: KindTemporary, Err: src.err}
 	}
 	if e != nil {
-		return true, cw.n, fail("DATA"+at, phaseMail, e)
+		return true, d.n, fail("DATA"+at, phaseMail, e)
 	}
 	if e := w.Close(); e != nil {
 		s.dirty = false
-		return true, cw.n, fail("end of DATA"+at, phaseMail, e)
+		return true, d.n, fail("end of DATA"+at, phaseMail, e)
 	}
 	s.dirty = false
-	return true, cw.n, nil
-}
-
-// countWriter counts what passes through it.
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+	return true, d.n, nil
 }
 
 // dial opens, secures and authenticates a new session.
@@ -314,42 +306,31 @@ func (f *Forwarder) dial(ctx context.Context) (*session, error) {
 func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Error) {
 	at := " " + f.cfg.Address
 	tlsConfig := &tls.Config{ServerName: f.host, RootCAs: f.cfg.RootCAs, MinVersion: tls.VersionTLS12}
-	var c *smtp.Client
+	var wire net.Conn = dc
+	helloPhase := phaseConnect
 	switch f.cfg.TLS {
 	case TLSImplicit:
 		tc := tls.Client(dc, tlsConfig)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, fail("TLS handshake with"+at, phaseTLS, err)
 		}
-		c = smtp.NewClient(tc)
-		if err := c.Hello(f.cfg.Hostname); err != nil {
-			return nil, fail("EHLO to"+at, phaseConnect, err)
-		}
+		wire = tc
 	case TLSStartTLS:
-		// go-smtp greets with EHLO localhost before STARTTLS; the EHLO that
-		// counts, after TLS, carries our name.
-		sc, err := smtp.NewClientStartTLS(dc, tlsConfig)
+		tc, err := startTLS(ctx, dc, at, f.cfg.Hostname, tlsConfig)
 		if err != nil {
-			return nil, fail("STARTTLS with"+at, phaseTLS, err)
+			return nil, err
 		}
-		c = sc
-		if err := c.Hello(f.cfg.Hostname); err != nil {
-			return nil, fail("EHLO over TLS to"+at, phaseTLS, err)
-		}
-		if _, ok := c.TLSConnectionState(); !ok {
-			return nil, &Error{Op: "STARTTLS with" + at, Kind: KindTLS, Err: errors.New("no TLS after STARTTLS")}
-		}
-	default:
-		c = smtp.NewClient(dc)
-		if err := c.Hello(f.cfg.Hostname); err != nil {
-			return nil, fail("EHLO to"+at, phaseConnect, err)
-		}
+		wire, helloPhase = tc, phaseTLS
+	}
+	c := smtp.NewClient(wire)
+	if err := c.Hello(f.cfg.Hostname); err != nil {
+		return nil, fail("EHLO to"+at, helloPhase, err)
 	}
 	if err := f.auth(ctx, c); err != nil {
 		return nil, err
 	}
 	f.log.Debug("smtp session open", "tls", f.cfg.TLS, "auth", f.cfg.Auth != nil)
-	return &session{client: c, conn: dc}, nil
+	return &session{client: c, conn: dc, wire: wire, data: newDataWriter(bufferSize)}, nil
 }
 
 // auth authenticates with the configured mechanism, when there is one.

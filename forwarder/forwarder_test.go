@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -475,6 +477,14 @@ func TestTLS(t *testing.T) {
 				if sink.Count() != 1 {
 					t.Errorf("sink has %d messages", sink.Count())
 				}
+				// Our name, not "localhost", also before STARTTLS.
+				hellos, want := sink.Hellos(), 1
+				if tt.fwdTLS == TLSStartTLS {
+					want = 2
+				}
+				if len(hellos) != want || slices.ContainsFunc(hellos, func(h string) bool { return h != "mailtriage.test" }) {
+					t.Errorf("EHLO names %q, want mailtriage.test in each of %d sessions", hellos, want)
+				}
 				return
 			}
 			var fe *Error
@@ -626,5 +636,44 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	if _, err := New(good, nil); err != nil {
 		t.Errorf("New(good) = %v", err)
+	}
+}
+
+// TestSTARTTLSInjection: plain text that follows the STARTTLS reply must not
+// be taken as the server's first words over TLS (CVE-2011-0411).
+func TestSTARTTLSInjection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		io.WriteString(c, "220 evil.test ESMTP\r\n")
+		for _, reply := range []string{"250-evil.test\r\n250 STARTTLS\r\n", "220 go ahead\r\n250 injected\r\n"} {
+			if _, err := r.ReadString('\n'); err != nil {
+				return
+			}
+			io.WriteString(c, reply) // the second in one write: STARTTLS's reply and the injection
+		}
+		r.ReadString('\n')
+	}()
+	f, err := New(Config{
+		Address: ln.Addr().String(), TLS: TLSStartTLS, From: "triage@example.com",
+		To: []string{"support@helpdesk.example"}, Hostname: "mailtriage.test", Timeout: 5 * time.Second,
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = forward(t, f, cleanVerdict(), false, original)
+	var fe *Error
+	if !errors.As(err, &fe) || fe.Kind != KindTLS || !strings.Contains(err.Error(), "plain text followed the STARTTLS reply") {
+		t.Fatalf("Forward = %v, want a TLS error naming the injected plain text", err)
 	}
 }

@@ -1,40 +1,9 @@
 package forwarder
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 )
-
-func TestCRLFWriter(t *testing.T) {
-	tests := []struct {
-		name string
-		in   []string // written in these pieces
-		want string
-	}{
-		{"CRLF unchanged", []string{"a\r\nb\r\n"}, "a\r\nb\r\n"},
-		{"bare LF", []string{"a\nb\n"}, "a\r\nb\r\n"},
-		{"bare CR", []string{"a\rb\r"}, "a\r\nb\r"}, // a final CR is completed by DATA's end
-		{"CR CR LF", []string{"a\r\r\n"}, "a\r\n\r\n"},
-		{"CRLF split across writes", []string{"a\r", "\nb"}, "a\r\nb"},
-		{"bare CR at a write's end", []string{"a\r", "b"}, "a\r\nb"},
-		{"LF first", []string{"\n", "\n"}, "\r\n\r\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var out bytes.Buffer
-			w := &crlfWriter{w: &out}
-			for _, p := range tt.in {
-				if n, err := w.Write([]byte(p)); err != nil || n != len(p) {
-					t.Fatalf("Write(%q) = %d, %v", p, n, err)
-				}
-			}
-			if out.String() != tt.want {
-				t.Errorf("got %q, want %q", out.String(), tt.want)
-			}
-		})
-	}
-}
 
 func TestField(t *testing.T) {
 	long := strings.Repeat("word ", 40)
@@ -95,37 +64,6 @@ func FuzzField(f *testing.F) {
 			if len(l) > 998 {
 				t.Fatalf("line of %d octets", len(l))
 			}
-		}
-	})
-}
-
-// FuzzCRLFWriter checks that the output has only CRLF line breaks, however
-// the input is cut into writes, and that CRLF input passes unchanged.
-func FuzzCRLFWriter(f *testing.F) {
-	f.Add([]byte("a\r\nb\nc\rd"), uint8(3))
-	f.Add([]byte("\r\r\n\n\r"), uint8(1))
-	f.Fuzz(func(t *testing.T, in []byte, cut uint8) {
-		var out bytes.Buffer
-		w := &crlfWriter{w: &out}
-		step := int(cut%16) + 1
-		for i := 0; i < len(in); i += step {
-			w.Write(in[i:min(i+step, len(in))])
-		}
-		got := out.Bytes()
-		for i, b := range got {
-			if b == '\n' && (i == 0 || got[i-1] != '\r') {
-				t.Fatalf("bare LF at %d in %q", i, got)
-			}
-			if b == '\r' && i+1 < len(got) && got[i+1] != '\n' {
-				t.Fatalf("bare CR at %d in %q", i, got)
-			}
-		}
-		clean := bytes.ReplaceAll(bytes.ReplaceAll(in, []byte("\r"), nil), []byte("\n"), []byte("\r\n"))
-		out.Reset()
-		w = &crlfWriter{w: &out}
-		w.Write(clean)
-		if !bytes.Equal(out.Bytes(), clean) {
-			t.Fatalf("CRLF input changed: %q -> %q", clean, out.Bytes())
 		}
 	})
 }

@@ -24,6 +24,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -103,6 +104,7 @@ type Sink struct {
 	count    int
 	dataCmds int
 	conns    map[string]int // remote address -> connection number, from 1
+	hellos   []string       // the EHLO names, one per session (STARTTLS starts a second)
 	fault    Fault
 }
 
@@ -191,6 +193,14 @@ func (s *Sink) Connections() int {
 	return len(s.conns)
 }
 
+// Hellos are the names clients gave in EHLO, one per session: a STARTTLS
+// connection has two, before and after TLS.
+func (s *Sink) Hellos() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.hellos)
+}
+
 // SetFault replaces the injected fault; Fault{} clears it.
 func (s *Sink) SetFault(f Fault) {
 	s.mu.Lock()
@@ -202,7 +212,7 @@ func (s *Sink) SetFault(f Fault) {
 func (s *Sink) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.messages, s.count, s.dataCmds = nil, 0, 0
+	s.messages, s.count, s.dataCmds, s.hellos = nil, 0, 0, nil
 	clear(s.conns)
 }
 
@@ -293,6 +303,7 @@ func (s *Sink) newSession(c *smtp.Conn) (smtp.Session, error) {
 	time.Sleep(s.delay())
 	s.mu.Lock()
 	n := s.conns[c.Conn().RemoteAddr().String()]
+	s.hellos = append(s.hellos, c.Hostname())
 	s.mu.Unlock()
 	return &session{sink: s, conn: c, number: n}, nil
 }

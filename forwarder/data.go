@@ -1,0 +1,151 @@
+package forwarder
+
+import (
+	"bytes"
+	"io"
+)
+
+// dataWriter encodes a message as the content of SMTP DATA and writes it
+// to the session's connection, under go-smtp: every line break becomes CRLF
+// (a bare LF or CR too, RFC 5321 §2.3.8) and a line that starts with "."
+// gets a second one (§4.5.2). It does in one pass, with vectorized scans for
+// the line breaks, what go-smtp's DataCommand writer (net/textproto's
+// DotWriter) does a byte at a time; that writer cost more CPU than the rest
+// of a forward.
+//
+// The last line break is held back: DataCommand.Close, which the caller
+// calls without having written through the DataCommand, sends "\r\n.\r\n",
+// ending the last line and the data. So the wire carries exactly what
+// DotWriter would have sent, a message without a final line break included.
+type dataWriter struct {
+	w   io.Writer // where go-smtp writes: the connection, or TLS over it
+	out []byte    // encoded, not yet written; cap is the write size
+	in  []byte    // ReadFrom's read buffer
+	n   int64     // octets written to w
+	err error     // the first write error; sticky
+
+	bol bool // the next octet starts a line
+	eol bool // a line break is held back
+	cr  bool // the input so far ends with a CR, whose LF may come next
+}
+
+var (
+	crlf = []byte("\r\n")
+	dot  = []byte(".")
+)
+
+func newDataWriter(bufSize int) *dataWriter {
+	return &dataWriter{out: make([]byte, 0, bufSize), in: make([]byte, bufSize/2)}
+}
+
+// reset starts a new message on w.
+func (d *dataWriter) reset(w io.Writer) {
+	d.w, d.out, d.n, d.err = w, d.out[:0], 0, nil
+	d.bol, d.eol, d.cr = true, false, false
+}
+
+func (d *dataWriter) Write(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	n := len(p)
+	for len(p) > 0 {
+		if d.cr { // the CR that ended the last write was a line break
+			d.cr = false
+			if p[0] == '\n' {
+				p = p[1:]
+				continue
+			}
+		}
+		if d.eol {
+			d.put(crlf)
+			d.eol, d.bol = false, true
+		}
+		if d.bol {
+			d.bol = false
+			if p[0] == '.' {
+				d.put(dot)
+			}
+		}
+		end := len(p) // this line's LF, or the end of p
+		if k := bytes.IndexByte(p, '\n'); k >= 0 {
+			end = k
+		}
+		r := bytes.IndexByte(p[:end], '\r')
+		switch {
+		case r < 0 && end == len(p): // the line goes on in the next write
+			d.put(p)
+			p = nil
+		case r < 0: // LF
+			d.put(p[:end])
+			d.eol = true
+			p = p[end+1:]
+		default: // CR, CRLF or a bare CR
+			d.put(p[:r])
+			d.eol = true
+			switch {
+			case r+1 == len(p):
+				d.cr = true
+				p = nil
+			case p[r+1] == '\n':
+				p = p[r+2:]
+			default:
+				p = p[r+1:]
+			}
+		}
+	}
+	if d.err != nil {
+		return 0, d.err
+	}
+	return n, nil
+}
+
+// ReadFrom copies r through the encoder with the writer's own buffer, so
+// that io.Copy allocates none per message.
+func (d *dataWriter) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		n, err := r.Read(d.in)
+		if n > 0 {
+			total += int64(n)
+			if _, werr := d.Write(d.in[:n]); werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// finish writes what is buffered, but not the held-back line break.
+func (d *dataWriter) finish() error {
+	d.flush()
+	return d.err
+}
+
+// put appends b to the output, writing whenever the buffer is full.
+func (d *dataWriter) put(b []byte) {
+	for len(b) > 0 && d.err == nil {
+		if len(d.out) == cap(d.out) {
+			d.flush()
+			continue
+		}
+		k := copy(d.out[len(d.out):cap(d.out)], b)
+		d.out = d.out[:len(d.out)+k]
+		b = b[k:]
+	}
+}
+
+func (d *dataWriter) flush() {
+	if d.err != nil || len(d.out) == 0 {
+		return
+	}
+	k, err := d.w.Write(d.out)
+	d.n += int64(k)
+	d.out = d.out[:0]
+	d.err = err
+}

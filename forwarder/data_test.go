@@ -1,0 +1,134 @@
+package forwarder
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net/textproto"
+	"testing"
+)
+
+// wireData is what the wire carries for in: the dataWriter's output, cut
+// into writes of step octets, and the "\r\n.\r\n" DataCommand.Close sends.
+func wireData(t *testing.T, in []byte, step int) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	d := newDataWriter(16) // a small buffer: many flushes
+	d.reset(&out)
+	for i := 0; i < len(in); i += step {
+		p := in[i:min(i+step, len(in))]
+		if n, err := d.Write(p); n != len(p) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", p, n, err)
+		}
+	}
+	if err := d.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if d.n != int64(out.Len()) {
+		t.Fatalf("counted %d octets, wrote %d", d.n, out.Len())
+	}
+	return append(out.Bytes(), "\r\n.\r\n"...)
+}
+
+// dotWriterData is the reference: bare CR and LF made CRLF (a CR at the very
+// end left for the DotWriter to complete), then net/textproto's DotWriter,
+// which is what go-smtp's DataCommand writes through.
+func dotWriterData(in []byte) []byte {
+	var clean []byte
+	for i := 0; i < len(in); i++ {
+		switch b := in[i]; {
+		case b == '\r' && i+1 < len(in) && in[i+1] == '\n':
+			clean = append(clean, '\r', '\n')
+			i++
+		case b == '\r' && i+1 == len(in):
+			clean = append(clean, '\r')
+		case b == '\r' || b == '\n':
+			clean = append(clean, '\r', '\n')
+		default:
+			clean = append(clean, b)
+		}
+	}
+	var out bytes.Buffer
+	bw := bufio.NewWriter(&out)
+	w := textproto.NewWriter(bw).DotWriter()
+	w.Write(clean)
+	w.Close()
+	return out.Bytes()
+}
+
+func TestDataWriter(t *testing.T) {
+	tests := []struct {
+		name, in, want string // want: the wire, end of data included
+	}{
+		{"CRLF unchanged", "a\r\nb\r\n", "a\r\nb\r\n.\r\n"},
+		{"no final line break", "a\r\nb", "a\r\nb\r\n.\r\n"},
+		{"empty", "", "\r\n.\r\n"},
+		{"bare LF", "a\nb\n", "a\r\nb\r\n.\r\n"},
+		{"bare CR", "a\rb\r", "a\r\nb\r\n.\r\n"},
+		{"CR CR LF", "a\r\r\n", "a\r\n\r\n.\r\n"},
+		{"dot first", ".a\r\n", "..a\r\n.\r\n"},
+		{"dot lines", "a\r\n.\r\n..b\n.", "a\r\n..\r\n...b\r\n..\r\n.\r\n"},
+		{"dot inside a line", "a.b\r\n", "a.b\r\n.\r\n"},
+		{"empty lines", "\r\n\n\r", "\r\n\r\n\r\n.\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for step := 1; step <= len(tt.in)+1; step++ {
+				if got := wireData(t, []byte(tt.in), step); string(got) != tt.want {
+					t.Fatalf("writes of %d: got %q, want %q", step, got, tt.want)
+				}
+			}
+			if ref := dotWriterData([]byte(tt.in)); string(ref) != tt.want {
+				t.Fatalf("the DotWriter reference gives %q, the table %q", ref, tt.want)
+			}
+		})
+	}
+}
+
+// TestDataWriterReadFrom checks the io.Copy path and that a failing
+// connection stops the copy with its error.
+func TestDataWriterReadFrom(t *testing.T) {
+	in := bytes.Repeat([]byte("line\n.dot\r\n"), 10000)
+	var out bytes.Buffer
+	d := newDataWriter(bufferSize)
+	d.reset(&out)
+	n, err := io.Copy(d, io.MultiReader(bytes.NewReader(in))) // hides WriterTo: ReadFrom is used
+	if err != nil || n != int64(len(in)) {
+		t.Fatalf("io.Copy = %d, %v", n, err)
+	}
+	if err := d.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := append(out.Bytes(), "\r\n.\r\n"...), dotWriterData(in); !bytes.Equal(got, want) {
+		t.Fatalf("ReadFrom output differs from the DotWriter reference (%d vs %d octets)", len(got), len(want))
+	}
+
+	broken := errors.New("connection reset")
+	d.reset(failingWriter{broken})
+	if _, err := io.Copy(d, io.MultiReader(bytes.NewReader(in))); !errors.Is(err, broken) {
+		t.Fatalf("copy to a failing connection: %v, want %v", err, broken)
+	}
+	if err := d.finish(); !errors.Is(err, broken) {
+		t.Fatalf("finish after a failed write: %v", err)
+	}
+}
+
+type failingWriter struct{ err error }
+
+func (f failingWriter) Write([]byte) (int, error) { return 0, f.err }
+
+// FuzzDataWriter checks the encoder against net/textproto's DotWriter,
+// however the input is cut into writes.
+func FuzzDataWriter(f *testing.F) {
+	f.Add([]byte("a\r\nb\nc\rd"), uint8(3))
+	f.Add([]byte("\r\r\n\n\r"), uint8(1))
+	f.Add([]byte(".\r\n..\n.\r.x\r\n"), uint8(2))
+	f.Add([]byte("line one\r\nline two\r\n\r\n.dot\n"), uint8(7))
+	f.Fuzz(func(t *testing.T, in []byte, cut uint8) {
+		step := int(cut%16) + 1
+		if got, want := wireData(t, in, step), dotWriterData(in); !bytes.Equal(got, want) {
+			t.Fatalf("in %q (writes of %d): got %q, want %q", in, step, got, want)
+		}
+	})
+}
