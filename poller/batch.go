@@ -36,8 +36,8 @@ type message struct {
 	v       analyzer.Verdict
 }
 
-// batch classifies the messages of one batch of the selected folder and
-// acts; settle is called before the bodies stream (see pipeline). It
+// batch acts on the classified messages of one batch of the selected
+// folder; settle is called before the bodies stream (see pipeline). It
 // returns the UIDs that are done (outcome recorded and marked).
 // An error means the session or the store is unusable; per-message trouble
 // is reported in the entries instead.
@@ -52,12 +52,6 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) (map[imap.
 
 	fps := make([]string, 0, len(msgs))
 	for _, m := range msgs {
-		model, err := analyzer.FromIMAP(m.header, m.bs, m.samples, m.size)
-		if err != nil {
-			return nil, fmt.Errorf("model of uid %d in %s: %w", m.uid, cy.folder, err)
-		}
-		m.v = p.an.Classify(model, p.mb.Policy)
-		m.header, m.samples = nil, nil // bs stays for the close-delimiter check
 		if m.v.Fingerprint != "" {
 			fps = append(fps, m.v.Fingerprint)
 		}
@@ -188,14 +182,9 @@ func (cy *cycle) forward(forward []*message, released bool, settle func(), done 
 	if len(forward) > 0 {
 		settle()
 	}
-
-	for _, chunk := range bodyChunks(forward) {
+	for _, uids := range bodyChunks(forward) {
 		if !cy.forwarding || cy.stopped() != nil {
 			break
-		}
-		uids := make([]imap.UID, len(chunk))
-		for i, m := range chunk {
-			uids[i] = m.uid
 		}
 		err := cy.c.streamBodies(cy.ctx, uids, send)
 		if fatal != nil {
@@ -238,10 +227,10 @@ const (
 	chunkBytes    = 8 << 20
 )
 
-// bodyChunks splits msgs into runs of at most chunkMessages messages and
-// chunkBytes octets (a bigger message goes alone).
-func bodyChunks(msgs []*message) [][]*message {
-	var chunks [][]*message
+// bodyChunks splits the UIDs of msgs into runs of at most chunkMessages
+// messages and chunkBytes octets (a bigger message goes alone).
+func bodyChunks(msgs []*message) [][]imap.UID {
+	var chunks [][]imap.UID
 	var size int64
 	for _, m := range msgs {
 		last := len(chunks) - 1
@@ -250,7 +239,7 @@ func bodyChunks(msgs []*message) [][]*message {
 			last++
 			size = 0
 		}
-		chunks[last] = append(chunks[last], m)
+		chunks[last] = append(chunks[last], m.uid)
 		size += m.size
 	}
 	return chunks
@@ -320,6 +309,22 @@ func (cy *cycle) facts(uids []imap.UID) ([]*message, error) {
 		}
 	}
 	return msgs, nil
+}
+
+// classify gives each message its verdict and drops the header and
+// samples, which are no longer needed (the BODYSTRUCTURE stays for the
+// close-delimiter check). It runs with the facts fetch, ahead of the batch
+// being forwarded.
+func (cy *cycle) classify(msgs []*message) error {
+	for _, m := range msgs {
+		model, err := analyzer.FromIMAP(m.header, m.bs, m.samples, m.size)
+		if err != nil {
+			return fmt.Errorf("model of uid %d in %s: %w", m.uid, cy.folder, err)
+		}
+		m.v = cy.p.an.Classify(model, cy.p.mb.Policy)
+		m.header, m.samples = nil, nil
+	}
+	return nil
 }
 
 // threads refines each verdict's thread key from the store (a reply whose

@@ -254,13 +254,15 @@ type prefetch struct {
 	err  error
 }
 
-// ahead is a facts FETCH in flight in its own goroutine.
+// ahead is a facts FETCH in flight in its own goroutine, followed by the
+// classification of what it brought.
 type ahead struct {
-	ch  chan prefetch
-	got *prefetch
+	fetched chan struct{} // closed once the IMAP commands are done
+	ch      chan prefetch
+	got     *prefetch
 }
 
-// wait returns the facts once they arrived; it may be called again.
+// wait returns the classified facts; it may be called again.
 func (a *ahead) wait() prefetch {
 	if a.got == nil {
 		f := <-a.ch
@@ -270,10 +272,11 @@ func (a *ahead) wait() prefetch {
 }
 
 // pipeline handles uids in batches of BatchSize. The facts of the next
-// batch are fetched (same connection, pipelined) while the current batch is
-// classified, looked up and flagged; they have arrived before its bodies
-// stream, so that no command waits behind a long body transfer and runs
-// out of its timeout. after sees each batch's done UIDs.
+// batch are fetched (same connection, pipelined) and classified while the
+// current batch is looked up, flagged and forwarded. The fetch ends before
+// the current batch's bodies stream (settle), so that no command waits
+// behind a long body transfer and runs out of its timeout; classification
+// goes on beside the transfer. after sees each batch's done UIDs.
 func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []imap.UID, done map[imap.UID]bool) error) error {
 	var next *ahead
 	fetchNext := func() {
@@ -284,19 +287,27 @@ func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []ima
 		n := min(len(uids), cy.p.mb.BatchSize)
 		batch := uids[:n]
 		uids = uids[n:]
-		a := &ahead{ch: make(chan prefetch, 1)}
+		a := &ahead{fetched: make(chan struct{}), ch: make(chan prefetch, 1)}
 		go func() {
 			msgs, err := cy.facts(batch)
+			close(a.fetched)
+			if err == nil {
+				err = cy.classify(msgs)
+			}
 			a.ch <- prefetch{uids: batch, msgs: msgs, err: err}
 		}()
 		next = a
 	}
 	settle := func() {
 		if next != nil {
-			next.wait()
+			<-next.fetched
 		}
 	}
-	defer settle() // the fetch in flight ends before the cycle does
+	defer func() { // the goroutine in flight ends before the cycle does
+		if next != nil {
+			next.wait()
+		}
+	}()
 	fetchNext()
 	for next != nil {
 		if err := cy.stopped(); err != nil {
