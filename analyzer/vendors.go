@@ -3,6 +3,8 @@ package analyzer
 import (
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // evidenceKind is the kind of a piece of vendor evidence. A vendor rule
@@ -128,12 +130,13 @@ var vendorRules = []vendorRule{
 // detectVendors applies the vendor table. A rule matches on one strong
 // piece of evidence or on pieces of two different kinds.
 func detectVendors(m *Message) []encFinding {
-	var texts []string // words of the plain text of sampled text parts (see words)
-	var raws []string  // raw decoded samples, lower-cased (for links in HTML attributes)
+	var texts []vendorText
+	var raws []string // raw decoded samples, lower-cased (for links in HTML attributes)
 	var paths []string
 	m.Walk(func(p *Part, _ int) {
 		if p.Sampled && (p.Type == "text/plain" || p.Type == "text/html") {
-			texts = append(texts, words(plainText(p)))
+			w := words(plainText(p))
+			texts = append(texts, vendorText{words: w, vocab: vendorPhrases.present(w)})
 			raws = append(raws, strings.ToLower(string(p.Sample)))
 			paths = append(paths, p.Path)
 		}
@@ -161,7 +164,7 @@ func detectVendors(m *Message) []encFinding {
 }
 
 // matchEvidence looks for one piece of evidence and describes where it was.
-func matchEvidence(m *Message, e evidence, texts, raws, paths []string) (string, bool) {
+func matchEvidence(m *Message, e evidence, texts []vendorText, raws, paths []string) (string, bool) {
 	switch e.kind {
 	case byHeader:
 		name, value, hasValue := strings.Cut(e.value, ":")
@@ -187,7 +190,7 @@ func matchEvidence(m *Message, e evidence, texts, raws, paths []string) (string,
 		return what, what != ""
 	case byPhrase:
 		for i, t := range texts {
-			if strings.Contains(t, " "+e.value+" ") {
+			if vendorPhrases.in(t, e.value) {
 				return fmt.Sprintf("part %s: text %q", paths[i], e.value), true
 			}
 		}
@@ -201,27 +204,112 @@ func matchEvidence(m *Message, e evidence, texts, raws, paths []string) (string,
 	return "", false
 }
 
+// vendorText is the text of one sampled part as words (see words), with
+// the vendor phrases' words it holds.
+type vendorText struct {
+	words string
+	vocab uint64 // bits of phraseIndex.vocab
+}
+
+// phraseIndex spares a search per phrase and text: a text's words are
+// looked up once in the vocabulary of the phrases, and only a phrase whose
+// words all occur in the text is searched for, in order and adjacent.
+type phraseIndex struct {
+	vocab  map[string]uint64 // word → its bit; the first 64 words have one
+	needs  map[string]uint64 // phrase → the bits of its words
+	padded map[string]string // phrase → " phrase ", as words writes it
+}
+
+var vendorPhrases = newPhraseIndex(vendorRules)
+
+func newPhraseIndex(rules []vendorRule) *phraseIndex {
+	x := &phraseIndex{vocab: map[string]uint64{}, needs: map[string]uint64{}, padded: map[string]string{}}
+	for _, r := range rules {
+		for _, e := range r.evidence {
+			if e.kind != byPhrase {
+				continue
+			}
+			var need uint64
+			for _, w := range strings.Fields(e.value) {
+				bit, ok := x.vocab[w]
+				if !ok && len(x.vocab) < 64 {
+					bit = 1 << len(x.vocab)
+					x.vocab[w] = bit
+				}
+				need |= bit // a word past the 64th has no bit and filters nothing
+			}
+			x.needs[e.value] = need
+			x.padded[e.value] = " " + e.value + " "
+		}
+	}
+	return x
+}
+
+// present is the set of vocabulary words in w, the output of words.
+func (x *phraseIndex) present(w string) uint64 {
+	var bits uint64
+	for len(w) > 1 {
+		w = w[1:] // the space before the word
+		end := strings.IndexByte(w, ' ')
+		if end < 0 {
+			break
+		}
+		bits |= x.vocab[w[:end]]
+		w = w[end:]
+	}
+	return bits
+}
+
+// in reports whether text t holds phrase, a phrase of the rules.
+func (x *phraseIndex) in(t vendorText, phrase string) bool {
+	need, ok := x.needs[phrase]
+	if ok && t.vocab&need != need {
+		return false
+	}
+	padded, ok := x.padded[phrase]
+	if !ok {
+		padded = " " + phrase + " "
+	}
+	return strings.Contains(t.words, padded)
+}
+
 // words lower-cases text and reduces it to its words (letters and digits)
 // each followed and preceded by one space, so that a phrase matches on word
 // boundaries with any white space or punctuation between its words.
 func words(text string) string {
-	var b strings.Builder
-	b.Grow(len(text) + 2)
-	b.WriteByte(' ')
+	b := make([]byte, 1, len(text)+2)
+	b[0] = ' '
 	space := true
-	for _, r := range strings.ToLower(text) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 0x7f && r != '\u00a0' && r != '\ufffd' {
-			b.WriteRune(r)
+	for i := 0; i < len(text); {
+		c := text[i]
+		if c < utf8.RuneSelf { // ASCII: most text, a byte at a time
+			i++
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+				b = append(b, c)
+				space = false
+			} else if !space {
+				b = append(b, ' ')
+				space = true
+			}
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(text[i:])
+		i += size
+		if r = unicode.ToLower(r); r != '\u00a0' && r != utf8.RuneError {
+			b = utf8.AppendRune(b, r)
 			space = false
 		} else if !space {
-			b.WriteByte(' ')
+			b = append(b, ' ')
 			space = true
 		}
 	}
 	if !space {
-		b.WriteByte(' ')
+		b = append(b, ' ')
 	}
-	return b.String()
+	return string(b)
 }
 
 // clip shortens evidence quoted in a reason.
