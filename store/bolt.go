@@ -24,6 +24,7 @@ var (
 	bucketOutcomes = []byte("outcomes")
 	bucketMsgIDs   = []byte("msgids")
 	bucketThreads  = []byte("threads")
+	bucketExpiry   = []byte("expiry") // the index of msgids and threads by expiry (expiryKey)
 	keyLease       = []byte("lease")
 	keyUIDValidity = []byte("uidvalidity")
 	keyHighWater   = []byte("highwater")
@@ -87,18 +88,7 @@ func (s *boltStore) tidy() error {
 			if err := mb.Delete(keyLease); err != nil {
 				return fmt.Errorf("drop stale lease of %s: %w", name, err)
 			}
-			if err := dropExpiredIn(mb.Bucket(bucketMsgIDs), now, func(v []byte) (time.Time, error) {
-				var r msgIDRecord
-				err := json.Unmarshal(v, &r)
-				return r.Expiry, err
-			}); err != nil {
-				return fmt.Errorf("expire message ids of %s: %w", name, err)
-			}
-			if err := dropExpiredIn(mb.Bucket(bucketThreads), now, func(v []byte) (time.Time, error) {
-				var r threadRecord
-				err := json.Unmarshal(v, &r)
-				return r.Expiry, err
-			}); err != nil {
+			if err := dropExpired(mb, now); err != nil {
 				return fmt.Errorf("expire threads of %s: %w", name, err)
 			}
 			return nil
@@ -106,24 +96,105 @@ func (s *boltStore) tidy() error {
 	})
 }
 
-func dropExpiredIn(b *bolt.Bucket, now time.Time, expiry func([]byte) (time.Time, error)) error {
-	if b == nil {
-		return nil
+// Kinds of records in the expiry index.
+const (
+	kindMsgID  byte = 'm'
+	kindThread byte = 't'
+)
+
+// expiryKey is a record's key in the expiry index: its expiry in Unix
+// nanoseconds, big-endian so that the index is in time order, then its kind
+// and its own key.
+func expiryKey(at time.Time, kind byte, key []byte) []byte {
+	k := make([]byte, 9+len(key))
+	binary.BigEndian.PutUint64(k, uint64(at.UnixNano()))
+	k[8] = kind
+	copy(k[9:], key)
+	return k
+}
+
+// recordExpiry decodes the expiry of a msgids or threads record.
+func recordExpiry(kind byte, v []byte) (time.Time, error) {
+	if kind == kindMsgID {
+		var r msgIDRecord
+		err := json.Unmarshal(v, &r)
+		return r.Expiry, err
 	}
-	var drop [][]byte
-	err := b.ForEach(func(k, v []byte) error {
-		// Undecodable entries are as good as expired.
-		if x, err := expiry(v); err != nil || !now.Before(x) {
-			drop = append(drop, slices.Clone(k))
+	var r threadRecord
+	err := json.Unmarshal(v, &r)
+	return r.Expiry, err
+}
+
+// dropExpired deletes the expired msgids and threads records of a mailbox,
+// reading only the expired part of the expiry index: the cost of opening
+// the file does not grow with the state. A file written before the index
+// existed is read whole once, and indexed.
+func dropExpired(mb *bolt.Bucket, now time.Time) error {
+	idx := mb.Bucket(bucketExpiry)
+	if idx == nil {
+		return indexExpiry(mb, now)
+	}
+	buckets := map[byte]*bolt.Bucket{kindMsgID: mb.Bucket(bucketMsgIDs), kindThread: mb.Bucket(bucketThreads)}
+	var due [][]byte
+	c := idx.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if len(k) >= 9 && binary.BigEndian.Uint64(k) > uint64(now.UnixNano()) {
+			break
 		}
-		return nil
-	})
+		due = append(due, slices.Clone(k))
+	}
+	for _, k := range due {
+		if err := idx.Delete(k); err != nil {
+			return err
+		}
+		if len(k) < 9 || buckets[k[8]] == nil {
+			continue
+		}
+		b, key := buckets[k[8]], k[9:]
+		v := b.Get(key)
+		if v == nil {
+			continue
+		}
+		// A record refreshed since has a later entry; an undecodable one
+		// is as good as expired.
+		if x, err := recordExpiry(k[8], v); err == nil && now.Before(x) {
+			continue
+		}
+		if err := b.Delete(key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// indexExpiry builds the expiry index of a mailbox from its records,
+// dropping those already expired.
+func indexExpiry(mb *bolt.Bucket, now time.Time) error {
+	idx, err := mb.CreateBucket(bucketExpiry)
 	if err != nil {
 		return err
 	}
-	for _, k := range drop {
-		if err := b.Delete(k); err != nil {
+	for kind, name := range map[byte][]byte{kindMsgID: bucketMsgIDs, kindThread: bucketThreads} {
+		b := mb.Bucket(name)
+		if b == nil {
+			continue
+		}
+		var drop [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			x, err := recordExpiry(kind, v)
+			if err != nil || !now.Before(x) {
+				drop = append(drop, slices.Clone(k))
+				return nil
+			}
+			return idx.Put(expiryKey(x, kind, k), []byte{})
+		})
+		if err != nil {
 			return err
+		}
+		for _, k := range drop {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -294,15 +365,34 @@ func (s *boltStore) NoteThreads(ctx context.Context, mailbox string, notes []Thr
 		if err != nil {
 			return err
 		}
+		idx := mb.Bucket(bucketExpiry)
+		if idx == nil {
+			if err := indexExpiry(mb, now); err != nil {
+				return err
+			}
+			idx = mb.Bucket(bucketExpiry)
+		}
+		// reindex moves a record's entry in the expiry index from old (the
+		// zero time: none) to expiry.
+		reindex := func(kind byte, key []byte, old time.Time) error {
+			if !old.IsZero() {
+				if err := idx.Delete(expiryKey(old, kind, key)); err != nil {
+					return err
+				}
+			}
+			return idx.Put(expiryKey(expiry, kind, key), []byte{})
+		}
 		for _, n := range notes {
 			if n.ThreadKey == "" {
 				continue
 			}
 			var t threadRecord
+			var oldThread time.Time
 			if v := threads.Get([]byte(n.ThreadKey)); v != nil {
 				if err := json.Unmarshal(v, &t); err != nil {
 					return fmt.Errorf("decode thread %s: %w", n.ThreadKey, err)
 				}
+				oldThread = t.Expiry
 				if !now.Before(t.Expiry) {
 					t = threadRecord{}
 				}
@@ -310,6 +400,13 @@ func (s *boltStore) NoteThreads(ctx context.Context, mailbox string, notes []Thr
 			if n.MessageID != "" {
 				v, err := json.Marshal(msgIDRecord{Key: n.ThreadKey, Expiry: expiry})
 				if err != nil {
+					return err
+				}
+				var oldID time.Time
+				if old := ids.Get([]byte(n.MessageID)); old != nil {
+					oldID, _ = recordExpiry(kindMsgID, old) // undecodable: no entry to move
+				}
+				if err := reindex(kindMsgID, []byte(n.MessageID), oldID); err != nil {
 					return err
 				}
 				if err := ids.Put([]byte(n.MessageID), v); err != nil {
@@ -322,6 +419,9 @@ func (s *boltStore) NoteThreads(ctx context.Context, mailbox string, notes []Thr
 			t.Expiry = expiry
 			v, err := json.Marshal(t)
 			if err != nil {
+				return err
+			}
+			if err := reindex(kindThread, []byte(n.ThreadKey), oldThread); err != nil {
 				return err
 			}
 			if err := threads.Put([]byte(n.ThreadKey), v); err != nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -139,6 +140,112 @@ func TestBoltReopen(t *testing.T) {
 			if n := mb.Bucket(name).Stats().KeyN; n != 0 {
 				t.Errorf("bucket %s holds %d expired entries after reopen; want 0", name, n)
 			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBoltExpiryIndex: opening the file drops expired thread entries through
+// the expiry index, keeps refreshed ones, and indexes a file written before
+// the index existed.
+func TestBoltExpiryIndex(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "state.db")
+	const ttl = 300 * time.Millisecond
+	open := func() *boltStore {
+		t.Helper()
+		s, err := Open(ctx, "file:"+path, Options{ThreadTTL: ttl})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s.(*boltStore)
+	}
+	note := func(s *boltStore, notes ...ThreadNote) {
+		t.Helper()
+		if err := s.NoteThreads(ctx, "support", notes); err != nil {
+			t.Fatalf("NoteThreads: %v", err)
+		}
+	}
+	s := open()
+	note(s, ThreadNote{MessageID: "<a@x>", ThreadKey: "<A@x>"}, ThreadNote{MessageID: "<old@x>", ThreadKey: "<OLD@x>"})
+	time.Sleep(ttl / 2)
+	// A reply refreshes thread A; <a@x> itself is not seen again.
+	note(s, ThreadNote{MessageID: "<c@x>", ThreadKey: "<A@x>"})
+	checkExpiryIndex(t, s)
+	s.Close()
+	time.Sleep(ttl/2 + 50*time.Millisecond)
+
+	s = open()
+	want := map[string][]string{
+		string(bucketMsgIDs):  {"<c@x>"},
+		string(bucketThreads): {"<A@x>"},
+	}
+	if got := boltKeys(t, s); !reflect.DeepEqual(got, want) {
+		t.Errorf("after reopen: %v, want %v", got, want)
+	}
+	checkExpiryIndex(t, s)
+
+	// A file from before the index: the index is built at open.
+	note(s, ThreadNote{MessageID: "<d@x>", ThreadKey: "<D@x>"})
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("support")).DeleteBucket(bucketExpiry) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open()
+	defer s.Close()
+	checkExpiryIndex(t, s)
+	if got := boltKeys(t, s); len(got[string(bucketMsgIDs)]) != 2 {
+		t.Errorf("after indexing an old file: %v, want <c@x> and <d@x>", got)
+	}
+}
+
+// boltKeys lists the keys of the msgids and threads buckets of support.
+func boltKeys(t *testing.T, s *boltStore) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		mb := tx.Bucket([]byte("support"))
+		for _, name := range [][]byte{bucketMsgIDs, bucketThreads} {
+			mb.Bucket(name).ForEach(func(k, _ []byte) error {
+				out[string(name)] = append(out[string(name)], string(k))
+				return nil
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// checkExpiryIndex requires one index entry per msgids and threads record,
+// at its expiry, and no other entry.
+func checkExpiryIndex(t *testing.T, s *boltStore) {
+	t.Helper()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		mb := tx.Bucket([]byte("support"))
+		want := map[string]bool{}
+		for kind, name := range map[byte][]byte{kindMsgID: bucketMsgIDs, kindThread: bucketThreads} {
+			mb.Bucket(name).ForEach(func(k, v []byte) error {
+				x, err := recordExpiry(kind, v)
+				if err != nil {
+					t.Errorf("%s %s: %v", name, k, err)
+				}
+				want[string(expiryKey(x, kind, k))] = true
+				return nil
+			})
+		}
+		got := map[string]bool{}
+		mb.Bucket(bucketExpiry).ForEach(func(k, _ []byte) error {
+			got[string(k)] = true
+			return nil
+		})
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("expiry index has %d entries, the records want %d: %v vs %v", len(got), len(want), got, want)
 		}
 		return nil
 	})

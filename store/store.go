@@ -29,11 +29,15 @@
 //	outcomes  bucket: fingerprint → outcome JSON (see below)
 //	msgids    bucket: Message-ID → {"k": thread key, "x": expiry}
 //	threads   bucket: thread key → {"m": [Message-IDs], "r": [relay addresses], "t": [reply tokens], "x": expiry}
+//	expiry    bucket: 8-byte big-endian expiry (Unix ns) + "m" or "t" + Message-ID or thread key → empty
 //	lease     key:    {"t": token, "x": expiry}
 //
 // Expired thread entries are ignored on read, overwritten on the next note
-// and deleted when the file is opened. Leases are deleted when the file is
-// opened too: holding the file lock proves their holder has exited.
+// and deleted when the file is opened, found through the expiry index, so
+// that opening reads only what expired, not the whole state (a file written
+// before the index is read whole once and indexed). Leases are deleted
+// when the file is opened too: holding the file lock proves their holder
+// has exited.
 //
 // # Redis key layout
 //
