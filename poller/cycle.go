@@ -60,9 +60,17 @@ type Entry struct {
 
 // Cycle runs one cycle of the mailbox: lease, log in, the watched folder,
 // then the release folder. A lease held by another worker is not an error:
-// the report says Skipped. When ctx ends the message in hand is finished
-// (within StopGrace), the lease released and the connections closed.
-func (p *Poller) Cycle(ctx context.Context) (rep Report, err error) {
+// the report says Skipped; so it does when a cycle by any worker finished
+// less than Mailbox.Spacing ago. When ctx ends the message in hand is
+// finished (within StopGrace), the lease released and the connections
+// closed.
+func (p *Poller) Cycle(ctx context.Context) (Report, error) { return p.cycle(ctx, true) }
+
+// CycleNow is Cycle that ignores Mailbox.Spacing: an IDLE wake-up says mail
+// has come since.
+func (p *Poller) CycleNow(ctx context.Context) (Report, error) { return p.cycle(ctx, false) }
+
+func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error) {
 	p.run.Lock()
 	defer p.run.Unlock()
 	start := time.Now()
@@ -76,6 +84,20 @@ func (p *Poller) Cycle(ctx context.Context) (rep Report, err error) {
 
 	if err := ctx.Err(); err != nil {
 		return rep, fmt.Errorf("cycle of %s: %w", p.mb.Name, context.Cause(ctx))
+	}
+	if spaced && p.mb.Spacing > 0 {
+		recent, err := p.st.Cycled(ctx, p.mb.Name)
+		if err != nil {
+			// Spacing only spares logins; the lease still guards the mailbox.
+			p.m.StoreError(p.mb.Name)
+			p.log.Warn("reading when the mailbox was last cycled failed; cycling", "error", err)
+		}
+		if recent {
+			p.m.Lease(p.mb.Name, false)
+			p.log.Debug("mailbox cycled by a worker less than the spacing ago; cycle skipped", "spacing", p.mb.Spacing)
+			rep.Skipped = true
+			return rep, nil
+		}
 	}
 	lease, err := p.st.AcquireLease(ctx, p.mb.Name, p.mb.LeaseTTL)
 	if errors.Is(err, store.ErrLeaseHeld) {
@@ -97,6 +119,13 @@ func (p *Poller) Cycle(ctx context.Context) (rep Report, err error) {
 		stopRenew()
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), p.mb.IMAP.CommandTimeout)
 		defer rcancel()
+		// Noted before the lease goes, so that no replica slips in between.
+		if err == nil && p.mb.Spacing > 0 {
+			if nerr := p.st.NoteCycled(rctx, p.mb.Name, p.mb.Spacing); nerr != nil {
+				p.m.StoreError(p.mb.Name)
+				p.log.Warn("noting the cycle failed; replicas may cycle the mailbox again", "error", nerr)
+			}
+		}
 		if rerr := lease.Release(rctx); rerr != nil {
 			p.log.Warn("release lease", "error", rerr)
 		}

@@ -286,6 +286,53 @@ func TestTwoWorkersSendOnce(t *testing.T) {
 	}
 }
 
+// Replicas sharing a Redis store space their cycles: a mailbox one of them
+// has just cycled is skipped by the others, without a login, until the
+// spacing has passed; an IDLE wake-up cycles at once; a failed cycle does
+// not count.
+func TestSpacingSkipsReplicas(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.appendMsg("INBOX", cleanMessage("a"))
+	const spacing = 400 * time.Millisecond
+	r := testenv.StartRedis(t)
+	openStore := func() store.Store {
+		st, err := store.Open(t.Context(), r.URL, store.Options{Prefix: "spacing-test"})
+		if err != nil {
+			t.Fatalf("open redis store: %v", err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	spaced := func(mb *Mailbox) { mb.Spacing = spacing }
+	p1, p2 := e.poller(nil, spaced), e.poller(e.forwarder(e.sink.Addr()), spaced)
+	p1.st, p2.st = openStore(), openStore()
+
+	broken := e.poller(nil, func(mb *Mailbox) { spaced(mb); mb.IMAP.Address = closedPort(t) })
+	broken.st = p1.st
+	if _, err := broken.Cycle(t.Context()); err == nil {
+		t.Fatal("a cycle against a closed port succeeded")
+	}
+	if rep := e.cycle(p2); rep.Skipped || rep.Counts.Forwarded != 1 {
+		t.Fatalf("first cycle after a failed one: %+v, want a (not skipped) cycle forwarding 1", rep)
+	}
+	e.appendMsg("INBOX", cleanMessage("b"))
+	if rep := e.cycle(p1); !rep.Skipped || rep.Counts.Seen != 0 {
+		t.Fatalf("replica's cycle right after: %+v, want skipped", rep)
+	}
+	rep, err := p1.CycleNow(t.Context())
+	if err != nil || rep.Skipped || rep.Counts.Forwarded != 1 {
+		t.Fatalf("IDLE-woken cycle: %+v, %v; want message b forwarded", rep, err)
+	}
+	time.Sleep(spacing + 100*time.Millisecond)
+	e.appendMsg("INBOX", cleanMessage("c"))
+	if rep := e.cycle(p2); rep.Skipped || rep.Counts.Forwarded != 1 {
+		t.Fatalf("cycle after the spacing: %+v, want message c forwarded", rep)
+	}
+	if got := e.received(); len(got) != 3 {
+		t.Fatalf("helpdesk received %v, want a, b and c once", got)
+	}
+}
+
 // The release loop: a reviewer moves flagged mail into the release folder;
 // it is forwarded once, marked and moved back.
 func TestReleaseLoop(t *testing.T) {

@@ -109,6 +109,10 @@ type Mailbox struct {
 	LeaseTTL   time.Duration   // the lease is renewed every LeaseTTL/3
 	MaxBackoff time.Duration   // cap of the forwarding backoff after temporary SMTP failures
 	StopGrace  time.Duration   // on stop, how long the message in hand may take to finish
+	// Spacing: a scheduled or --once cycle is skipped when a cycle of the
+	// mailbox, by any worker sharing the store, finished less than Spacing
+	// ago; an IDLE wake-up is not. 0 = never skipped.
+	Spacing time.Duration
 }
 
 // Forwarder sends one message on to the helpdesk. forwarder.Forwarder
@@ -137,6 +141,8 @@ type State interface {
 	ThreadKey(ctx context.Context, mailbox string, messageIDs []string) (string, error)
 	NoteThreads(ctx context.Context, mailbox string, notes []store.ThreadNote) error
 	AcquireLease(ctx context.Context, mailbox string, ttl time.Duration) (store.Lease, error)
+	NoteCycled(ctx context.Context, mailbox string, spacing time.Duration) error
+	Cycled(ctx context.Context, mailbox string) (bool, error)
 }
 
 // Poller runs the cycles of one mailbox. Cycles of one Poller never overlap.

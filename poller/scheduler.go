@@ -128,7 +128,11 @@ func RunOnceReports(ctx context.Context, pollers []*Poller) ([]Report, error) {
 
 // runLogged runs a cycle and logs its outcome; panics reach the caller.
 func (p *Poller) runLogged(ctx context.Context, trigger string) {
-	rep, err := p.Cycle(ctx)
+	cycle := p.Cycle
+	if trigger == "idle" {
+		cycle = p.CycleNow
+	}
+	rep, err := cycle(ctx)
 	switch {
 	case err != nil:
 		p.log.Error("cycle failed", "trigger", trigger, "error", err)

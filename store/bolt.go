@@ -26,6 +26,7 @@ var (
 	bucketThreads  = []byte("threads")
 	bucketExpiry   = []byte("expiry") // the index of msgids and threads by expiry (expiryKey)
 	keyLease       = []byte("lease")
+	keyCycled      = []byte("cycled") // 8-byte big-endian Unix ns until which the last cycle counts as recent
 	keyUIDValidity = []byte("uidvalidity")
 	keyHighWater   = []byte("highwater")
 )
@@ -471,6 +472,27 @@ func (s *boltStore) Thread(ctx context.Context, mailbox, key string) (Thread, er
 		return nil
 	})
 	return th, err
+}
+
+func (s *boltStore) NoteCycled(ctx context.Context, mailbox string, spacing time.Duration) error {
+	return s.update(ctx, "bolt note cycle", mailbox, func(mb *bolt.Bucket) error {
+		v := binary.BigEndian.AppendUint64(nil, uint64(time.Now().Add(spacing).UnixNano()))
+		return mb.Put(keyCycled, v)
+	})
+}
+
+func (s *boltStore) Cycled(ctx context.Context, mailbox string) (bool, error) {
+	var recent bool
+	err := s.view(ctx, "bolt read cycle", mailbox, func(mb *bolt.Bucket) error {
+		if mb == nil {
+			return nil
+		}
+		if v := mb.Get(keyCycled); len(v) == 8 {
+			recent = uint64(time.Now().UnixNano()) < binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return recent, err
 }
 
 func (s *boltStore) AcquireLease(ctx context.Context, mailbox string, ttl time.Duration) (Lease, error) {

@@ -30,6 +30,7 @@ func testContract(t *testing.T, open opener) {
 		{"lease acquire, held, renew, release", contractLease},
 		{"lease lost after expiry", contractLeaseExpiry},
 		{"20 concurrent acquirers, one winner", contractLeaseRace},
+		{"a noted cycle counts for its spacing, per mailbox", contractCycled},
 		{"ping", contractPing},
 	}
 	for _, tt := range tests {
@@ -420,5 +421,34 @@ func contractPing(t *testing.T, open opener) {
 	cancel()
 	if err := s.Ping(ctx); err == nil {
 		t.Errorf("Ping with a cancelled context succeeded; want an error")
+	}
+}
+
+func contractCycled(t *testing.T, open opener) {
+	ctx := t.Context()
+	s := open(t, Options{})
+	cycled := func(mailbox string) bool {
+		t.Helper()
+		ok, err := s.Cycled(ctx, mailbox)
+		if err != nil {
+			t.Fatalf("Cycled(%s): %v", mailbox, err)
+		}
+		return ok
+	}
+	if cycled("support") {
+		t.Fatal("a mailbox never cycled counts as cycled")
+	}
+	if err := s.NoteCycled(ctx, "support", 300*time.Millisecond); err != nil {
+		t.Fatalf("NoteCycled: %v", err)
+	}
+	if !cycled("support") || cycled("sales") {
+		t.Fatalf("after a cycle of support: support %v, sales %v; want true, false", cycled("support"), cycled("sales"))
+	}
+	time.Sleep(400 * time.Millisecond)
+	if cycled("support") {
+		t.Error("the cycle still counts after its spacing")
+	}
+	if err := s.NoteCycled(ctx, "bad{name}", time.Second); err == nil {
+		t.Error("NoteCycled took a bad mailbox name")
 	}
 }

@@ -267,6 +267,30 @@ func (s *redisStore) AcquireLease(ctx context.Context, mailbox string, ttl time.
 	return l, nil
 }
 
+func (s *redisStore) NoteCycled(ctx context.Context, mailbox string, spacing time.Duration) error {
+	if err := checkMailbox(mailbox); err != nil {
+		return fmt.Errorf("redis note cycle: %w", err)
+	}
+	if spacing < time.Millisecond {
+		return nil
+	}
+	if err := s.c.Set(ctx, s.key(mailbox, "cycled"), "1", spacing).Err(); err != nil {
+		return s.fail("set cycled", mailbox, err)
+	}
+	return nil
+}
+
+func (s *redisStore) Cycled(ctx context.Context, mailbox string) (bool, error) {
+	if err := checkMailbox(mailbox); err != nil {
+		return false, fmt.Errorf("redis read cycle: %w", err)
+	}
+	n, err := s.c.Exists(ctx, s.key(mailbox, "cycled")).Result()
+	if err != nil {
+		return false, s.fail("exists cycled", mailbox, err)
+	}
+	return n == 1, nil
+}
+
 func (s *redisStore) Ping(ctx context.Context) error {
 	if err := s.c.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis ping %s: %w", s.addr, err)

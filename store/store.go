@@ -52,6 +52,7 @@
 //	P:{M}:thread:<key>:relays    set    relay addresses seen; PEXPIRE thread TTL
 //	P:{M}:thread:<key>:tokens    set    reply tokens seen; PEXPIRE thread TTL
 //	P:{M}:lease                  string lease token; SET NX PX lease TTL
+//	P:{M}:cycled                 string "1" while the last cycle is recent; SET PX spacing
 //
 // Outcomes of a batch are read with one HMGET and written with HSET of many
 // fields (in chunks, pipelined); thread notes go out in one pipeline. A lease
@@ -170,6 +171,13 @@ type Store interface {
 	Thread(ctx context.Context, mailbox, key string) (Thread, error)
 	// AcquireLease takes the mailbox for ttl; ErrLeaseHeld when another holds it.
 	AcquireLease(ctx context.Context, mailbox string, ttl time.Duration) (Lease, error)
+	// NoteCycled records that a cycle of mailbox has just finished; Cycled
+	// says so for the next spacing, so that replicas sharing the store do
+	// not each log in to a mailbox one of them has just read.
+	NoteCycled(ctx context.Context, mailbox string, spacing time.Duration) error
+	// Cycled reports whether a cycle of mailbox finished less than its
+	// spacing ago.
+	Cycled(ctx context.Context, mailbox string) (bool, error)
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 	// Close releases the file or connections.

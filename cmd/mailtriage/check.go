@@ -83,7 +83,7 @@ func runChecks(ctx context.Context, cfg *config.Config) []checkLine {
 
 	log := slog.New(slog.DiscardHandler)
 	// Check touches no state: the pollers get none.
-	pollers, fws, err := mailboxes(cfg, nil, nil, log)
+	pollers, fws, err := mailboxes(cfg, nil, nil, false, log)
 	if err != nil {
 		return append(lines, checkLine{name: "mailboxes", err: err})
 	}

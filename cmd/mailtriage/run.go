@@ -51,7 +51,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // its reports; else the pollers on their schedules until ctx ends. The demo
 // calls it too, so that it shows the real path.
 func runConfig(ctx context.Context, cfg *config.Config, once bool, log *slog.Logger) (reports []poller.Report, err error) {
-	w, err := newWorker(ctx, cfg, log)
+	w, err := newWorker(ctx, cfg, !once, log)
 	if err != nil {
 		return nil, err
 	}

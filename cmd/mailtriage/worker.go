@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/config"
@@ -28,13 +32,13 @@ type worker struct {
 
 // newWorker wires cfg: analyzer.New(relays) → store.Open → forwarder.New and
 // poller.New per mailbox. Close releases what it opened.
-func newWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) (*worker, error) {
+func newWorker(ctx context.Context, cfg *config.Config, scheduled bool, log *slog.Logger) (*worker, error) {
 	st, err := openStore(ctx, cfg.State)
 	if err != nil {
 		return nil, err
 	}
 	w := &worker{cfg: cfg, log: log, store: st, metrics: metrics.New()}
-	if w.pollers, _, err = mailboxes(cfg, st, w.metrics, log); err != nil {
+	if w.pollers, _, err = mailboxes(cfg, st, w.metrics, scheduled, log); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -52,14 +56,20 @@ func openStore(ctx context.Context, s config.State) (store.Store, error) {
 
 // mailboxes builds the poller of every mailbox, each with its forwarder,
 // sharing one analyzer built with the config's extra relay services.
-func mailboxes(cfg *config.Config, st poller.State, m poller.Metrics, log *slog.Logger) ([]*poller.Poller, []*forwarder.Forwarder, error) {
+// Scheduled pollers on a shared store space their cycles with the other
+// replicas (spacing); `run --once`, run by hand, always cycles.
+func mailboxes(cfg *config.Config, st poller.State, m poller.Metrics, scheduled bool, log *slog.Logger) ([]*poller.Poller, []*forwarder.Forwarder, error) {
 	an := analyzer.New(relayServices(cfg.Relays))
 	var ps []*poller.Poller
 	var fws []*forwarder.Forwarder
+	shared := scheduled && !strings.HasPrefix(cfg.State.URL, "file:")
 	for _, mb := range cfg.Mailboxes {
 		pm, err := pollerMailbox(mb)
 		if err != nil {
 			return nil, nil, err
+		}
+		if shared {
+			pm.Spacing = spacing(mb.Schedule, time.Now())
 		}
 		fc, err := forwarderConfig(mb)
 		if err != nil {
@@ -146,6 +156,19 @@ func relayServices(rs []config.Relay) []analyzer.RelayService {
 		out[i] = analyzer.RelayService{Name: r.Service, Domains: r.Domains}
 	}
 	return out
+}
+
+// spacing is half the interval of a schedule: replicas sharing a store
+// each tick on the schedule, and a mailbox one of them has just cycled is
+// skipped by the others until its next tick is near (poller.Mailbox.Spacing).
+// A bbolt file has one process, so no replicas to space.
+func spacing(schedule string, now time.Time) time.Duration {
+	sched, err := cron.ParseStandard(schedule)
+	if err != nil {
+		return 0 // config validation refuses such a schedule
+	}
+	next := sched.Next(now)
+	return sched.Next(next).Sub(next) / 2
 }
 
 // pollerMailbox converts a config mailbox to the poller's settings.
