@@ -85,6 +85,7 @@ type State struct {
 	ThreadTTL    time.Duration `json:"thread_ttl"`
 	PasswordFile string        `json:"password_file,omitempty"` // Redis AUTH password, read by StoreURL
 	PasswordEnv  string        `json:"password_env,omitempty"`
+	CAFile       string        `json:"ca_file,omitempty"` // PEM roots for a rediss:// server's certificate, added to the system's
 }
 
 // Metrics says where /metrics, /healthz and /readyz listen; "" is off.

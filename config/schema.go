@@ -68,6 +68,7 @@ func (d *decoder) state(n *yaml.Node, path string, st *State) {
 		{key: "thread_ttl", decode: d.duration(&st.ThreadTTL, time.Minute)},
 		{key: "password_file", decode: d.setStr(&st.PasswordFile)},
 		{key: "password_env", decode: d.setStr(&st.PasswordEnv)},
+		{key: "ca_file", decode: d.setStr(&st.CAFile)},
 	})
 	if v, ok := seen["url"]; ok {
 		d.checkStateURL(v, join(path, "url"), st.URL)
@@ -80,6 +81,9 @@ func (d *decoder) state(n *yaml.Node, path string, st *State) {
 	}
 	if (st.PasswordFile != "" || st.PasswordEnv != "") && strings.HasPrefix(st.URL, "file:") {
 		d.errorf(n, path, "a password is only for redis:// and rediss:// state URLs")
+	}
+	if v, ok := seen["ca_file"]; ok && !strings.HasPrefix(st.URL, "rediss:") {
+		d.errorf(v, join(path, "ca_file"), "a CA file is only for rediss:// state URLs")
 	}
 }
 

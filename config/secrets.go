@@ -37,20 +37,26 @@ func (s Server) Credential() (credential.Auth, error) {
 
 // RootCAs returns the system roots plus the certificates of ca_file, for
 // verifying the server's certificate. Verification is never turned off.
-func (s Server) RootCAs() (*x509.CertPool, error) {
+func (s Server) RootCAs() (*x509.CertPool, error) { return rootCAs(s.CAFile, s.Address) }
+
+// RootCAs returns the system roots plus the certificates of state.ca_file,
+// for verifying a rediss:// server's certificate.
+func (s State) RootCAs() (*x509.CertPool, error) { return rootCAs(s.CAFile, "the state store") }
+
+func rootCAs(caFile, what string) (*x509.CertPool, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
-	if s.CAFile == "" {
+	if caFile == "" {
 		return pool, nil
 	}
-	pem, err := os.ReadFile(s.CAFile)
+	pem, err := os.ReadFile(caFile)
 	if err != nil {
-		return nil, fmt.Errorf("read ca_file for %s: %w", s.Address, err)
+		return nil, fmt.Errorf("read ca_file for %s: %w", what, err)
 	}
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("read ca_file %s for %s: no PEM certificate in it", s.CAFile, s.Address)
+		return nil, fmt.Errorf("read ca_file %s for %s: no PEM certificate in it", caFile, what)
 	}
 	return pool, nil
 }

@@ -234,7 +234,7 @@ func checkAddedHeaders(t *testing.T, file string, added []string) {
 func TestRunOnceCorpus(t *testing.T) {
 	corpus := loadCorpus(t)
 	for _, su := range []setup{
-		{state: "redis", imapTLS: "implicit", afterForward: "seen"},
+		{state: "redis-tls", imapTLS: "implicit", afterForward: "seen"},
 		{state: "file", imapTLS: "starttls", afterForward: "move"},
 		{state: "redis-auth", imapTLS: "implicit", afterForward: "delete"},
 	} {

@@ -62,7 +62,7 @@ func folders() []string { return []string{"INBOX", reviewFolder, releaseFolder, 
 
 // setup is what varies between harnesses.
 type setup struct {
-	state        string   // "redis", "redis-auth" (AUTH, password from the environment) or "file"
+	state        string   // "redis", "redis-auth" (AUTH, password from the environment), "redis-tls" (rediss://, private CA) or "file"
 	imapTLS      string   // "implicit" (Dovecot's IMAPS port) or "starttls" (its IMAP port)
 	afterForward string   // seen | move | delete
 	hide         []string // capabilities Dovecot does not advertise
@@ -114,6 +114,11 @@ func newHarness(t *testing.T, su setup) *harness {
 		stateURL = "redis://" + h.redis.Addr + "/0"
 		stateAuth = "  password_env: E2E_REDIS_PASSWORD\n"
 		h.env = append(h.env, "E2E_REDIS_PASSWORD="+redisPassword)
+	case "redis-tls":
+		// A certificate from a private CA, trusted through state.ca_file.
+		h.redis = testenv.StartRedisTLS(t)
+		stateURL = h.redis.URL
+		stateAuth = fmt.Sprintf("  ca_file: %q\n", h.redis.TLS.CAFile)
 	}
 	pwFile := filepath.Join(h.dir, "imap-password")
 	if err := os.WriteFile(pwFile, []byte(h.dc.Password+"\n"), 0o600); err != nil {
