@@ -639,14 +639,15 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 }
 
-// TestSTARTTLSInjection: plain text that follows the STARTTLS reply must not
-// be taken as the server's first words over TLS (CVE-2011-0411).
-func TestSTARTTLSInjection(t *testing.T) {
+// scriptedServer accepts one SMTP connection on loopback, greets, and
+// answers the client's lines with replies, in order.
+func scriptedServer(t *testing.T, replies ...string) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
@@ -654,26 +655,47 @@ func TestSTARTTLSInjection(t *testing.T) {
 		}
 		defer c.Close()
 		r := bufio.NewReader(c)
-		io.WriteString(c, "220 evil.test ESMTP\r\n")
-		for _, reply := range []string{"250-evil.test\r\n250 STARTTLS\r\n", "220 go ahead\r\n250 injected\r\n"} {
+		io.WriteString(c, "220 scripted.test ESMTP\r\n")
+		for _, reply := range replies {
 			if _, err := r.ReadString('\n'); err != nil {
 				return
 			}
-			io.WriteString(c, reply) // the second in one write: STARTTLS's reply and the injection
+			io.WriteString(c, reply) // in one write, however many lines
 		}
 		r.ReadString('\n')
 	}()
-	f, err := New(Config{
-		Address: ln.Addr().String(), TLS: TLSStartTLS, From: "triage@example.com",
-		To: []string{"support@helpdesk.example"}, Hostname: "mailtriage.test", Timeout: 5 * time.Second,
-	}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
+	return ln.Addr().String()
+}
+
+// TestSTARTTLSRefused: plain text that follows the STARTTLS reply must not
+// be taken as the server's first words over TLS (CVE-2011-0411), and a
+// server that knows only HELO offers no STARTTLS; both are TLS failures.
+func TestSTARTTLSRefused(t *testing.T) {
+	tests := []struct {
+		name    string
+		replies []string
+		want    string
+	}{
+		{"plain text after the STARTTLS reply", []string{"250-scripted.test\r\n250 STARTTLS\r\n", "220 go ahead\r\n250 injected\r\n"},
+			"plain text followed the STARTTLS reply"},
+		{"EHLO unknown", []string{"502 5.5.2 Error: command not recognized\r\n"}, "refuses EHLO"},
+		{"STARTTLS not offered", []string{"250-scripted.test\r\n250 8BITMIME\r\n"}, "does not offer STARTTLS"},
 	}
-	defer f.Close()
-	err = forward(t, f, cleanVerdict(), false, original)
-	var fe *Error
-	if !errors.As(err, &fe) || fe.Kind != KindTLS || !strings.Contains(err.Error(), "plain text followed the STARTTLS reply") {
-		t.Fatalf("Forward = %v, want a TLS error naming the injected plain text", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := New(Config{
+				Address: scriptedServer(t, tt.replies...), TLS: TLSStartTLS, From: "triage@example.com",
+				To: []string{"support@helpdesk.example"}, Hostname: "mailtriage.test", Timeout: 5 * time.Second,
+			}, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			err = forward(t, f, cleanVerdict(), false, original)
+			var fe *Error
+			if !errors.As(err, &fe) || fe.Kind != KindTLS || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Forward = %v, want a TLS error saying %q", err, tt.want)
+			}
+		})
 	}
 }

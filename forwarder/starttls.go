@@ -28,6 +28,12 @@ func startTLS(ctx context.Context, conn net.Conn, at, hostname string, config *t
 		return nil, fail("greeting of"+at, phaseConnect, replyError(err))
 	}
 	ehlo, err := command(tp, 250, "EHLO "+hostname)
+	var refused *textproto.Error
+	if errors.As(err, &refused) && (refused.Code == 500 || refused.Code == 502) {
+		// A server that knows only HELO has no extensions, STARTTLS included.
+		return nil, &Error{Op: "STARTTLS with" + at, Kind: KindTLS,
+			Err: fmt.Errorf("the server refuses EHLO (%d %s), so it offers no STARTTLS", refused.Code, sanitize(refused.Msg))}
+	}
 	if err != nil {
 		return nil, fail("EHLO to"+at, phaseConnect, replyError(err))
 	}
