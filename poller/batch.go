@@ -34,14 +34,16 @@ type message struct {
 	header  []byte
 	samples map[string][]byte
 	v       analyzer.Verdict
+
+	recorded bool // its outcome is written already (flagged mail done before)
 }
 
 // batch acts on the classified messages of one batch of the selected
-// folder; settle is called before the bodies stream (see pipeline). It
-// returns the UIDs that are done (outcome recorded and marked).
+// folder: it forwards what goes and queues the marking (cy.marks); settle
+// is called before the bodies stream (see pipeline).
 // An error means the session or the store is unusable; per-message trouble
 // is reported in the entries instead.
-func (cy *cycle) batch(msgs []*message, released bool, settle func()) (map[imap.UID]bool, error) {
+func (cy *cycle) batch(msgs []*message, released bool, settle func()) error {
 	p := cy.p
 	if released {
 		// Without UIDPLUS our moved-out originals stay, marked \Deleted:
@@ -59,12 +61,12 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) (map[imap.
 	outcomes, err := p.st.Outcomes(cy.ctx, p.mb.Name, fps)
 	if err != nil {
 		p.m.StoreError(p.mb.Name)
-		return nil, fmt.Errorf("look up %d outcomes in %s: %w", len(fps), p.mb.Name, err)
+		return fmt.Errorf("look up %d outcomes in %s: %w", len(fps), p.mb.Name, err)
 	}
 	cy.threads(msgs)
 
-	done := make(map[imap.UID]bool, len(msgs))
-	var flag, forward, markForwarded []*message
+	mk := cy.marks
+	var forward []*message
 	for _, m := range msgs {
 		out, known := outcomes[m.v.Fingerprint]
 		switch {
@@ -72,10 +74,11 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) (map[imap.
 			// Handled before and since marked deleted (our originals on a
 			// server without UIDPLUS): nothing more to do.
 			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
-			done[m.uid] = true
+			mk.done[m.uid] = true
 		case known && out.Action == store.ActionForwarded:
+			// Mail done before only needs its marking made sure of.
 			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
-			markForwarded = append(markForwarded, m)
+			mk.forwarded = append(mk.forwarded, m.queue())
 		case released:
 			forward = append(forward, m)
 		case known:
@@ -83,32 +86,28 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) (map[imap.
 			if out.Action == store.ActionForwardFailed {
 				m.flags = append(m.flags, KeywordForwardFailed)
 			}
-			flag = append(flag, m)
+			m.recorded = true
+			mk.flagged = append(mk.flagged, m.queue())
 		case m.v.Action == analyzer.ActionFlag:
-			flag = append(flag, m)
+			mk.flagged = append(mk.flagged, m.queue())
 		default:
 			forward = append(forward, m)
 		}
 	}
-	// Mail done before only needs its marking made sure of.
-	if err := cy.markForwarded(markForwarded, released, done); err != nil {
-		return nil, err
-	}
-	known := func(m *message) bool { _, ok := outcomes[m.v.Fingerprint]; return ok && !released }
-	if err := cy.flag(flag, known, done); err != nil {
-		return nil, err
-	}
-
-	if err := cy.forward(forward, released, settle, done); err != nil {
-		return nil, err
-	}
-	return done, nil
+	return cy.forward(forward, released, settle)
 }
 
-// forward streams msgs into the forwarder, chunk by chunk, then marks what
-// was sent and flags what was refused for good. settle is called before
-// the first body streams.
-func (cy *cycle) forward(forward []*message, released bool, settle func(), done map[imap.UID]bool) error {
+// queue drops what marking does not need (the BODYSTRUCTURE), so that the
+// marks of many batches stay small.
+func (m *message) queue() *message {
+	m.bs = nil
+	return m
+}
+
+// forward streams msgs into the forwarder, chunk by chunk, then queues the
+// marking of what was sent and the flagging of what was refused for good.
+// settle is called before the first body streams.
+func (cy *cycle) forward(forward []*message, released bool, settle func()) error {
 	p := cy.p
 	var sent, failed, broken, copies []*message
 	// A multipart cut short shows only while its body streams by
@@ -205,17 +204,19 @@ func (cy *cycle) forward(forward []*message, released bool, settle func(), done 
 		cy.note(e)
 	}
 	rec.flush()
-	if err := cy.markForwarded(append(slices.Clip(sent), copies...), released, done); err != nil {
-		return err
-	}
+	mk := cy.marks
 	for i, m := range sent {
 		p.m.Message(p.mb.Name, m.v.Class, EntryForwarded)
 		p.log.Info("forwarded", cy.attrs(m, EntryForwarded, nil)...)
 		cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryForwarded,
 			MovedTo: outs[i].Folder, Verdict: m.v})
+		mk.forwarded = append(mk.forwarded, m.queue())
 	}
-	if err := cy.flag(append(failed, broken...), func(*message) bool { return false }, done); err != nil {
-		return err
+	for _, m := range copies {
+		mk.forwarded = append(mk.forwarded, m.queue())
+	}
+	for _, m := range append(failed, broken...) {
+		mk.flagged = append(mk.flagged, m.queue())
 	}
 	return nil
 }
@@ -416,9 +417,9 @@ func (cy *cycle) allowed(flags []imap.Flag) []imap.Flag {
 }
 
 // flag stores the keywords of msgs (one STORE per distinct flag set) and
-// moves them to the review folder. known says whose outcome is recorded
-// already. Flagged messages are done.
-func (cy *cycle) flag(msgs []*message, known func(*message) bool, done map[imap.UID]bool) error {
+// moves them to the review folder, then records the outcomes not recorded
+// before. Flagged messages are done.
+func (cy *cycle) flag(msgs []*message, done map[imap.UID]bool) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -449,7 +450,7 @@ func (cy *cycle) flag(msgs []*message, known func(*message) bool, done map[imap.
 		if hasFlag(m.flags, KeywordForwardFailed) {
 			action = EntryForwardFailed
 		}
-		if !known(m) {
+		if !m.recorded {
 			outs = append(outs, cy.outcome(m, action, p.mb.ReviewFolder))
 			p.m.Message(p.mb.Name, m.v.Class, action)
 			p.log.Info("flagged", cy.attrs(m, action, nil)...)

@@ -215,6 +215,7 @@ type cycle struct {
 	stop       context.Context // ends when the caller asks the cycle to stop
 	ctx        context.Context // the I/O context
 	rep        *Report
+	marks      *marks           // of the folder being read
 	sel        *imap.SelectData // the selected folder
 	folder     string           // its name
 	ensured    map[string]bool  // folders known to exist this cycle
@@ -302,11 +303,13 @@ func (a *ahead) wait() prefetch {
 
 // pipeline handles uids in batches of BatchSize. The facts of the next
 // batch are fetched (same connection, pipelined) and classified while the
-// current batch is looked up, flagged and forwarded. The fetch ends before
-// the current batch's bodies stream (settle), so that no command waits
-// behind a long body transfer and runs out of its timeout; classification
-// goes on beside the transfer. after sees each batch's done UIDs.
+// current batch is looked up and forwarded. The fetch ends before the
+// current batch's bodies stream (settle), so that no command waits behind
+// a long body transfer and runs out of its timeout; classification goes on
+// beside the transfer. The marking of several batches is made together
+// (marks); after sees each batch's done UIDs once it is made.
 func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []imap.UID, done map[imap.UID]bool) error) error {
+	cy.marks = newMarks()
 	var next *ahead
 	fetchNext := func() {
 		next = nil
@@ -340,6 +343,10 @@ func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []ima
 	fetchNext()
 	for next != nil {
 		if err := cy.stopped(); err != nil {
+			// What is recorded is marked before stopping: a few commands.
+			if merr := cy.mark(released, after); merr != nil {
+				return errors.Join(err, merr)
+			}
 			return err
 		}
 		f := next.wait()
@@ -348,17 +355,17 @@ func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []ima
 			return f.err
 		}
 		fetchNext()
-		done, err := cy.batch(f.msgs, released, settle)
-		if err != nil {
+		if err := cy.batch(f.msgs, released, settle); err != nil {
 			return err
 		}
-		if after != nil {
-			if err := after(f.uids, done); err != nil {
+		cy.marks.queued(f.uids)
+		if cy.marks.due(cy.p.mb.MarkEvery, cy.p.mb.MarkDelay) {
+			if err := cy.mark(released, after); err != nil {
 				return err
 			}
 		}
 	}
-	return nil
+	return cy.mark(released, after)
 }
 
 // release forwards every message of the release folder, whatever its class.

@@ -3,6 +3,7 @@ package poller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -392,6 +393,59 @@ func TestReleaseLoop(t *testing.T) {
 }
 
 // after_forward move and delete on the watched folder.
+// The marks of several batches go in one STORE or MOVE each, until
+// MarkEvery messages are read or MarkDelay has passed; nothing is marked
+// before it is recorded and the high-water mark covers every batch.
+func TestMarksOfBatchesTogether(t *testing.T) {
+	cases := []struct {
+		name        string
+		edit        func(*Mailbox)
+		store, move int32
+	}{
+		// 5 batches of 2; s3 and s8 flagged.
+		{"default: one marking", nil, 2, 1},
+		{"every batch", func(mb *Mailbox) { mb.MarkEvery = 2 }, 7, 2},
+		{"every two batches", func(mb *Mailbox) { mb.MarkEvery = 4 }, 5, 2},
+		{"delay passed", func(mb *Mailbox) { mb.MarkDelay = time.Nanosecond }, 7, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			counts := &commandCounts{}
+			e := newEnv(t, envOptions{counts: counts})
+			for i := 1; i <= 10; i++ {
+				id := fmt.Sprintf("m%d", i)
+				if i == 3 || i == 8 {
+					e.appendMsg("INBOX", encryptedMessage(id))
+				} else {
+					e.appendMsg("INBOX", cleanMessage(id))
+				}
+			}
+			rep := e.cycle(e.poller(nil, tc.edit))
+			if rep.Counts.Forwarded != 8 || rep.Counts.Flagged != 2 {
+				t.Fatalf("counts = %+v, want 8 forwarded, 2 flagged", rep.Counts)
+			}
+			if s, m := counts.store.Load(), counts.move.Load(); s != tc.store || m != tc.move {
+				t.Errorf("%d STOREs and %d MOVEs, want %d and %d", s, m, tc.store, tc.move)
+			}
+			inbox := e.folder("INBOX")
+			if len(inbox) != 8 {
+				t.Fatalf("INBOX holds %d messages, want the 8 forwarded", len(inbox))
+			}
+			for _, m := range inbox {
+				if !m.has(KeywordForwarded) || !m.has(imap.FlagSeen) {
+					t.Errorf("%s not marked forwarded: %v", m.MessageID, m.Flags)
+				}
+			}
+			if n := len(e.folder("Triage/Review")); n != 2 {
+				t.Errorf("review folder holds %d messages, want 2", n)
+			}
+			if st, err := e.st.MailboxState(t.Context(), "support"); err != nil || st.HighWater != 10 {
+				t.Errorf("high-water = %+v, %v; want 10", st, err)
+			}
+		})
+	}
+}
+
 func TestAfterForward(t *testing.T) {
 	for _, tc := range []struct {
 		after         string

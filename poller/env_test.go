@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,6 +104,31 @@ type envOptions struct {
 
 	oauthToken string // when set, the server also offers AUTHENTICATE OAUTHBEARER with this token (and lacks NAMESPACE and MOVE)
 	noKeywords bool   // PERMANENTFLAGS lists system flags only, no "\\*" (and the server lacks NAMESPACE and MOVE)
+
+	counts *commandCounts // when set, counts the STOREs and MOVEs the server receives
+}
+
+// commandCounts are the marking commands a server received.
+type commandCounts struct{ store, move atomic.Int32 }
+
+// countingSession counts STOREs and MOVEs into n.
+type countingSession struct {
+	imapserver.Session
+	n *commandCounts
+}
+
+func (s countingSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+	s.n.store.Add(1)
+	return s.Session.Store(w, numSet, flags, options)
+}
+
+func (s countingSession) Namespace() (*imap.NamespaceData, error) {
+	return s.Session.(imapserver.SessionNamespace).Namespace()
+}
+
+func (s countingSession) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	s.n.move.Add(1)
+	return s.Session.(imapserver.SessionMove).Move(w, numSet, dest)
 }
 
 // systemFlagsSession answers SELECT with PERMANENTFLAGS that take no keywords.
@@ -165,6 +191,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 			}
 			if o.noKeywords {
 				return systemFlagsSession{e.mem.NewSession()}, nil, nil
+			}
+			if o.counts != nil {
+				return countingSession{e.mem.NewSession(), o.counts}, nil, nil
 			}
 			return e.mem.NewSession(), nil, nil
 		},

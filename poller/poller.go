@@ -69,6 +69,8 @@ const (
 // Defaults applied by New to zero fields.
 const (
 	DefaultBatchSize      = 200
+	DefaultMarkEvery      = 1000
+	DefaultMarkDelay      = 5 * time.Second
 	DefaultLeaseTTL       = 2 * time.Minute
 	DefaultDialTimeout    = 30 * time.Second
 	DefaultCommandTimeout = 60 * time.Second
@@ -104,11 +106,16 @@ type Mailbox struct {
 	AfterForward    string // AfterForwardSeen (default) | AfterForwardMove | AfterForwardDelete
 	ForwardedFolder string // for AfterForwardMove
 
-	Policy     analyzer.Policy // nil = analyzer.DefaultPolicy()
-	BatchSize  int             // messages per FETCH batch
-	LeaseTTL   time.Duration   // the lease is renewed every LeaseTTL/3
-	MaxBackoff time.Duration   // cap of the forwarding backoff after temporary SMTP failures
-	StopGrace  time.Duration   // on stop, how long the message in hand may take to finish
+	Policy    analyzer.Policy // nil = analyzer.DefaultPolicy()
+	BatchSize int             // messages per FETCH batch
+	// Marking (keywords, moves, the high-water mark) is done for several
+	// batches at once: when MarkEvery messages have been read since the
+	// last marking, MarkDelay has passed, or the folder is done.
+	MarkEvery  int
+	MarkDelay  time.Duration
+	LeaseTTL   time.Duration // the lease is renewed every LeaseTTL/3
+	MaxBackoff time.Duration // cap of the forwarding backoff after temporary SMTP failures
+	StopGrace  time.Duration // on stop, how long the message in hand may take to finish
 	// Spacing: a scheduled or --once cycle is skipped when a cycle of the
 	// mailbox, by any worker sharing the store, finished less than Spacing
 	// ago; an IDLE wake-up is not. 0 = never skipped.
@@ -177,6 +184,8 @@ func New(mb Mailbox, an *analyzer.Analyzer, st State, fw Forwarder, m Metrics, l
 		mb.Policy = analyzer.DefaultPolicy()
 	}
 	setDefault(&mb.BatchSize, DefaultBatchSize)
+	setDefault(&mb.MarkEvery, DefaultMarkEvery)
+	setDefault(&mb.MarkDelay, DefaultMarkDelay)
 	setDefault(&mb.LeaseTTL, DefaultLeaseTTL)
 	setDefault(&mb.MaxBackoff, DefaultMaxBackoff)
 	setDefault(&mb.StopGrace, DefaultStopGrace)
