@@ -63,7 +63,6 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) error {
 		p.m.StoreError(p.mb.Name)
 		return fmt.Errorf("look up %d outcomes in %s: %w", len(fps), p.mb.Name, err)
 	}
-	cy.threads(msgs)
 
 	mk := cy.marks
 	var forward []*message
@@ -329,7 +328,8 @@ func (cy *cycle) classify(msgs []*message) error {
 }
 
 // threads refines each verdict's thread key from the store (a reply whose
-// root is known keeps that root's key) and notes the batch's threads.
+// root is known keeps that root's key) and notes the batch's threads. It
+// runs in the goroutine that fetched the facts (pipeline).
 func (cy *cycle) threads(msgs []*message) {
 	p := cy.p
 	local := make(map[string]string) // thread keys set earlier in this batch

@@ -285,7 +285,9 @@ type prefetch struct {
 }
 
 // ahead is a facts FETCH in flight in its own goroutine, followed by the
-// classification of what it brought.
+// classification of what it brought and the thread lookups. The goroutines
+// of a pipeline run one after the other, so a batch finds the threads of
+// the batches before it noted.
 type ahead struct {
 	fetched chan struct{} // closed once the IMAP commands are done
 	ch      chan prefetch
@@ -302,8 +304,8 @@ func (a *ahead) wait() prefetch {
 }
 
 // pipeline handles uids in batches of BatchSize. The facts of the next
-// batch are fetched (same connection, pipelined) and classified while the
-// current batch is looked up and forwarded. The fetch ends before the
+// batch are fetched (same connection, pipelined), classified and threaded
+// while the current batch is looked up and forwarded. The fetch ends before the
 // current batch's bodies stream (settle), so that no command waits behind
 // a long body transfer and runs out of its timeout; classification goes on
 // beside the transfer. The marking of several batches is made together
@@ -325,6 +327,9 @@ func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []ima
 			close(a.fetched)
 			if err == nil {
 				err = cy.classify(msgs)
+			}
+			if err == nil {
+				cy.threads(msgs)
 			}
 			a.ch <- prefetch{uids: batch, msgs: msgs, err: err}
 		}()
