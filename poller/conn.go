@@ -185,6 +185,20 @@ func (s *conn) selectFolder(ctx context.Context, folder string, readOnly bool) (
 	return data, nil
 }
 
+// status returns folder's UIDVALIDITY and UIDNEXT without selecting it.
+func (s *conn) status(ctx context.Context, folder string) (*imap.StatusData, error) {
+	var data *imap.StatusData
+	err := s.do(ctx, func() error {
+		var err error
+		data, err = s.c.Status(folder, &imap.StatusOptions{UIDNext: true, UIDValidity: true}).Wait()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("status %s: %w", folder, err)
+	}
+	return data, nil
+}
+
 // exists reports whether folder is listed.
 func (s *conn) exists(ctx context.Context, folder string) (bool, error) {
 	var found bool

@@ -234,13 +234,25 @@ func (cy *cycle) stopped() error {
 // and advances the high-water mark over the done prefix.
 func (cy *cycle) watched() error {
 	p := cy.p
-	if err := cy.selectFolder(p.mb.Folder); err != nil {
-		return err
-	}
 	state, err := p.st.MailboxState(cy.ctx, p.mb.Name)
 	if err != nil {
 		p.m.StoreError(p.mb.Name)
 		return fmt.Errorf("read state of %s: %w", p.mb.Name, err)
+	}
+	if state.UIDValidity != 0 {
+		// STATUS costs the server far less than SELECT on a big folder
+		// (Dovecot answers it from its indexes without a resync), so an
+		// idle cycle ends here.
+		st, err := cy.c.status(cy.ctx, p.mb.Folder)
+		if err != nil {
+			return err
+		}
+		if st.UIDValidity == state.UIDValidity && st.UIDNext != 0 && uint32(st.UIDNext) <= state.HighWater+1 {
+			return nil
+		}
+	}
+	if err := cy.selectFolder(p.mb.Folder); err != nil {
+		return err
 	}
 	if state.UIDValidity != cy.sel.UIDValidity {
 		if state.UIDValidity != 0 {

@@ -446,6 +446,33 @@ func TestMarksOfBatchesTogether(t *testing.T) {
 	}
 }
 
+// A cycle with nothing new asks STATUS and selects nothing: SELECT makes
+// a server such as Dovecot resync a big folder.
+func TestIdleCycleSelectsNothing(t *testing.T) {
+	counts := &commandCounts{}
+	e := newEnv(t, envOptions{counts: counts})
+	e.appendMsg("INBOX", cleanMessage("a"))
+	e.appendMsg("INBOX", cleanMessage("b"))
+	p := e.poller(nil, nil)
+	if rep := e.cycle(p); rep.Counts.Forwarded != 2 {
+		t.Fatalf("first cycle counts = %+v, want 2 forwarded", rep.Counts)
+	}
+	counts.sel.Store(0)
+	if rep := e.cycle(p); rep.Counts != (Counts{}) {
+		t.Fatalf("idle cycle counts = %+v, want nothing done", rep.Counts)
+	}
+	if n := counts.sel.Load(); n != 0 {
+		t.Errorf("idle cycle sent %d SELECTs, want none", n)
+	}
+	e.appendMsg("INBOX", cleanMessage("c"))
+	if rep := e.cycle(p); rep.Counts.Forwarded != 1 || rep.Counts.Seen != 1 {
+		t.Fatalf("cycle after new mail counts = %+v, want c alone forwarded", rep.Counts)
+	}
+	if n := counts.sel.Load(); n != 1 {
+		t.Errorf("cycle after new mail sent %d SELECTs, want 1", n)
+	}
+}
+
 func TestAfterForward(t *testing.T) {
 	for _, tc := range []struct {
 		after         string

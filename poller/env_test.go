@@ -105,13 +105,18 @@ type envOptions struct {
 	oauthToken string // when set, the server also offers AUTHENTICATE OAUTHBEARER with this token (and lacks NAMESPACE and MOVE)
 	noKeywords bool   // PERMANENTFLAGS lists system flags only, no "\\*" (and the server lacks NAMESPACE and MOVE)
 
-	counts *commandCounts // when set, counts the STOREs and MOVEs the server receives
+	counts *commandCounts // when set, counts the SELECTs, STOREs and MOVEs the server receives
 }
 
-// commandCounts are the marking commands a server received.
-type commandCounts struct{ store, move atomic.Int32 }
+// commandCounts are the commands a server received that cost it most.
+type commandCounts struct{ sel, store, move atomic.Int32 }
 
-// countingSession counts STOREs and MOVEs into n.
+func (s countingSession) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	s.n.sel.Add(1)
+	return s.Session.Select(mailbox, options)
+}
+
+// countingSession counts SELECTs, STOREs and MOVEs into n.
 type countingSession struct {
 	imapserver.Session
 	n *commandCounts
