@@ -246,10 +246,10 @@ func bodyChunks(msgs []*message) [][]imap.UID {
 }
 
 // facts fetches UID, FLAGS, RFC822.SIZE, BODYSTRUCTURE and the header of
-// uids over c, then the samples the analyzer asks for: one FETCH per
-// distinct set of part paths (most messages of a batch share one).
-func (cy *cycle) facts(c *conn, uids []imap.UID) ([]*message, error) {
-	bufs, err := c.fetch(cy.ctx, uids, &imap.FetchOptions{
+// uids, then the samples the analyzer asks for: one FETCH per distinct set
+// of part paths (most messages of a batch share one).
+func (cy *cycle) facts(uids []imap.UID) ([]*message, error) {
+	bufs, err := cy.c.fetch(cy.ctx, uids, &imap.FetchOptions{
 		UID:           true,
 		Flags:         true,
 		RFC822Size:    true,
@@ -292,7 +292,7 @@ func (cy *cycle) facts(c *conn, uids []imap.UID) ([]*message, error) {
 				Part: part, Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: analyzer.SampleSize},
 			})
 		}
-		bufs, err := c.fetch(cy.ctx, group, &imap.FetchOptions{UID: true, BodySection: sections})
+		bufs, err := cy.c.fetch(cy.ctx, group, &imap.FetchOptions{UID: true, BodySection: sections})
 		if err != nil {
 			return nil, fmt.Errorf("fetch samples of uids %v in %s: %w", imap.UIDSetNum(group...), cy.folder, err)
 		}

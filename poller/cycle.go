@@ -144,11 +144,6 @@ func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error)
 	defer c.logout(work)
 
 	cy := &cycle{p: p, c: c, stop: ctx, ctx: work, rep: &rep, ensured: make(map[string]bool)}
-	defer func() {
-		if cy.aux != nil {
-			cy.aux.logout(work)
-		}
-	}()
 	cy.forwarding, _ = p.forwardingAllowed(time.Now())
 	if !cy.forwarding {
 		p.log.Debug("forwarding backed off this cycle")
@@ -223,9 +218,6 @@ type cycle struct {
 	marks      *marks           // of the folder being read
 	sel        *imap.SelectData // the selected folder
 	folder     string           // its name
-	aux        *conn            // the facts connection (auxiliary), once opened
-	auxFolder  string           // the folder it has examined
-	auxFailed  bool             // it could not be opened: one connection this cycle
 	ensured    map[string]bool  // folders known to exist this cycle
 	forwarding bool             // false after a temporary SMTP failure or while backing off
 }
@@ -324,19 +316,14 @@ func (a *ahead) wait() prefetch {
 }
 
 // pipeline handles uids in batches of BatchSize. The facts of the next
-// batch are fetched, classified and threaded while the current batch is
-// looked up and forwarded. With more than one batch they come over a
-// second connection (factsConn), so that the server reads them beside the
-// body transfer; over the one connection the fetch ends before the
+// batch are fetched (same connection, pipelined), classified and threaded
+// while the current batch is looked up and forwarded. The fetch ends before the
 // current batch's bodies stream (settle), so that no command waits behind
-// a long body transfer and runs out of its timeout. The marking of several batches is made together
+// a long body transfer and runs out of its timeout; classification goes on
+// beside the transfer. The marking of several batches is made together
 // (marks); after sees each batch's done UIDs once it is made.
 func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []imap.UID, done map[imap.UID]bool) error) error {
 	cy.marks = newMarks()
-	fc := cy.c // the connection the facts come over
-	if len(uids) > cy.p.mb.BatchSize {
-		fc = cy.factsConn()
-	}
 	var next *ahead
 	fetchNext := func() {
 		next = nil
@@ -348,7 +335,7 @@ func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []ima
 		uids = uids[n:]
 		a := &ahead{fetched: make(chan struct{}), ch: make(chan prefetch, 1)}
 		go func() {
-			msgs, err := cy.facts(fc, batch)
+			msgs, err := cy.facts(batch)
 			close(a.fetched)
 			if err == nil {
 				err = cy.classify(msgs)
@@ -361,7 +348,7 @@ func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []ima
 		next = a
 	}
 	settle := func() {
-		if next != nil && fc == cy.c {
+		if next != nil {
 			<-next.fetched
 		}
 	}
@@ -416,39 +403,6 @@ func (cy *cycle) release() error {
 		return err
 	}
 	return cy.pipeline(uids, true, nil)
-}
-
-// factsConn returns the connection for the facts of the selected folder:
-// a second one, opened once per cycle and examining the folder read-only,
-// or the first when that fails (a server's limit on connections, say).
-func (cy *cycle) factsConn() *conn {
-	if cy.auxFailed {
-		return cy.c
-	}
-	fail := func(err error) *conn {
-		cy.auxFailed = true
-		cy.p.log.Debug("second IMAP connection failed: facts and bodies share one this cycle", "error", err)
-		cy.p.warnOnce("aux", "second IMAP connection failed: cycles go slower over one", "error", err)
-		return cy.c
-	}
-	if cy.aux == nil {
-		c, err := cy.p.dial(cy.ctx, nil)
-		if err != nil {
-			return fail(err)
-		}
-		cy.aux = c
-	}
-	if cy.auxFolder != cy.folder {
-		sel, err := cy.aux.selectFolder(cy.ctx, cy.folder, true)
-		if err != nil {
-			return fail(err)
-		}
-		if sel.UIDValidity != cy.sel.UIDValidity {
-			return fail(fmt.Errorf("examine %s: UIDVALIDITY %d, the first connection sees %d", cy.folder, sel.UIDValidity, cy.sel.UIDValidity))
-		}
-		cy.auxFolder = cy.folder
-	}
-	return cy.aux
 }
 
 func (cy *cycle) selectFolder(folder string) error {

@@ -473,45 +473,6 @@ func TestIdleCycleSelectsNothing(t *testing.T) {
 	}
 }
 
-// With more than one batch the facts come over a second connection; a
-// server that takes one session at a time gets everything over one.
-func TestFactsConnection(t *testing.T) {
-	cases := []struct {
-		name       string
-		oneSession bool
-		logins     int32 // 0: not counted
-	}{
-		{"second connection", false, 2},
-		{"server takes one session", true, 0},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			o := envOptions{oneSession: tc.oneSession}
-			if tc.logins > 0 {
-				o.counts = &commandCounts{}
-			}
-			e := newEnv(t, o)
-			for i := 1; i <= 7; i++ {
-				id := fmt.Sprintf("m%d", i)
-				if i == 4 {
-					e.appendMsg("INBOX", encryptedMessage(id))
-				} else {
-					e.appendMsg("INBOX", cleanMessage(id))
-				}
-			}
-			rep := e.cycle(e.poller(nil, nil))
-			if rep.Counts.Forwarded != 6 || rep.Counts.Flagged != 1 || e.sink.Count() != 6 {
-				t.Fatalf("counts = %+v, sink holds %d; want 6 forwarded and received, 1 flagged", rep.Counts, e.sink.Count())
-			}
-			if tc.logins > 0 {
-				if n := o.counts.login.Load(); n != tc.logins {
-					t.Errorf("%d logins, want %d", n, tc.logins)
-				}
-			}
-		})
-	}
-}
-
 func TestAfterForward(t *testing.T) {
 	for _, tc := range []struct {
 		after         string

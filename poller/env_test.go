@@ -105,60 +105,18 @@ type envOptions struct {
 	oauthToken string // when set, the server also offers AUTHENTICATE OAUTHBEARER with this token (and lacks NAMESPACE and MOVE)
 	noKeywords bool   // PERMANENTFLAGS lists system flags only, no "\\*" (and the server lacks NAMESPACE and MOVE)
 
-	counts     *commandCounts // when set, counts the LOGINs, SELECTs, STOREs and MOVEs the server receives
-	oneSession bool           // the server refuses a login while another session is logged in
-}
-
-// oneSession is a session of a server that takes one logged-in session at
-// a time (active counts them).
-type oneSession struct {
-	imapserver.Session
-	active *atomic.Int32
-	in     bool
-}
-
-func (s *oneSession) Login(username, password string) error {
-	if !s.active.CompareAndSwap(0, 1) {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "one session at a time"}
-	}
-	if err := s.Session.Login(username, password); err != nil {
-		s.active.Store(0)
-		return err
-	}
-	s.in = true
-	return nil
-}
-
-func (s *oneSession) Close() error {
-	if s.in {
-		s.in = false
-		s.active.Store(0)
-	}
-	return s.Session.Close()
-}
-
-func (s *oneSession) Namespace() (*imap.NamespaceData, error) {
-	return s.Session.(imapserver.SessionNamespace).Namespace()
-}
-
-func (s *oneSession) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
-	return s.Session.(imapserver.SessionMove).Move(w, numSet, dest)
+	counts *commandCounts // when set, counts the SELECTs, STOREs and MOVEs the server receives
 }
 
 // commandCounts are the commands a server received that cost it most.
-type commandCounts struct{ login, sel, store, move atomic.Int32 }
-
-func (s countingSession) Login(username, password string) error {
-	s.n.login.Add(1)
-	return s.Session.Login(username, password)
-}
+type commandCounts struct{ sel, store, move atomic.Int32 }
 
 func (s countingSession) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
 	s.n.sel.Add(1)
 	return s.Session.Select(mailbox, options)
 }
 
-// countingSession counts LOGINs, SELECTs, STOREs and MOVEs into n.
+// countingSession counts SELECTs, STOREs and MOVEs into n.
 type countingSession struct {
 	imapserver.Session
 	n *commandCounts
@@ -228,7 +186,6 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatalf("create INBOX: %v", err)
 	}
 
-	var active atomic.Int32
 	cert, pool := selfSigned(t)
 	e.pool = pool
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -239,9 +196,6 @@ func newEnv(t testing.TB, o envOptions) *env {
 			}
 			if o.noKeywords {
 				return systemFlagsSession{e.mem.NewSession()}, nil, nil
-			}
-			if o.oneSession {
-				return &oneSession{Session: e.mem.NewSession(), active: &active}, nil, nil
 			}
 			if o.counts != nil {
 				return countingSession{e.mem.NewSession(), o.counts}, nil, nil
