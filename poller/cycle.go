@@ -317,11 +317,12 @@ func (a *ahead) wait() prefetch {
 
 // pipeline handles uids in batches of BatchSize. The facts of the next
 // batch are fetched (same connection, pipelined), classified and threaded
-// while the current batch is looked up and forwarded. The fetch ends before the
-// current batch's bodies stream (settle), so that no command waits behind
-// a long body transfer and runs out of its timeout; classification goes on
-// beside the transfer. The marking of several batches is made together
-// (marks); after sees each batch's done UIDs once it is made.
+// while the current batch is looked up and forwarded. The fetch ends
+// before the current batch's bodies stream (settle), so that no command
+// waits behind a long body transfer and runs out of its timeout;
+// classification goes on beside the transfer. The marking of several
+// batches is made together (marks); after sees each batch's done UIDs once
+// it is made.
 func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []imap.UID, done map[imap.UID]bool) error) error {
 	cy.marks = newMarks()
 	var next *ahead
