@@ -1,6 +1,6 @@
 // Package poller runs one mailbox's cycle: take the mailbox lease, log in
-// over IMAPS, read the messages above the recorded high-water mark in
-// batches of facts (flags, size, BODYSTRUCTURE, header, the first 4 KiB of
+// over IMAPS, read the messages above the recorded high-water mark (a
+// cycle with nothing new asks STATUS and selects nothing) in batches of facts (flags, size, BODYSTRUCTURE, header, the first 4 KiB of
 // each text part), classify them with the analyzer, flag what a person must
 // see into the review folder, stream the rest into the forwarder, record the
 // outcome and advance the high-water mark. It also runs the release loop
@@ -16,11 +16,13 @@
 // Order of operations (DESIGN.md section 2). Forwarded mail: SMTP 250, then
 // the outcome record (one store write per message), then the IMAP marking
 // ($Forwarded and \Seen, or MOVE, or \Deleted and UID EXPUNGE; one command
-// per batch by UID set), then the high-water mark, which only advances over
-// a contiguous prefix of done UIDs. A crash between the 250 and the record
-// is the only way to send a message twice, and the window is one message.
-// Flagged mail: keywords and \Flagged (one STORE per distinct flag set),
-// MOVE to the review folder, then the outcome records of the batch. Every
+// per marking round by UID set, a round covering several batches: see
+// marks), then the high-water mark, which only advances over a contiguous
+// prefix of done UIDs. A crash between the 250 and the record is the only
+// way to send a message twice, and the window is the records queued behind
+// the transfer (recorder). Flagged mail: keywords and \Flagged (one STORE
+// per distinct flag set), MOVE to the review folder, then the outcome
+// records of the round. Every
 // message read again (a crash, a UIDVALIDITY reset, a copy restored) is
 // looked up by fingerprint first: a recorded outcome is never acted on
 // twice, only its marking made sure of.
