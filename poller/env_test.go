@@ -2,16 +2,11 @@ package poller
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
 	"net"
 	"slices"
 	"strings"
@@ -29,6 +24,7 @@ import (
 	"github.com/mailtriage/mailtriage/forwarder"
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/secret"
+	"github.com/mailtriage/mailtriage/internal/selfsigned"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 	"github.com/mailtriage/mailtriage/store"
 )
@@ -186,9 +182,12 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatalf("create INBOX: %v", err)
 	}
 
-	cert, pool := selfSigned(t)
-	e.pool = pool
-	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}}
+	cert, err := selfsigned.Loopback("mailtriage test IMAP")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pool = cert.RootCAs
+	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert.TLS}}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			if o.oauthToken != "" {
@@ -386,36 +385,6 @@ func (e *env) cycle(p *Poller) Report {
 		e.t.Fatalf("cycle: %v", err)
 	}
 	return rep
-}
-
-func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "mailtriage test IMAP"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
 // fakeMetrics records what the poller counted.
