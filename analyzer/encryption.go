@@ -27,7 +27,10 @@ var cmsTypes = map[string]struct {
 	// Compressed-data (RFC 3274) is not encryption, but no mail client of a
 	// helpdesk opens it either: it is flagged like encrypted mail.
 	"compressed-data": {EncryptionSMIMEEncrypted, "smime-compressed-data"},
-	"certs-only":      {EncryptionSMIMESigned, "smime-certs-only"},
+	// Certs-only (RFC 8551 section 3.2.2 and 3.6) is a degenerate
+	// signed-data that carries certificates and no signer: it neither signs
+	// nor hides anything.
+	"certs-only": {EncryptionNone, ""},
 }
 
 // cmsOIDs are the DER encodings of the CMS content type OIDs (RFC 5652
@@ -194,17 +197,32 @@ func detectEncryption(m *Message) []encFinding {
 			return
 		case p.Type == "multipart/signed":
 			proto := strings.ToLower(p.Params["protocol"])
-			switch proto {
-			case "application/pgp-signature":
-				out = append(out, encFinding{EncryptionPGPSigned, "pgp-mime", fmt.Sprintf("%s: multipart/signed; protocol=application/pgp-signature (RFC 3156)", where)})
-			case "application/pkcs7-signature", "application/x-pkcs7-signature":
-				out = append(out, encFinding{EncryptionSMIMESigned, "smime-detached-signature", fmt.Sprintf("%s: multipart/signed; protocol=%s (RFC 8551 section 3.5.3)", where, proto)})
+			if !hasSignaturePart(p, proto) {
+				// RFC 1847 section 2.1: the second body part holds the
+				// signature, of the protocol's type. Without it the
+				// container signs nothing.
+				notes = append(notes, fmt.Sprintf("%s: multipart/signed; protocol=%q without a signature part of that type (RFC 1847 section 2.1): not signed", where, proto))
+			} else {
+				switch proto {
+				case "application/pgp-signature":
+					out = append(out, encFinding{EncryptionPGPSigned, "pgp-mime", fmt.Sprintf("%s: multipart/signed; protocol=application/pgp-signature (RFC 3156)", where)})
+				case "application/pkcs7-signature", "application/x-pkcs7-signature":
+					out = append(out, encFinding{EncryptionSMIMESigned, "smime-detached-signature", fmt.Sprintf("%s: multipart/signed; protocol=%s (RFC 8551 section 3.5.3)", where, proto)})
+				}
 			}
 			for i, c := range p.Children {
 				visit(c, i == 0)
 			}
 			return
 		case p.isMultipart():
+			if data := exchangePGP(p); data != nil {
+				evidence := "OpenPGP data in its first octets"
+				if !data.Sampled {
+					evidence = "no sample (sample limit reached): taken as OpenPGP data"
+				}
+				out = append(out, encFinding{EncryptionPGPEncrypted, "pgp-mime", fmt.Sprintf("%s: %s holding an application/pgp-encrypted part and, after it, application/octet-stream part %s %q with %s: PGP/MIME rewrapped by Microsoft Exchange (RFC 3156 section 4; Thunderbird fixExchangeMsg)", where, p.Type, data.Path, data.Filename, evidence)})
+				return
+			}
 			for _, c := range p.Children {
 				visit(c, false)
 			}
@@ -247,7 +265,7 @@ func detectEncryption(m *Message) []encFinding {
 		if f, ok := smimeLeaf(p, where); ok {
 			// The message body itself (root, or the content of a
 			// multipart/signed) is what the helpdesk reads.
-			if p == m.Root || signedContent || !p.isAttachment() {
+			if f.enc == EncryptionNone || p == m.Root || signedContent || !p.isAttachment() {
 				out = append(out, f)
 			} else {
 				f.reason = fmt.Sprintf("%s: attachment %q: %s", where, p.Filename, f.reason[len(where)+2:])
@@ -294,6 +312,9 @@ func smimeLeaf(p *Part, where string) (encFinding, bool) {
 	st := strings.ToLower(p.Params["smime-type"])
 	if t, ok := cmsTypes[st]; ok && isCMSType {
 		f := encFinding{t.enc, t.scheme, fmt.Sprintf("%s: %s; smime-type=%s", where, p.Type, st)}
+		if t.enc == EncryptionNone {
+			f.reason += ": certificates only, no signer and nothing encrypted (RFC 8551 section 3.6)"
+		}
 		if st == "signed-data" && innerEnveloped(p.Sample) {
 			f = encFinding{EncryptionSMIMEEncrypted, "smime-enveloped-data", fmt.Sprintf("%s: %s; smime-type=signed-data wrapping an enveloped entity (encrypted, then signed)", where, p.Type)}
 		}
@@ -315,6 +336,69 @@ func smimeLeaf(p *Part, where string) (encFinding, bool) {
 		return encFinding{EncryptionSMIMEEncrypted, "smime-enveloped-data", fmt.Sprintf("%s: %s %q without smime-type and no readable CMS header: taken as enveloped-data", where, p.Type, p.Filename)}, true
 	}
 	return encFinding{}, false
+}
+
+// hasSignaturePart reports whether a multipart/signed carries its
+// signature: a second body part of the protocol's type (RFC 1847 section
+// 2.1; RFC 3156 section 5; RFC 8551 section 3.5.3).
+func hasSignaturePart(p *Part, proto string) bool {
+	if len(p.Children) < 2 {
+		return false
+	}
+	sig := p.Children[1].Type
+	if proto == "" {
+		return signatureTypes[sig]
+	}
+	return sig == proto || signatureTypes[sig] && signatureTypes[proto]
+}
+
+// signatureTypes are the media types of a detached signature part.
+var signatureTypes = map[string]bool{
+	"application/pgp-signature":     true, // RFC 3156 section 5
+	"application/pkcs7-signature":   true, // RFC 8551 section 3.5.3
+	"application/x-pkcs7-signature": true, // RFC 8551 section 3.5.3.2, legacy
+}
+
+// exchangePGP finds PGP/MIME that Microsoft Exchange rewrapped: it turns
+// multipart/encrypted into multipart/mixed of an empty text part, the
+// application/pgp-encrypted version part ("Version: 1") and the data as an
+// application/octet-stream attachment (encrypted.asc). Thunderbird repairs
+// this shape on purpose (comm-central
+// mail/extensions/openpgp/content/modules/fixExchangeMsg: "broken by
+// Exchange": text/plain, application/pgp-encrypted, application/octet-stream).
+// It returns the data part when a version part is followed by an
+// octet-stream whose first octets are OpenPGP (or were not sampled), nil
+// otherwise.
+func exchangePGP(p *Part) *Part {
+	if p.Type != "multipart/mixed" {
+		return nil
+	}
+	for i := 1; i < len(p.Children); i++ {
+		prev, c := p.Children[i-1], p.Children[i]
+		if prev.Type == "application/pgp-encrypted" && c.Type == "application/octet-stream" && (!c.Sampled || openPGPData(c.Sample)) {
+			return c
+		}
+	}
+	return nil
+}
+
+// openPGPData reports whether octets start an OpenPGP message: the armor
+// header line (RFC 4880 section 6.2) or, in binary, the packet tag of a
+// public-key or symmetric-key encrypted session key (RFC 4880 sections 4.2,
+// 5.1, 5.3), old or new format.
+func openPGPData(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if bytes.HasPrefix(b, []byte("-----BEGIN PGP MESSAGE-----")) {
+		return true
+	}
+	if len(b) == 0 || b[0]&0x80 == 0 {
+		return false
+	}
+	tag := b[0] & 0x3f // new format
+	if b[0]&0x40 == 0 {
+		tag = (b[0] >> 2) & 0x0f // old format
+	}
+	return tag == 1 || tag == 3
 }
 
 // matchName reports whether a file name matches a lower-case pattern

@@ -62,7 +62,7 @@ func (l Limits) fromStructure(samples map[string][]byte, bs imap.BodyStructure, 
 	if _, ok := bs.(*imap.BodyStructureMultiPart); ok {
 		rootPath = ""
 	}
-	m.Root = b.part(bs, rootPath, 0, samples)
+	m.Root = b.part(bs, rootPath, 0, samples, nil)
 	return m
 }
 
@@ -90,9 +90,10 @@ func (b *treeBuilder) admit() bool {
 	return true
 }
 
-// choose decides whether a part gets a sample.
-func (b *treeBuilder) choose(p *Part) sampleKind {
-	k := p.sampleKind()
+// choose decides whether a part gets a sample; prev is the part's previous
+// sibling (nil for a first child or the root).
+func (b *treeBuilder) choose(p, prev *Part) sampleKind {
+	k := p.sampleKind(prev)
 	if k == sampleNone || b.sampled >= b.lim.MaxSamples {
 		return sampleNone
 	}
@@ -111,7 +112,7 @@ func (b *treeBuilder) tooDeep(p *Part, depth int) bool {
 	return true
 }
 
-func (b *treeBuilder) part(bs imap.BodyStructure, path string, depth int, samples map[string][]byte) *Part {
+func (b *treeBuilder) part(bs imap.BodyStructure, path string, depth int, samples map[string][]byte, prev *Part) *Part {
 	admitted := b.admit()
 	switch s := bs.(type) {
 	case *imap.BodyStructureMultiPart:
@@ -131,7 +132,7 @@ func (b *treeBuilder) part(bs imap.BodyStructure, path string, depth int, sample
 			if b.stopped || c == nil {
 				break
 			}
-			p.Children = append(p.Children, b.part(c, childPath(path, i), depth+1, samples))
+			p.Children = append(p.Children, b.part(c, childPath(path, i), depth+1, samples, lastChild(p)))
 		}
 		switch {
 		case s.Extended != nil && p.Params["boundary"] == "":
@@ -153,7 +154,7 @@ func (b *treeBuilder) part(bs imap.BodyStructure, path string, depth int, sample
 		if !admitted {
 			return p
 		}
-		if k := b.choose(p); k != sampleNone && samples != nil {
+		if k := b.choose(p, prev); k != sampleNone && samples != nil {
 			p.Sample = decodeSample(p, k, normalizeSample(samples[path]))
 		}
 		return p

@@ -190,3 +190,34 @@ func TestPartHeaderMeetsBoundary(t *testing.T) {
 		t.Errorf("problems %q, parts %d, second part %+v", m.Problems, len(m.Root.Children), m.Root.Children[len(m.Root.Children)-1])
 	}
 }
+
+// TestSamplePathsOpenPGPData checks that an application/octet-stream part
+// is sampled only right after an application/pgp-encrypted part (the shape
+// Exchange leaves of PGP/MIME), so the poller fetches no other attachment.
+func TestSamplePathsOpenPGPData(t *testing.T) {
+	leaf := func(typ, subtype string) imap.BodyStructure {
+		return &imap.BodyStructureSinglePart{Type: typ, Subtype: subtype, Encoding: "base64", Size: 900}
+	}
+	mixed := func(children ...imap.BodyStructure) imap.BodyStructure {
+		return &imap.BodyStructureMultiPart{Subtype: "mixed", Children: children,
+			Extended: &imap.BodyStructureMultiPartExt{Params: map[string]string{"boundary": "b1"}}}
+	}
+	cases := []struct {
+		name string
+		bs   imap.BodyStructure
+		want []string
+	}{
+		{"Exchange's rewrapped PGP/MIME", mixed(leaf("text", "plain"), leaf("application", "pgp-encrypted"), leaf("application", "octet-stream")), []string{"1", "3"}},
+		{"an octet-stream after text is not sampled", mixed(leaf("text", "plain"), leaf("application", "octet-stream")), []string{"1"}},
+		{"an octet-stream before the version part is not sampled", mixed(leaf("application", "octet-stream"), leaf("application", "pgp-encrypted")), nil},
+		{"only the part right after the version part", mixed(leaf("application", "pgp-encrypted"), leaf("application", "octet-stream"), leaf("application", "octet-stream")), []string{"2"}},
+		{"siblings in another multipart do not count", mixed(mixed(leaf("application", "pgp-encrypted")), leaf("application", "octet-stream")), nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := SamplePaths(c.bs); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("SamplePaths = %q, want %q", got, c.want)
+			}
+		})
+	}
+}

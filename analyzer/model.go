@@ -122,12 +122,16 @@ func (p *Part) isAttachment() bool { return p.Disposition == "attachment" || p.F
 type sampleKind int
 
 const (
-	sampleNone sampleKind = iota
-	sampleText            // text/plain, text/html: decoded to UTF-8
-	sampleCMS             // an S/MIME part whose header does not tell all: decoded octets
+	sampleNone    sampleKind = iota
+	sampleText               // text/plain, text/html: decoded to UTF-8
+	sampleCMS                // an S/MIME part whose header does not tell all: decoded octets
+	sampleOpenPGP            // an octet-stream after an application/pgp-encrypted part: decoded octets
 )
 
-func (p *Part) sampleKind() sampleKind {
+// sampleKind decides from the part's own header and its previous sibling
+// prev (nil for a first child or the root), which both constructors know
+// before the part's body.
+func (p *Part) sampleKind(prev *Part) sampleKind {
 	switch p.Type {
 	case "text/plain", "text/html":
 		return sampleText
@@ -141,11 +145,26 @@ func (p *Part) sampleKind() sampleKind {
 		if strings.HasSuffix(strings.ToLower(p.Filename), ".p7m") {
 			return sampleCMS
 		}
+		// PGP/MIME that Exchange rewrapped as multipart/mixed keeps the
+		// version part before the data (see exchangePGP): only the first
+		// octets of that data tell whether it is OpenPGP.
+		if prev != nil && prev.Type == "application/pgp-encrypted" {
+			return sampleOpenPGP
+		}
 	}
 	if strings.EqualFold(p.Filename, "smime.p7m") && p.Params["smime-type"] == "" && !p.isMultipart() {
 		return sampleCMS
 	}
 	return sampleNone
+}
+
+// lastChild is the last child of p so far, nil when it has none: the
+// previous sibling of the child about to be added.
+func lastChild(p *Part) *Part {
+	if len(p.Children) == 0 {
+		return nil
+	}
+	return p.Children[len(p.Children)-1]
 }
 
 // newPart builds a part from the facts both constructors have: media type,

@@ -35,7 +35,7 @@ func (l Limits) FromRaw(r io.Reader) (*Message, error) {
 		// Without a header nothing tells how to read the body.
 		m.Root = newPart("1", "application/octet-stream", nil, "", nil, "")
 	} else {
-		m.Root, _ = rp.part(h, "1", 0, nil, true, nil)
+		m.Root, _ = rp.part(h, "1", 0, nil, true, nil, nil)
 	}
 	if rp.lr.err == nil {
 		_, rp.lr.err = io.Copy(io.Discard, rp.lr.br)
@@ -136,8 +136,9 @@ func (rp *rawParser) readHeaderBlock(l Limits, bounds []string) (block []byte, t
 // part builds the part whose header is h and parses its body up to the
 // boundary or end of input that ends it. The message itself is the root
 // part: "1" when single-part, "" when multipart. A part whose header already
-// ran into a boundary (ended) has an empty body.
-func (rp *rawParser) part(h Header, path string, depth int, bounds []string, root bool, ended *term) (*Part, term) {
+// ran into a boundary (ended) has an empty body. prev is its previous
+// sibling, nil for a first child or the root.
+func (rp *rawParser) part(h Header, path string, depth int, bounds []string, root bool, ended *term, prev *Part) (*Part, term) {
 	admitted := rp.b.admit()
 	mt, params := contentType(h.Get("Content-Type"))
 	disp, dparams := contentType(h.Get("Content-Disposition"))
@@ -149,7 +150,7 @@ func (rp *rawParser) part(h Header, path string, depth int, bounds []string, roo
 		return p, endOfInput
 	}
 	if !p.isMultipart() {
-		k := rp.b.choose(p)
+		k := rp.b.choose(p, prev)
 		if ended != nil {
 			if k != sampleNone {
 				p.Sample = decodeSample(p, k, nil)
@@ -192,9 +193,9 @@ func (rp *rawParser) multipart(p *Part, depth int, bounds []string) term {
 		rp.b.msg.Problems = append(rp.b.msg.Problems, problems...)
 		var c *Part
 		if ended {
-			c, t = rp.part(h, path, depth+1, inner, false, &end)
+			c, t = rp.part(h, path, depth+1, inner, false, &end, lastChild(p))
 		} else {
-			c, t = rp.part(h, path, depth+1, inner, false, nil)
+			c, t = rp.part(h, path, depth+1, inner, false, nil, lastChild(p))
 		}
 		p.Children = append(p.Children, c)
 		if rp.b.stopped {
