@@ -98,19 +98,41 @@ func detectTransport(h Header) (TransportTLS, []string) {
 	}
 }
 
+// heloClause matches what a Received from clause quotes of the client's
+// HELO/EHLO argument: qmail's "(HELO name)", Exim's "helo=name". The client
+// chooses it, so an address in it says nothing about where the connection
+// came from (RFC 5321 section 4.4: the TCP-info is what the server saw).
+var heloClause = regexp.MustCompile(`(?i)\(helo\s[^)]*\)|\bhelo=[^\s)]*`)
+
 // internalHost reports whether a hop comes from localhost or from a
-// loopback, private or link-local address: the first IP literal of its from
-// clause decides.
+// loopback, private or link-local address. The address the server saw
+// decides: the first IP literal of the from clause's comments (Postfix
+// "(rdns [ip])", qmail "(user@ip)", Exim "([ip])"), HELO arguments left
+// out; else the from name itself when it is a literal; else a localhost name.
 func internalHost(helo, fromPart string) bool {
+	rest := fromPart
+	if loc := hopFrom.FindStringIndex(fromPart); loc != nil {
+		rest = fromPart[loc[1]:]
+	}
+	for _, lit := range hopIP.FindAllString(heloClause.ReplaceAllString(rest, " "), -1) {
+		if ip, ok := parseHopIP(lit); ok {
+			return internalIP(ip)
+		}
+	}
+	if ip, ok := parseHopIP(strings.Trim(helo, "[]")); ok {
+		return internalIP(ip)
+	}
 	if helo == "localhost" || strings.HasPrefix(helo, "localhost.") {
 		return true
 	}
-	for _, lit := range hopIP.FindAllString(fromPart, -1) {
-		ip, err := netip.ParseAddr(strings.TrimPrefix(strings.ToLower(lit), "ipv6:"))
-		if err != nil {
-			continue
-		}
-		return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified()
-	}
 	return strings.Contains(strings.ToLower(fromPart), "localhost")
+}
+
+func parseHopIP(lit string) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(strings.TrimPrefix(strings.ToLower(lit), "ipv6:"))
+	return ip, err == nil
+}
+
+func internalIP(ip netip.Addr) bool {
+	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified()
 }
