@@ -85,7 +85,14 @@ func TestRelay(t *testing.T) {
 		reason    string
 	}{
 		{"Apple Hide My Email", "From: a1b2c3d4e5@privaterelay.appleid.com\n", RelayPrivate, "apple-hide-my-email", false,
-			[]string{"a1b2c3d4e5@privaterelay.appleid.com"}, "From: a1b2c3d4e5@privaterelay.appleid.com is a apple-hide-my-email alias"},
+			[]string{"a1b2c3d4e5@privaterelay.appleid.com"}, "From: a1b2c3d4e5@privaterelay.appleid.com is a apple-hide-my-email (Sign in with Apple private relay) alias"},
+		{"iCloud+ Hide My Email alias at icloud.com", "From: fabulous_tacos_02@icloud.com\n", RelayPrivate, "apple-hide-my-email", false,
+			[]string{"fabulous_tacos_02@icloud.com"}, "is a apple-hide-my-email (iCloud+ Hide My Email) alias"},
+		{"an ordinary iCloud user is not masked", "From: Ann Smith <ann.smith@icloud.com>\n", RelayNone, "", false, nil, ""},
+		{"a forged Sender at privaterelay.appleid.com is not believed", "Received: from architect.spam.example (89.168.124.34) by AMS0EPF000001B6.mail.protection.outlook.com (10.167.16.1) with Microsoft SMTP Server id 15.20.1; Mon, 2 Nov 2026 09:00:00 +0000\nSender: contact@privaterelay.appleid.com\nFrom: Rewards <rewards@survey.example>\n", RelayNone, "", false, nil,
+			"Sender: contact@privaterelay.appleid.com is a apple-hide-my-email (Sign in with Apple private relay) address, but From is not and no Received hop comes from its hosts: not believed"},
+		{"a Sender at the relay with Apple's hosts in Received is believed", "Received: from st43p00im-zteg10061901.me.com (st43p00im-zteg10061901.me.com [17.58.63.168]) by mx1.helpdesk.example (Postfix) with ESMTPS id 9; Mon, 2 Nov 2026 09:00:00 +0000\nSender: k7q2m9x4@privaterelay.appleid.com\nFrom: Ann <ann@customer.example>\n", RelayPrivate, "apple-hide-my-email", false,
+			[]string{"k7q2m9x4@privaterelay.appleid.com"}, "Sender: k7q2m9x4@privaterelay.appleid.com is a apple-hide-my-email"},
 		{"Firefox Relay mask on a subdomain", "From: Ann <x7k2q9@ann.mozmail.com>\n", RelayPrivate, "firefox-relay", false,
 			[]string{"x7k2q9@ann.mozmail.com"}, "firefox-relay alias"},
 		{"Firefox Relay [via Relay] with reply address", "From: \"shop@store.example [via Relay]\" <x7k2q9@mozmail.com>\nReply-To: replies@relay.firefox.com\n", RelayPrivate, "firefox-relay", true,
@@ -113,10 +120,20 @@ func TestRelay(t *testing.T) {
 		{"list beats forwarded", "From: ann@customer.example\nList-Id: <users.lists.example.org>\nARC-Seal: i=1; a=rsa-sha256; cv=none\n", RelayList, "", false, nil, "List-Id"},
 		{"private beats list", "From: w11tzqdr@duck.com\nList-Id: <users.lists.example.org>\n", RelayPrivate, "duckduckgo", false, []string{"w11tzqdr@duck.com"}, "duckduckgo"},
 		{"SRS envelope sender", "Return-Path: <SRS0=HhA3=ZZ=customer.example=ann@forwarder.example>\nFrom: ann@customer.example\n", RelayForwarded, "", false, nil, "SRS-rewritten"},
-		{"ARC chain", "ARC-Seal: i=1; a=rsa-sha256; cv=none; d=forwarder.example\nFrom: ann@customer.example\n", RelayForwarded, "", false, nil, "header ARC-Seal present"},
+		{"ARC chain", "ARC-Seal: i=1; a=rsa-sha256; cv=none; d=forwarder.example\nFrom: ann@customer.example\n", RelayForwarded, "", false, nil, "ARC-Seal d=forwarder.example is neither the sender's nor the receiver's system"},
+		{"Microsoft 365 seals the ARC set of its own sender's mail", "Received: from eur04.outbound.protection.outlook.com (mail-eopbgr80125.outbound.protection.outlook.com [40.107.8.125]) by mx1.helpdesk.example (Postfix) with ESMTPS id D1; Mon, 2 Nov 2026 09:00:00 +0000\nARC-Seal: i=1; a=rsa-sha256; s=arcselector9901; d=microsoft.com; cv=none; b=x\nReceived: from AM7PR09MB3574.eurprd09.prod.outlook.com ([fe80::1]) by AM7PR09MB3574.eurprd09.prod.outlook.com ([fe80::1%5]) with mapi id 15.20.2878.022; Mon, 2 Nov 2026 08:59:00 +0000\nFrom: ann@customer.example\n", RelayNone, "", false, nil,
+			"ARC-Seal d=microsoft.com is the sender's (submission to am7pr09mb3574.eurprd09.prod.outlook.com) own system: not forwarding"},
+		{"Gmail seals the ARC set of mail it receives", "Received: by 2002:a05:7300:538f:b0:7c:ab41:dfcf with SMTP id g15csp950363dye; Mon, 2 Nov 2026 09:00:00 -0800 (PST)\nARC-Seal: i=1; a=rsa-sha256; t=1675302377; cv=none; d=google.com; s=arc-20160816; b=x\nReceived: from mail.customer.example (mail.customer.example [198.51.100.7]) by mx.google.com with ESMTPS id 23; Mon, 2 Nov 2026 09:00:00 -0800 (PST)\nFrom: ann@customer.example\n", RelayNone, "", false, nil,
+			"ARC-Seal d=google.com is the receiver's (by mx.google.com) own system"},
+		{"a sender on Outlook.com and an ARC set by Microsoft", "ARC-Seal: i=2; a=rsa-sha256; s=arcselector9901; d=microsoft.com; cv=pass; b=x\nARC-Seal: i=1; a=rsa-sha256; s=arcselector9901; d=microsoft.com; cv=none; b=x\nFrom: ann@tenant.onmicrosoft.com\n", RelayNone, "", false, nil, "ARC-Seal d=microsoft.com is the sender's (From tenant.onmicrosoft.com) own system"},
+		{"an intermediary's ARC set beside the receiver's", "Received: by 2002:a05:7300:538f with SMTP id g15; Mon, 2 Nov 2026 09:00:00 -0800 (PST)\nARC-Seal: i=2; a=rsa-sha256; cv=pass; d=google.com; s=arc-20160816; b=x\nReceived: from mail.alumni.example (mail.alumni.example [192.0.2.200]) by mx.google.com with ESMTPS id 9; Mon, 2 Nov 2026 09:00:00 -0800 (PST)\nARC-Seal: i=1; a=rsa-sha256; cv=none; d=alumni.example; s=arc; b=x\nFrom: ann@customer.example\n", RelayForwarded, "", false, nil,
+			"ARC-Seal d=alumni.example is neither the sender's nor the receiver's system"},
 		{"Resent-*", "Resent-From: boss@customer.example\nFrom: ann@customer.example\n", RelayForwarded, "", false, nil, "Resent-From"},
 		{"X-Forwarded-To", "X-Forwarded-To: support@helpdesk.example\nFrom: ann@customer.example\n", RelayForwarded, "", false, nil, "X-Forwarded-To"},
 		{"plain mail", "From: ann@customer.example\nReply-To: ann.private@home.example\n", RelayNone, "", false, nil, ""},
+		{"SimpleLogin's MX stamp on mail it received is no relay", "X-SimpleLogin-Client-IP: 40.92.66.13\nFrom: <staff@hotmail.com>\n", RelayNone, "", false, nil, ""},
+		{"a name with a number in Reply-To is no token", "From: Martin <info@customer.example>\nReply-To: <mrmartinkofiadu09@gmail.com>\n", RelayNone, "", false, nil, ""},
+		{"a ticket number after reply+ is no token", "From: support@vendor.example\nReply-To: reply+ticket12345@tickets.vendor.example\n", RelayNone, "", false, nil, ""},
 	}
 	an := New(nil)
 	for _, c := range cases {

@@ -29,6 +29,13 @@ type RelayService struct {
 	// TokenPattern matches the local part of a reply-token address at the
 	// service's domains (a rewritten sender that routes replies back).
 	TokenPattern string
+	// Hosts are the service's own mail hosts (same patterns as Domains). A
+	// relay address in Sender alone is believed only when a Received hop
+	// comes from one of them: Sender is the sender's to write.
+	Hosts []string
+	// Product names the product when one Name covers two (Apple's Sign in
+	// with Apple relay and iCloud+ Hide My Email); it goes into reasons.
+	Product string
 	// Source names where the facts come from.
 	Source string
 }
@@ -37,9 +44,25 @@ type RelayService struct {
 func DefaultRelayServices() []RelayService {
 	return []RelayService{
 		{
+			// Apple calls both of its relays Hide My Email ("built in to
+			// Sign in with Apple and iCloud+", support.apple.com HT210425);
+			// they differ in domain and shape.
 			Name:    "apple-hide-my-email",
+			Product: "Sign in with Apple private relay",
 			Domains: []string{"privaterelay.appleid.com"},
-			Source:  "Apple, Sign in with Apple / Hide My Email: private relay addresses at privaterelay.appleid.com",
+			Hosts:   appleHosts,
+			Source:  "Apple support HT210425 (Sign in with Apple hides the address behind a random one at privaterelay.appleid.com); Apple developer docs: the relay accepts mail only from domains the app's developer registered",
+		},
+		{
+			Name:    "apple-hide-my-email",
+			Product: "iCloud+ Hide My Email",
+			Domains: []string{"icloud.com"},
+			// iCloud+ aliases share icloud.com with real accounts: only the
+			// generated shape counts, two words and a two-character suffix
+			// ("fabulous_tacos_02@icloud.com").
+			LocalPattern: `^[a-z]+[._-][a-z]+[._-][0-9][0-9a-z]$`,
+			Hosts:        appleHosts,
+			Source:       "Apple support HT210425 (iCloud+ Hide My Email: unique, random addresses); AdguardTeam/KnowledgeBaseVPN PR #256 (aliases at icloud.com, not privaterelay.appleid.com); alias shape from public descriptions (namegenerator.biz: fabulous_tacos_02@icloud.com)",
 		},
 		{
 			Name:          "firefox-relay",
@@ -59,9 +82,13 @@ func DefaultRelayServices() []RelayService {
 			Name: "simplelogin",
 			Domains: []string{"simplelogin.com", "simplelogin.co", "simplelogin.fr", "simplelogin.io", "aleeas.com",
 				"slmail.me", "silomails.com", "8alias.com", "8shield.net", "dralias.com"},
-			Headers:      []string{"X-SimpleLogin-*"},
+			// The headers SimpleLogin writes on what it forwards or relays
+			// back. Not X-SimpleLogin-Client-IP: its MX stamps that on all
+			// mail it receives, abuse reports to its postmaster included.
+			Headers: []string{"X-SimpleLogin-Type", "X-SimpleLogin-EmailLog-ID", "X-SimpleLogin-Envelope-From",
+				"X-SimpleLogin-Envelope-To", "X-SimpleLogin-Original-*", "X-SimpleLogin-Want-Signing"},
 			TokenPattern: `^(ra|reply)\+|^ra_|\+`,
-			Source:       "simple-login/app: X-SimpleLogin-Type, X-SimpleLogin-EmailLog-ID, X-SimpleLogin-Envelope-From/-To, X-SimpleLogin-Original-From headers (app/email/headers.py); reverse aliases (ra+…, reply+…)",
+			Source:       "simple-login/app: app/email/headers.py (SL_DIRECTION X-SimpleLogin-Type, SL_EMAIL_LOG_ID, SL_ENVELOPE_FROM/TO, SL_ORIGINAL_FROM, SL_ORIGINAL_LIST_*, SL_WANT_SIGNING; SL_CLIENT_IP is added on receipt); reverse aliases (ra+…, reply+…)",
 		},
 		{
 			Name:    "proton-pass",
@@ -84,6 +111,12 @@ func DefaultRelayServices() []RelayService {
 	}
 }
 
+// appleHosts are Apple's mail hosts: Received chains through iCloud show
+// *.me.com and *.icloud.com (atelierhsn.com "Things I've learned playing
+// around with Apple Hide My Email", 2022: st43p00im-….me.com), the MX of
+// privaterelay.appleid.com is mx01/mx02.mail.icloud.com.
+var appleHosts = []string{"*.me.com", "*.icloud.com", "*.apple.com"}
+
 // relayService is a RelayService with its patterns compiled.
 type relayService struct {
 	RelayService
@@ -103,6 +136,7 @@ func compileRelays(extra []RelayService) []relayService {
 		all[i].Domains = append(all[i].Domains, e.Domains...)
 		all[i].ReplyDomains = append(all[i].ReplyDomains, e.ReplyDomains...)
 		all[i].Headers = append(all[i].Headers, e.Headers...)
+		all[i].Hosts = append(all[i].Hosts, e.Hosts...)
 	}
 	out := make([]relayService, 0, len(all))
 	for _, s := range all {
@@ -183,20 +217,31 @@ type relayResult struct {
 	reasons   []string
 }
 
-// opaqueToken matches a local part (or its +detail) that carries a long
-// machine-made token: 16+ letters and digits mixed, or 8+ after a "+".
+// opaqueRun finds the runs of a local part that may be a long machine-made
+// token: 16+ letters and digits, or 8+ after a "+" (a ticket system's
+// reply+token).
 var opaqueRun = regexp.MustCompile(`[A-Za-z0-9]{16,}`)
 
+// opaque reports whether a local part carries a token: a run (or +detail)
+// whose letters and digits are mixed beyond a trailing number. A name with
+// a number after it ("mrmartinkofiadu09", "ticket12345") is a person's or a
+// system's chosen name, not a token.
 func opaque(local string) bool {
-	if _, detail, ok := strings.Cut(local, "+"); ok && len(detail) >= 8 && hasLetterAndDigit(detail) {
+	if _, detail, ok := strings.Cut(local, "+"); ok && len(detail) >= 8 && mixed(detail) {
 		return true
 	}
 	for _, run := range opaqueRun.FindAllString(local, -1) {
-		if hasLetterAndDigit(run) {
+		if mixed(run) {
 			return true
 		}
 	}
 	return false
+}
+
+// mixed reports whether s has letters and digits once a trailing run of
+// digits is cut off.
+func mixed(s string) bool {
+	return hasLetterAndDigit(strings.TrimRight(s, "0123456789"))
 }
 
 func hasLetterAndDigit(s string) bool {
@@ -229,7 +274,16 @@ func (a *Analyzer) detectRelay(h Header) relayResult {
 	}
 
 	for _, s := range a.relays {
+		name := s.Name
+		if s.Product != "" {
+			name += " (" + s.Product + ")"
+		}
 		for _, ad := range all {
+			atRelay := domainIn(ad.domain, s.Domains) && (s.local == nil || s.local.MatchString(ad.local)) || domainIn(ad.domain, s.ReplyDomains)
+			if atRelay && ad.field == "Sender" && !receivedFrom(h, s.Hosts) {
+				r.reasons = append(r.reasons, fmt.Sprintf("Sender: %s is a %s address, but From is not and no Received hop comes from its hosts: not believed", ad.addr, name))
+				continue
+			}
 			switch {
 			case domainIn(ad.domain, s.Domains) && (s.local == nil || s.local.MatchString(ad.local)):
 				addAddr(ad.addr)
@@ -240,13 +294,13 @@ func (a *Analyzer) detectRelay(h Header) relayResult {
 						r.tokenized = true
 					}
 				}
-				private(s.Name, fmt.Sprintf("%s: %s is a %s %s", ad.field, ad.addr, s.Name, kind))
+				private(s.Name, fmt.Sprintf("%s: %s is a %s %s", ad.field, ad.addr, name, kind))
 			case domainIn(ad.domain, s.ReplyDomains):
 				addAddr(ad.addr)
 				if ad.field == "Reply-To" {
 					r.tokenized = true
 				}
-				private(s.Name, fmt.Sprintf("%s: %s is a %s reply address", ad.field, ad.addr, s.Name))
+				private(s.Name, fmt.Sprintf("%s: %s is a %s reply address", ad.field, ad.addr, name))
 			}
 			if s.DisplaySuffix != "" && ad.field == "From" && strings.HasSuffix(ad.name, s.DisplaySuffix) {
 				addAddr(ad.addr)
@@ -306,15 +360,43 @@ func (a *Analyzer) detectRelay(h Header) relayResult {
 	}
 	for _, f := range h {
 		n := strings.ToLower(f.Name)
-		if strings.HasPrefix(n, "arc-") || strings.HasPrefix(n, "resent-") || n == "x-forwarded-for" || n == "x-forwarded-to" {
+		if strings.HasPrefix(n, "resent-") || n == "x-forwarded-for" || n == "x-forwarded-to" {
 			r.relay = RelayForwarded
 			r.reasons = append(r.reasons, fmt.Sprintf("header %s present (forwarded)", f.Name))
 			return r
 		}
 	}
+	forwarded, reasons := arcIntermediary(h, from)
+	r.reasons = append(r.reasons, reasons...)
+	if forwarded {
+		r.relay = RelayForwarded
+		return r
+	}
 	r.relay = RelayNone
 	return r
 }
+
+// receivedFrom reports whether a Received hop's from clause names one of
+// the host patterns.
+func receivedFrom(h Header, hosts []string) bool {
+	if len(hosts) == 0 {
+		return false
+	}
+	for _, v := range h.Values("Received") {
+		fromPart := v
+		if loc := hopByWord.FindStringIndex(v); loc != nil {
+			fromPart = v[:loc[0]]
+		}
+		for _, name := range hostName.FindAllString(strings.ToLower(fromPart), -1) {
+			if domainIn(strings.TrimSuffix(name, "."), hosts) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+var hostName = regexp.MustCompile(`[a-z0-9-]+(\.[a-z0-9-]+)+\.?`)
 
 // headerMatches reports whether a field name matches one of the patterns.
 func headerMatches(name string, patterns []string) bool {
