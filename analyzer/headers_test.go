@@ -227,6 +227,42 @@ func TestFingerprint(t *testing.T) {
 	}
 }
 
+// TestFingerprintBody checks that a message copying another's identifying
+// headers gets its own fingerprint (issue 11 item 6: a collision must never
+// hide a message), and that the same message read again keeps its own.
+func TestFingerprintBody(t *testing.T) {
+	an := New(nil)
+	fp := func(raw string) string {
+		m, err := FromRaw(strings.NewReader(raw))
+		if err != nil {
+			t.Fatalf("FromRaw: %v", err)
+		}
+		return an.Classify(m, DefaultPolicy()).Fingerprint
+	}
+	plain := msg("Content-Type: text/plain; charset=utf-8\n", "My order is late.\n")
+	cases := []struct {
+		name string
+		a, b string
+		same bool
+	}{
+		{"an encrypted message with the headers of a clean one", plain, msg("Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=b1\n",
+			"--b1\nContent-Type: application/pgp-encrypted\n\nVersion: 1\n--b1\nContent-Type: application/octet-stream\n\n"+pgpArmor+"--b1--\n"), false},
+		{"another text under the same headers", plain, msg("Content-Type: text/plain; charset=utf-8\n", "Please cancel my order.\n"), false},
+		{"an S/MIME part with the same headers", plain, msg("Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\nContent-Transfer-Encoding: base64\n", b64(der(oidEnveloped))), false},
+		{"a broken copy under the same headers", plain, msg("Content-Type: multipart/mixed\n", "My order is late.\n"), false},
+		{"the same message with CRLF line ends", plain, strings.ReplaceAll(plain, "\n", "\r\n"), true},
+		{"the same message with a Received line added on restore", plain, "Received: from backup by restore with LMTP; Mon, 2 Nov 2026 10:00:00 +0000\n" + plain, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := fp(c.a), fp(c.b)
+			if (a == b) != c.same {
+				t.Errorf("fingerprints %s and %s: same=%v, want %v", a, b, a == b, c.same)
+			}
+		})
+	}
+}
+
 func TestPolicy(t *testing.T) {
 	an := New(nil)
 	m, err := FromRaw(strings.NewReader("From: w11tzqdr@duck.com\nMessage-ID: <p1@x>\n\nhi\n"))

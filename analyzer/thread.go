@@ -3,6 +3,7 @@ package analyzer
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"regexp"
 	"strings"
 )
@@ -57,9 +58,12 @@ func threadKey(messageID string, inReplyTo, references []string) string {
 }
 
 // fingerprint identifies a message across UID changes: its Message-ID plus a
-// hash of Date, From, To, Cc and Subject; without a Message-ID, a hash of
-// those and of every header field (names and values with white space folded,
-// so that a server refolding lines does not change it).
+// hash of Date, From, To, Cc and Subject and of what its body shows (see
+// bodyShape); without a Message-ID, a hash of those and of every header
+// field (names and values with white space folded, so that a server
+// refolding lines does not change it). Re-reading the same message (after a
+// crash, a UIDVALIDITY reset, a restored copy) gives the same fingerprint;
+// a different message that copies the identifying headers does not.
 func fingerprint(m *Message, messageID string) string {
 	h := sha256.New()
 	for _, name := range []string{"Date", "From", "To", "Cc", "Subject"} {
@@ -68,6 +72,7 @@ func fingerprint(m *Message, messageID string) string {
 		h.Write([]byte(strings.Join(strings.Fields(m.Header.Get(name)), " ")))
 		h.Write([]byte{0})
 	}
+	bodyShape(h, m)
 	if messageID != "" {
 		return messageID + "/" + hex.EncodeToString(h.Sum(nil))[:16]
 	}
@@ -78,4 +83,32 @@ func fingerprint(m *Message, messageID string) string {
 		h.Write([]byte{0})
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// bodyShape writes what tells two bodies apart and both constructors see
+// alike: each part's path, media type, the parameters detection reads,
+// disposition, file name and transfer encoding, and its decoded sample.
+// Part sizes are left out: servers count them their own way. Of a message
+// that did not parse, the problems stand for the body: the tree a server
+// makes of broken MIME need not be the raw parser's.
+func bodyShape(w io.Writer, m *Message) {
+	if len(m.Problems) > 0 {
+		for _, p := range m.Problems {
+			io.WriteString(w, p)
+			w.Write([]byte{0})
+		}
+		return
+	}
+	m.Walk(func(p *Part, _ int) {
+		for _, s := range []string{p.Path, p.Type, p.Params["smime-type"], p.Params["protocol"], p.Params["charset"],
+			p.Disposition, p.Filename, p.Encoding} {
+			io.WriteString(w, s)
+			w.Write([]byte{0})
+		}
+		if p.Sampled {
+			sum := sha256.Sum256(p.Sample)
+			w.Write(sum[:])
+		}
+		w.Write([]byte{1})
+	})
 }
