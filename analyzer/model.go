@@ -88,6 +88,10 @@ type Message struct {
 	Root     *Part    // never nil
 	Size     int64    // encoded octets of the whole message, approximate
 	Problems []string // why the message is unparseable; empty when it parsed
+
+	// unclosed counts the Problems that are a multipart's missing close
+	// delimiter: only the raw stream shows them (see CloseCheck).
+	unclosed int
 }
 
 // Walk calls f for every part in depth-first pre-order, the order of IMAP

@@ -210,6 +210,7 @@ func (rp *rawParser) multipart(p *Part, depth int, bounds []string) term {
 		// message cut short misses it (FromIMAP cannot see this: servers
 		// report the parts they found).
 		rp.b.msg.Problems = append(rp.b.msg.Problems, fmt.Sprintf("part %s: %s ends without its close delimiter (truncated)", displayPath(p.Path), p.Type))
+		rp.b.msg.unclosed++
 	}
 	return t
 }

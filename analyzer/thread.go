@@ -86,13 +86,15 @@ func fingerprint(m *Message, messageID string) string {
 }
 
 // bodyShape writes what tells two bodies apart and both constructors see
-// alike: each part's path, media type, the parameters detection reads,
-// disposition, file name and transfer encoding, and its decoded sample.
-// Part sizes are left out: servers count them their own way. Of a message
-// that did not parse, the problems stand for the body: the tree a server
-// makes of broken MIME need not be the raw parser's.
+// alike: each part's path, media type, the smime-type and protocol
+// parameters, disposition and transfer encoding, and its decoded sample.
+// Part sizes and file names are left out: servers count sizes their own way
+// and decode names their own way. Of a message that did not parse, the
+// problems stand for the body (the tree a server makes of broken MIME need
+// not be the raw parser's), except a missing close delimiter, which only
+// the raw stream shows: the parts found so far are the same on both sides.
 func bodyShape(w io.Writer, m *Message) {
-	if len(m.Problems) > 0 {
+	if len(m.Problems) > m.unclosed {
 		for _, p := range m.Problems {
 			io.WriteString(w, p)
 			w.Write([]byte{0})
@@ -100,8 +102,7 @@ func bodyShape(w io.Writer, m *Message) {
 		return
 	}
 	m.Walk(func(p *Part, _ int) {
-		for _, s := range []string{p.Path, p.Type, p.Params["smime-type"], p.Params["protocol"], p.Params["charset"],
-			p.Disposition, p.Filename, p.Encoding} {
+		for _, s := range []string{p.Path, p.Type, p.Params["smime-type"], p.Params["protocol"], p.Disposition, p.Encoding} {
 			io.WriteString(w, s)
 			w.Write([]byte{0})
 		}
