@@ -1238,6 +1238,203 @@ openssl enc -aes-128-ctr -nosalt -K 000102030405060708090a0b0c0d0e0f -iv 0f0e0d0
 	-in <(head -c 8192 /dev/zero) -out "$cur"
 label unparseable "" unknown none "" false
 
+# ------------------------------------------- shapes of real mail (#15) ----
+# Written from the facts of real mail (see testdata/corpus/README.md, "Shapes
+# of real mail"), not copied from it.
+
+begin pgp-mime-exchange-mangled
+{
+	std 'Alice Customer <alice@customer.example>' 'PGP/MIME through Exchange'
+	cat <<'EOF'
+Content-Type: multipart/mixed; boundary="_003_exch_mangled_"
+
+--_003_exch_mangled_
+Content-Type: text/plain; charset="us-ascii"
+
+
+--_003_exch_mangled_
+Content-Type: application/pgp-encrypted; name="PGPMIME Versions Identification"
+Content-Description: PGP/MIME Versions Identification
+Content-Disposition: attachment; filename="PGPMIME Versions Identification"
+Content-Transfer-Encoding: base64
+
+EOF
+	printf 'Version: 1\r\n' | base64
+	cat <<'EOF'
+
+--_003_exch_mangled_
+Content-Type: application/octet-stream; name="encrypted.asc"
+Content-Description: OpenPGP encrypted message.asc
+Content-Disposition: attachment; filename="encrypted.asc"
+Content-Transfer-Encoding: base64
+
+EOF
+	base64 -w 76 <"$work/armor.asc"
+	printf '\n--_003_exch_mangled_--\n'
+} >"$cur"
+label pgp-encrypted pgp-mime tls none "" false
+
+begin smime-certs-only
+{
+	std 'Alice Customer <alice@customer.example>' 'My certificate'
+	cat <<'EOF'
+Content-Type: application/pkcs7-mime; name="smime.p7c"; smime-type="certs-only"
+Content-Transfer-Encoding: base64
+Content-Disposition: attachment; filename="smime.p7c"
+
+EOF
+	openssl crl2pkcs7 -nocrl -certfile "$work/customer.crt" -outform DER | base64 -w 76
+} >"$cur"
+label none "" tls none "" false
+
+begin smime-signed-no-signature-part
+{
+	rcv_tls mail.parcel-notice.example 203.0.113.140
+	hdr '"Parcel Service" <notice@parcel-notice.example>' 'Your parcel is waiting'
+	cat <<'EOF'
+Content-Type: multipart/signed; protocol="application/pkcs7-signature";
+	micalg=sha-256; boundary="sig-missing-1"
+
+--sig-missing-1
+Content-Type: multipart/alternative; boundary="sig-missing-alt"
+
+--sig-missing-alt
+Content-Type: text/plain; charset=utf-8
+
+Your parcel is waiting at the depot. Confirm the delivery date online.
+
+--sig-missing-alt
+Content-Type: text/html; charset=utf-8
+
+<p>Your parcel is waiting at the depot. Confirm the delivery date online.</p>
+
+--sig-missing-alt--
+
+--sig-missing-1--
+EOF
+} >"$cur"
+label none "" tls none "" false
+
+begin arc-microsoft-own-sender
+{
+	cat <<EOF
+Received: from EUR05-AM6-obe.outbound.protection.outlook.com (mail-am6eur05on2121.outbound.protection.outlook.com [40.107.22.121])
+	(using TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits))
+	(No client certificate requested)
+	by mx1.helpdesk.example (Postfix) with ESMTPS id 4Xk2Ms$(printf '%04X' $((seq * 37)))
+	for <support@helpdesk.example>; $date
+ARC-Seal: i=1; a=rsa-sha256; s=arcselector9901; d=microsoft.com; cv=none;
+	b=Zk3pQ8mN2vX7rT1sW4yZ6aC0dE5gH3jK8mN2pR7tV1xZ4bD6fH9kM3nQ8sU2wY5
+ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=microsoft.com;
+	s=arcselector9901; h=From:Date:Subject:Message-ID:Content-Type:MIME-Version;
+	bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;
+	b=Qw2Er4Ty6Ui8Op0As2Df4Gh6Jk8Lz0Xc2Vb4Nm6Qw8Er0Ty2Ui4Op6As8Df0Gh2Jk4
+ARC-Authentication-Results: i=1; mx.microsoft.com 1; spf=pass
+	smtp.mailfrom=customer.example; dmarc=pass action=none
+	header.from=customer.example; dkim=pass header.d=customer.example; arc=none
+Received: from DB9PR08MB6588.eurprd08.prod.outlook.com (2603:10a6:10:2a5::18)
+	by AM0PR08MB5346.eurprd08.prod.outlook.com (2603:10a6:208:186::21) with
+	Microsoft SMTP Server (version=TLS1_2,
+	cipher=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384) id 15.20.7544.41; $date
+Received: from DB9PR08MB6588.eurprd08.prod.outlook.com
+	([fe80::9d5c:21b0:4a3e:7c11]) by DB9PR08MB6588.eurprd08.prod.outlook.com
+	([fe80::9d5c:21b0:4a3e:7c11%6]) with mapi id 15.20.7544.041; $date
+EOF
+	hdr 'Olga Office <olga@customer.example>' 'Licence renewal for 25 seats'
+	text "Hello," "" "please renew our licence for 25 seats from January." "" "Olga"
+} >"$cur"
+label none "" tls none "" false
+
+begin arc-gmail-receiver
+{
+	cat <<EOF
+Received: by 2002:a05:7300:1e0d:b0:1a2:3b4c:5d6e with SMTP id q13csp2841734dyq;
+        $date
+ARC-Seal: i=1; a=rsa-sha256; t=1793610000; cv=none;
+        d=google.com; s=arc-20160816;
+        b=Fq3k9Lx2VbN8pQ7rT1sW4yZ6aC0dE5gH3jK8mN2pR7tV1xZ4bD6fH9kM3nQ8sU2wY5
+ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=google.com; s=arc-20160816;
+        h=subject:message-id:date:from:to:mime-version;
+        bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;
+        b=Qw2Er4Ty6Ui8Op0As2Df4Gh6Jk8Lz0Xc2Vb4Nm6Qw8Er0Ty2Ui4Op6As8Df0Gh2Jk4
+ARC-Authentication-Results: i=1; mx.google.com;
+       spf=pass (google.com: domain of pat@partner.example designates 198.51.100.88 as permitted sender) smtp.mailfrom=pat@partner.example
+Received: from mail.partner.example (mail.partner.example. [198.51.100.88])
+        by mx.google.com with ESMTPS id a9-20020a170902b58900b001c9cc44eb4fsi3324935pls.10.2026.11.02
+        for <support@helpdesk.example>
+        (version=TLS1_3 cipher=TLS_AES_256_GCM_SHA384 bits=256/256);
+        $date
+EOF
+	hdr 'Pat Partner <pat@partner.example>' 'Shipping labels for December'
+	text "Hi," "" "attached are the shipping labels for December, as discussed." "" "Pat"
+} >"$cur"
+label none "" tls none "" false
+
+begin simplelogin-abuse-report
+{
+	cat <<EOF
+X-SimpleLogin-Client-IP: 40.92.66.13
+Received: from EUR01-VE1-obe.outbound.protection.outlook.com (mail-oln040092066013.outbound.protection.outlook.com [40.92.66.13])
+	(using TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits))
+	(No client certificate requested)
+	by mx1.helpdesk.example (Postfix) with ESMTPS id 4Xk2Mt$(printf '%04X' $((seq * 37)))
+	for <support@helpdesk.example>; $date
+EOF
+	hdr '<staff@hotmail.com>' 'complaint about message from 40.92.66.13'
+	text "This is an email abuse report for an email message received from IP 40.92.66.13." "A user marked the message as junk."
+} >"$cur"
+label none "" tls none "" false
+
+begin relay-apple-forged-sender
+{
+	cat <<EOF
+Received: from bulk.survey-rewards.example (bulk.survey-rewards.example [203.0.113.189])
+	by mx1.helpdesk.example (Postfix) with ESMTP id 4Xk2Mv$(printf '%04X' $((seq * 37)))
+	for <support@helpdesk.example>; $date
+Sender: contact@privaterelay.appleid.com
+EOF
+	hdr '"Rewards Team" <rewards@survey-rewards.example>' 'You have been selected'
+	text "Congratulations, you have been selected for a reward." "Confirm your details to claim it."
+} >"$cur"
+label none "" plain none "" false
+
+begin relay-apple-icloud-hme
+{
+	rcv_tls st43p00im-ztfb10061701.me.com 17.58.63.177
+	hdr '<quiet_maple_0k@icloud.com>' 'Warranty for my headphones'
+	text "Hello," "" "my headphones stopped charging after two months. Is this covered by the warranty?" "" "Thanks"
+} >"$cur"
+label none "" tls private apple-hide-my-email false
+
+begin replyto-name-with-digits
+{
+	rcv_tls mail.tradehouse.example 198.51.100.141
+	hdr '"Martin Trade" <info@tradehouse.example>' 'Partnership proposal'
+	printf 'Reply-To: <martinkofitrader09@gmail.com>\n'
+	text "Dear Sir," "" "we would like to propose a partnership. Reply to my private address." "" "Martin"
+} >"$cur"
+label none "" tls none "" false
+
+begin plain-qmail-helo-private
+{
+	cat <<EOF
+Received: from mailout.webhost.example (mailout.webhost.example [198.51.100.152])
+	(using TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits))
+	(No client certificate requested)
+	by mx1.helpdesk.example (Postfix) with ESMTPS id 4Xk2Mw$(printf '%04X' $((seq * 37)))
+	for <support@helpdesk.example>; $date
+Received: from mail-int.webhost.example (unknown [10.50.252.5])
+	by mailout.webhost.example (Postfix) with ESMTP id 2B1C4
+	for <support@helpdesk.example>; $date
+Received: (qmail 4441 invoked from network); 2 Nov 2026 08:42:45 -0000
+Received: from unknown (HELO ?192.168.0.110?) (quinn@webhost.example@102.69.220.202)
+  by mail-int with SMTP; 2 Nov 2026 08:42:41 -0000
+EOF
+	hdr 'Quinn Customer <quinn@webhost.example>' 'Where is my order?'
+	text "Hello," "" "order 8812 has not arrived yet." "" "Quinn"
+} >"$cur"
+label none "" plain none "" false
+
 # ---------------------------------------------------- mbox and Maildir ----
 
 # mboxrd (From_ lines, ">From " quoting of body lines that start with it).
