@@ -36,18 +36,31 @@ type vendorRule struct {
 
 // vendorRules is the table of proprietary encryption. Sources:
 //   - Microsoft Purview / OME: rights-protected mail carries message.rpmsg
-//     (application/x-microsoft-rpmsg-message); OME notices carry message.html
-//     and "Read the message" (Microsoft Learn "Send, view, and reply to
-//     encrypted messages"; university help pages); Exchange stamps
+//     or message_v2.rpmsg as application/x-microsoft-rpmsg-message (a real
+//     Purview message from an onmicrosoft.com tenant, received at
+//     Outlook.com, carries message_v2.rpmsg beside a notice linking to
+//     outlook.office365.com/Encryption and "Read the message"); OME
+//     notices carry message.html and "Read the message" (Microsoft Learn
+//     "Send, view, and reply to encrypted messages"); Exchange stamps
 //     X-MS-Exchange-OMEMessageEncrypted: true (Exchange transport E4E agent).
 //   - Cisco Secure Email Encryption / Registered Envelope: attachment
-//     securedoc_<date>T<time>.html (Cisco Registered Envelope Recipient
-//     Guide; res.cisco.com/websafe help).
-//   - Zix / Proofpoint Encryption: attachment SecureMessageAtt.html, "Secure
-//     Message.html" (SOC tuning notes; Proofpoint recipient guides); Zix
-//     notices link to zixmail.net / zixmessagecenter.com, "Secured by Zix".
-//   - Virtru: "Unlock Message" button linking to secure.virtru.com/start
-//     (Virtru support articles).
+//     securedoc_<date>T<time>.html, "the attached file named Securedoc.html
+//     contains the encrypted message" (Cisco Registered Envelope FAQ on
+//     res.cisco.com/websafe and its customer portals).
+//   - Proofpoint Encryption: the SecureMessageAtt.html attachment holds the
+//     encrypted body and attachments, and the portal button reads "Click to
+//     read message" (University of Rochester "Open SecureMail messages";
+//     nj.gov security FAQ "Receiving Encrypted Email"). The attachment is
+//     enough on its own.
+//   - Zix: notices link to the ZixMessage Center at zixmessagecenter.com or
+//     a zixmail.net portal (zixhelp.com ZixDirect guide; Zix user awareness
+//     pages). Mail Zix delivered over TLS is readable and only says "This
+//     message was secured by Zixcorp" (PMHCC "Recipient Experience"), so a
+//     zixcorp.com footer link is no evidence.
+//   - Virtru: "Unlock Message" or "View Files" links to secure.virtru.com
+//     (Virtru support, "Accessing the Secure Content"); protected files are
+//     TDF3 HTML wrappers named <file>.tdf.html (Virtru SDK and OpenTDF
+//     client output names).
 //   - Mimecast Secure Messaging, Barracuda Message Center, Trend Micro Email
 //     Encryption, Echoworx, Paubox: portal links and product names
 //     (vendors' recipient guides; secure messaging overviews of IT help
@@ -56,6 +69,7 @@ var vendorRules = []vendorRule{
 	{"microsoft-purview", []evidence{
 		{byType, "application/x-microsoft-rpmsg-message", true},
 		{byAttachment, "message.rpmsg", true},
+		{byAttachment, "message_v2.rpmsg", true},
 		{byAttachment, "*.rpmsg", true},
 		{byHeader, "X-MS-Exchange-OMEMessageEncrypted: true", true},
 		{byHeader, "X-MS-Exchange-Organization-E4eMessageEncrypted: true", true},
@@ -77,26 +91,27 @@ var vendorRules = []vendorRule{
 		{byHeader, "X-CRES-Encrypted", true},
 	}},
 	{"zix", []evidence{
-		{byAttachment, "securemessageatt.html", false},
 		{byPhrase, "zix", false},
 		{byPhrase, "zixencrypt", false},
+		{byPhrase, "zixmessage center", false},
 		{byLink, "zixmessagecenter.com", false},
 		{byLink, "zixmail.net", false},
 		{byPhrase, "secured by zix", false},
-		{byLink, "zixcorp.com", false},
 	}},
 	{"proofpoint-encryption", []evidence{
-		{byAttachment, "securemessageatt.html", false},
+		{byAttachment, "securemessageatt.html", true},
 		{byAttachment, "secure message.html", false},
 		{byPhrase, "proofpoint encryption", false},
 		{byPhrase, "proofpoint encrypted message", false},
+		{byPhrase, "click to read message", false},
 		{byLink, "/formpostdir/securereader", false},
 	}},
 	{"virtru", []evidence{
 		{byLink, "secure.virtru.com", false},
+		{byAttachment, "*.tdf.html", false},
 		{byPhrase, "unlock message", false},
+		{byPhrase, "view files", false},
 		{byPhrase, "virtru", false},
-		{byHeader, "X-Virtru-Encrypted", true},
 	}},
 	{"mimecast-secure-messaging", []evidence{
 		{byPhrase, "mimecast secure messaging", false},

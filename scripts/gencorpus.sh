@@ -523,7 +523,6 @@ begin portal-virtru
 {
 	std 'Erin Finance <erin@bank.example>' 'Your loan documents'
 	cat <<'EOF'
-X-Virtru-Encrypted: true
 Content-Type: multipart/alternative; boundary="virtru-alt"
 
 --virtru-alt
