@@ -30,6 +30,16 @@
 //     encrypted mail: the reply is readable; a reason records it.
 //   - Signed and encrypted, in either order, is encrypted; S/MIME
 //     compressed-data is flagged like encrypted (no helpdesk reads it).
+//     Certs-only and a multipart/signed without its signature part sign
+//     nothing.
+//   - PGP/MIME that Exchange rewrapped as multipart/mixed is encrypted: the
+//     one attachment sampled for it is the octet-stream right after the
+//     application/pgp-encrypted version part.
+//   - An ARC set means forwarding only when neither the sender's nor the
+//     receiver's own system sealed it; a relay address in Sender alone
+//     needs the relay's hosts in the Received chain.
+//   - The fingerprint covers the body's shape as well as the identifying
+//     headers, so a message that copies another's headers is its own.
 //   - IMAP facts do not show part headers or a multipart's missing close
 //     delimiter: FromRaw reports those as problems, FromIMAP cannot. For a
 //     multipart cut short, CloseCheck watches the body the poller streams

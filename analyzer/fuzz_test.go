@@ -73,6 +73,13 @@ func fuzzStructures() []imap.BodyStructure {
 				&imap.BodyStructureSinglePart{Type: "application", Subtype: "pkcs7-mime", Encoding: "base64", Params: map[string]string{"smime-type": "signed-data"}},
 				&imap.BodyStructureSinglePart{Type: "application", Subtype: "pkcs7-signature", Encoding: "base64"},
 			}},
+		// PGP/MIME as Exchange rewraps it: the octet-stream's sample decides.
+		&imap.BodyStructureMultiPart{Subtype: "mixed", Extended: &imap.BodyStructureMultiPartExt{Params: map[string]string{"boundary": "b"}},
+			Children: []imap.BodyStructure{
+				text("plain", "7bit", nil),
+				&imap.BodyStructureSinglePart{Type: "application", Subtype: "pgp-encrypted", Encoding: "base64"},
+				&imap.BodyStructureSinglePart{Type: "application", Subtype: "octet-stream", Encoding: "base64", Params: map[string]string{"name": "encrypted.asc"}},
+			}},
 	}
 }
 
@@ -81,6 +88,7 @@ func FuzzFromIMAP(f *testing.F) {
 	f.Add([]byte(tlsHop+"Message-ID: <x@y>\n\n"), []byte("=E2=80=94 hi =\r\n"), []byte("<br>-----BEGIN PGP SIGNED MESSAGE-----<br>"), uint8(1))
 	f.Add([]byte("From: x@duck.com\r\nReply-To: a_at_b.example_xyz@duck.com\r\n\r\n"), []byte("//79"), []byte("MIAGCSqGSIb3DQEHAqCAMIACAQEx"), uint8(2))
 	f.Add([]byte(" junk\r\n"), []byte{0xff, 0xfe, 0}, []byte{}, uint8(3))
+	f.Add([]byte("From: a@b.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"), []byte("\r\n"), []byte("hQEMA5ZHj1sX7QqWAQf/"), uint8(4))
 	structures := fuzzStructures()
 	f.Fuzz(func(t *testing.T, header, sample1, sample2 []byte, which uint8) {
 		bs := structures[int(which)%len(structures)]
