@@ -51,7 +51,8 @@
 // (MIME, encoded words, parameter values), RFC 3501 section 6.4.5 (part
 // numbering), RFC 8551 and RFC 5652 (S/MIME, CMS), RFC 3156 and RFC 4880
 // (OpenPGP/MIME, armor), RFC 5321 section 4.4 and RFC 3848 (Received,
-// with-protocol types), RFC 2369 and RFC 2919 (List-*), RFC 8617 (ARC).
+// with-protocol types), RFC 2369 and RFC 2919 (List-*), RFC 8617 (ARC),
+// RFC 1847 (security multiparts).
 package analyzer
 
 import "strings"
