@@ -1331,10 +1331,6 @@ ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=microsoft.com;
 ARC-Authentication-Results: i=1; mx.microsoft.com 1; spf=pass
 	smtp.mailfrom=customer.example; dmarc=pass action=none
 	header.from=customer.example; dkim=pass header.d=customer.example; arc=none
-Received: from DB9PR08MB6588.eurprd08.prod.outlook.com (2603:10a6:10:2a5::18)
-	by AM0PR08MB5346.eurprd08.prod.outlook.com (2603:10a6:208:186::21) with
-	Microsoft SMTP Server (version=TLS1_2,
-	cipher=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384) id 15.20.7544.41; $date
 Received: from DB9PR08MB6588.eurprd08.prod.outlook.com
 	([fe80::9d5c:21b0:4a3e:7c11]) by DB9PR08MB6588.eurprd08.prod.outlook.com
 	([fe80::9d5c:21b0:4a3e:7c11%6]) with mapi id 15.20.7544.041; $date
