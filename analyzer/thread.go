@@ -3,7 +3,6 @@ package analyzer
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"regexp"
 	"strings"
 )
@@ -72,7 +71,7 @@ func fingerprint(m *Message, messageID string) string {
 		h.Write([]byte(strings.Join(strings.Fields(m.Header.Get(name)), " ")))
 		h.Write([]byte{0})
 	}
-	bodyShape(h, m)
+	h.Write(bodyShape(make([]byte, 0, 512), m))
 	if messageID != "" {
 		return messageID + "/" + hex.EncodeToString(h.Sum(nil))[:16]
 	}
@@ -85,7 +84,7 @@ func fingerprint(m *Message, messageID string) string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
-// bodyShape writes what tells two bodies apart and both constructors see
+// bodyShape appends to b what tells two bodies apart and both constructors see
 // alike: each part's path, media type, the smime-type and protocol
 // parameters, disposition and transfer encoding, and its decoded sample.
 // Part sizes and file names are left out: servers count sizes their own way
@@ -93,23 +92,22 @@ func fingerprint(m *Message, messageID string) string {
 // problems stand for the body (the tree a server makes of broken MIME need
 // not be the raw parser's), except a missing close delimiter, which only
 // the raw stream shows: the parts found so far are the same on both sides.
-func bodyShape(w io.Writer, m *Message) {
+func bodyShape(b []byte, m *Message) []byte {
 	if len(m.Problems) > m.unclosed {
 		for _, p := range m.Problems {
-			io.WriteString(w, p)
-			w.Write([]byte{0})
+			b = append(append(b, p...), 0)
 		}
-		return
+		return b
 	}
 	m.Walk(func(p *Part, _ int) {
 		for _, s := range []string{p.Path, p.Type, p.Params["smime-type"], p.Params["protocol"], p.Disposition, p.Encoding} {
-			io.WriteString(w, s)
-			w.Write([]byte{0})
+			b = append(append(b, s...), 0)
 		}
 		if p.Sampled {
 			sum := sha256.Sum256(p.Sample)
-			w.Write(sum[:])
+			b = append(b, sum[:]...)
 		}
-		w.Write([]byte{1})
+		b = append(b, 1)
 	})
+	return b
 }
