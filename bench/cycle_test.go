@@ -215,11 +215,7 @@ func summarize(b *testing.B, n int, rounds []round) {
 		for i, r := range rounds {
 			v[i] = f(r)
 		}
-		slices.Sort(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		return medianOf(v)
 	}
 	m := round{
 		rate:        median(func(r round) float64 { return r.rate }),
@@ -237,6 +233,15 @@ func summarize(b *testing.B, n int, rounds []round) {
 	b.ReportMetric(m.peakRSSMiB, "peak-RSS-MiB")
 	fmt.Printf("cycle n=%d, median of %d rounds: full cycle %.0f msgs/s, bare loop %.0f msgs/s, full/bare %.0f%%, idle cycle %.0f ms (%.0f ms process start to exit), peak RSS %.1f MiB\n",
 		n, len(rounds), m.rate, m.relayRate, m.ratio, m.idleCycleMs, m.idleRunMs, m.peakRSSMiB)
+}
+
+// medianOf is the median of v (sorted in place).
+func medianOf(v []float64) float64 {
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 func benchCycle(b *testing.B, bin string, ts templates, n int) round {
