@@ -8,11 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/emersion/go-imap/v2"
-
-	"github.com/mailtriage/mailtriage/internal/smtpsink"
-	"github.com/mailtriage/mailtriage/internal/testenv"
 )
 
 // BenchmarkDryRun times `mailtriage run --dry-run` as a process, from start
@@ -35,30 +30,14 @@ func BenchmarkDryRun(b *testing.B) {
 
 func benchDryRun(b *testing.B, bin string, ts templates, n int) {
 	b.StopTimer()
-	ctx := context.Background()
-	d := testenv.StartDovecot(b)
-	sink, err := smtpsink.Start(ctx, smtpsink.Options{TLS: smtpsink.TLSNone, DiscardBodies: true})
-	if err != nil {
-		b.Fatalf("start SMTP sink: %v", err)
-	}
-	defer sink.Close()
-	c := dialIMAP(b, d, d.User)
-	st, err := writeMaildir(d.MaildirPath(d.User), "inbox", n, newMix(benchSeed, ts))
-	if err != nil {
-		b.Fatalf("seed the mailbox: %v", err)
-	}
-	// Indexed once by this EXAMINE, so that no round pays for it.
-	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
-		b.Fatalf("examine INBOX: %v", err)
-	}
-	c.Close()
+	d, sink, st := seedMailbox(b, ts, n)
 
 	dir := b.TempDir()
 	cfg := writeConfig(b, dir, "file:"+filepath.Join(dir, "state.db"), d, sink.Addr(),
 		[]mailboxConfig{{name: "support", user: d.User, passwordFile: writeSecret(b, dir, d.Password)}})
 	var rates []float64
 	for round := range *benchRounds {
-		ctx, cancel := context.WithTimeout(ctx, runTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 		var stdout, stderr bytes.Buffer
 		cmd := exec.CommandContext(ctx, bin, "run", "--dry-run", "--config", cfg)
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -81,7 +60,7 @@ func benchDryRun(b *testing.B, bin string, ts templates, n int) {
 			n, round+1, r.wall.Seconds(), rate, r.cpu.Seconds(), float64(r.peakRSS)/(1<<20), since(b, mark, r.cpu))
 	}
 
-	c = dialIMAP(b, d, d.User)
+	c := dialIMAP(b, d, d.User)
 	inbox, review := folderCount(b, c, "INBOX"), folderCount(b, c, "Triage/Review")
 	c.Close()
 	if inbox != n || review != 0 || sink.Count() != 0 {

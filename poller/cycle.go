@@ -408,7 +408,7 @@ func (cy *cycle) release() error {
 }
 
 func (cy *cycle) selectFolder(folder string) error {
-	sel, err := cy.c.selectFolder(cy.ctx, folder, false)
+	sel, err := cy.c.selectFolder(cy.ctx, folder, cy.dryRun) // EXAMINE in a dry run
 	if err != nil {
 		return err
 	}

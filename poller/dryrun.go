@@ -69,7 +69,7 @@ func (p *Poller) dryRun(ctx context.Context, opt DryRunOptions, yield func(Entry
 	defer c.logout(ctx)
 	cy := &cycle{p: p, c: c, stop: ctx, ctx: ctx, rep: &Report{Mailbox: p.mb.Name}, ensured: make(map[string]bool), dryRun: true}
 
-	if err := cy.examine(p.mb.Folder); err != nil {
+	if err := cy.selectFolder(p.mb.Folder); err != nil {
 		return err
 	}
 	after := uint32(0)
@@ -86,20 +86,10 @@ func (p *Poller) dryRun(ctx context.Context, opt DryRunOptions, yield func(Entry
 	if err != nil || !ok {
 		return err
 	}
-	if err := cy.examine(p.mb.ReleaseFolder); err != nil {
+	if err := cy.selectFolder(p.mb.ReleaseFolder); err != nil {
 		return err
 	}
 	return cy.preview(opt, 0, true, yield)
-}
-
-// examine opens folder read-only.
-func (cy *cycle) examine(folder string) error {
-	sel, err := cy.c.selectFolder(cy.ctx, folder, true)
-	if err != nil {
-		return err
-	}
-	cy.sel, cy.folder = sel, folder
-	return nil
 }
 
 // preview yields what a cycle would do with the chosen messages of the

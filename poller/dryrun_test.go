@@ -27,25 +27,6 @@ import (
 	"github.com/mailtriage/mailtriage/store"
 )
 
-// dovecotMailbox is the test mailbox's settings against a private Dovecot.
-func dovecotMailbox(d *testenv.Dovecot) Mailbox {
-	return Mailbox{
-		Name: "support",
-		IMAP: IMAP{
-			Address: d.Addr, RootCAs: d.RootCAs,
-			Auth:           credential.Auth{Mechanism: credential.Plain, Username: d.User, Secret: credential.Static(secret.New(d.Password))},
-			DialTimeout:    10 * time.Second,
-			CommandTimeout: 20 * time.Second,
-			BodyTimeout:    20 * time.Second,
-		},
-		Folder:        "INBOX",
-		ReviewFolder:  "Triage/Review",
-		ReleaseFolder: "Triage/Release",
-		BatchSize:     2, // several batches even in small tests
-		LeaseTTL:      5 * time.Second,
-	}
-}
-
 // replyMessage answers the message with Message-ID <parent>.
 func replyMessage(id, parent string) string {
 	return strings.Replace(cleanMessage(id), "MIME-Version: 1.0\r\n",
@@ -87,12 +68,14 @@ func TestDryRunChangesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatalf("start SMTP sink: %v", err)
 			}
-			e := &env{t: t}
+			// The test mailbox's settings, pointed at Dovecot.
+			e := &env{t: t, addr: d.Addr, tls: TLSImplicit, pool: d.RootCAs}
+			mb := e.mailbox()
+			mb.IMAP.Auth = credential.Auth{Mechanism: credential.Plain, Username: d.User, Secret: credential.Static(secret.New(d.Password))}
 			st, err := store.Open(ctx, url, store.Options{})
 			if err != nil {
 				t.Fatalf("open store: %v", err)
 			}
-			mb := dovecotMailbox(d)
 			rep, err := New(mb, analyzer.New(nil), st, e.forwarder(sink.Addr()), nil, slogFor(t)).Cycle(ctx)
 			if err != nil || rep.Counts.Forwarded != 2 || rep.Counts.Flagged != 1 {
 				t.Fatalf("first cycle: %+v, %v; want 2 forwarded and 1 flagged", rep.Counts, err)
