@@ -42,12 +42,14 @@ var errDryRunStopped = errors.New("dry run stopped by its reader")
 // A dry run changes nothing: it opens the folders with EXAMINE (RFC 9051
 // 6.3.3), fetches with BODY.PEEK (the bodies of what would be forwarded
 // too, read and dropped, for the check a cycle makes while it sends them:
-// analyzer.CloseCheck), sends nothing, and only reads
-// the store (high-water mark, outcomes, thread keys). It takes no lease,
-// because a lease is a write and would make a running worker skip the
-// mailbox; a read-only session beside a running worker is safe, and what it
-// shows is what a cycle starting now would do. A failure is yielded last,
-// with a zero Entry.
+// analyzer.CloseCheck), sends nothing, and only reads the store
+// (high-water mark, outcomes, thread keys; it notes no thread, so a reply
+// to a message read in an earlier batch of the same dry run keeps the
+// thread key its headers give). It
+// takes no lease, because a lease is a write and would make a running
+// worker skip the mailbox; a read-only session beside a running worker is
+// safe, and what it shows is what a cycle starting now would do. A failure
+// is yielded last, with a zero Entry.
 func (p *Poller) DryRun(ctx context.Context, opt DryRunOptions) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		err := p.dryRun(ctx, opt, yield)
@@ -73,7 +75,7 @@ func (p *Poller) dryRun(ctx context.Context, opt DryRunOptions, yield func(Entry
 		return err
 	}
 	after := uint32(0)
-	if opt == (DryRunOptions{}) && state.UIDValidity == cy.sel.UIDValidity {
+	if opt.Limit == 0 && opt.Since.IsZero() && state.UIDValidity == cy.sel.UIDValidity {
 		after = state.HighWater
 	}
 	if err := cy.preview(opt, after, false, yield); err != nil {
