@@ -215,11 +215,7 @@ func summarize(b *testing.B, n int, rounds []round) {
 		for i, r := range rounds {
 			v[i] = f(r)
 		}
-		slices.Sort(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		return medianOf(v)
 	}
 	m := round{
 		rate:        median(func(r round) float64 { return r.rate }),
@@ -239,20 +235,29 @@ func summarize(b *testing.B, n int, rounds []round) {
 		n, len(rounds), m.rate, m.relayRate, m.ratio, m.idleCycleMs, m.idleRunMs, m.peakRSSMiB)
 }
 
-func benchCycle(b *testing.B, bin string, ts templates, n int) round {
-	b.StopTimer()
-	ctx := context.Background()
+// medianOf is the median of v (sorted in place).
+func medianOf(v []float64) float64 {
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// seedMailbox starts Dovecot and an SMTP sink (stopped when b ends) and
+// fills the INBOX with n messages of the mix. Dovecot makes the Maildir at
+// the first login; then the mix is written straight into it and indexed by
+// an EXAMINE, so that no measured run pays for the indexing.
+func seedMailbox(b *testing.B, ts templates, n int) (*testenv.Dovecot, *smtpsink.Sink, mixStats) {
+	b.Helper()
 	d := testenv.StartDovecot(b)
-	sink, err := smtpsink.Start(ctx, smtpsink.Options{TLS: smtpsink.TLSNone, DiscardBodies: true})
+	sink, err := smtpsink.Start(context.Background(), smtpsink.Options{TLS: smtpsink.TLSNone, DiscardBodies: true})
 	if err != nil {
 		b.Fatalf("start SMTP sink: %v", err)
 	}
-	defer sink.Close()
-
-	// Dovecot makes the Maildir at the first login; then the mix is written
-	// straight into it and indexed by an EXAMINE, so that neither measured
-	// run pays for the indexing.
+	b.Cleanup(func() { sink.Close() })
 	c := dialIMAP(b, d, d.User)
+	defer c.Close()
 	st, err := writeMaildir(d.MaildirPath(d.User), "inbox", n, newMix(benchSeed, ts))
 	if err != nil {
 		b.Fatalf("seed the mailbox: %v", err)
@@ -263,7 +268,12 @@ func benchCycle(b *testing.B, bin string, ts templates, n int) round {
 	if got := folderCount(b, c, "INBOX"); got != n {
 		b.Fatalf("INBOX holds %d messages after seeding, want %d", got, n)
 	}
-	c.Close()
+	return d, sink, st
+}
+
+func benchCycle(b *testing.B, bin string, ts templates, n int) round {
+	b.StopTimer()
+	d, sink, st := seedMailbox(b, ts, n)
 
 	relayMark := markCPU(b)
 	relayed, bare := relayLoop(b, d, d.User, sink.Addr())
@@ -292,7 +302,7 @@ func benchCycle(b *testing.B, bin string, ts templates, n int) round {
 		b.Fatalf("second cycle: %+v, want one cycle that does nothing", idle)
 	}
 
-	c = dialIMAP(b, d, d.User)
+	c := dialIMAP(b, d, d.User)
 	// Dovecot's own share of the idle cycle: opening the folder (with a
 	// Maildir, reading its UID list) grows with the folder.
 	selStart := time.Now()

@@ -1,8 +1,9 @@
 // Package demo is `mailtriage demo`: the whole pipeline on a laptop, with
 // nothing installed and nothing configured.
 //
-// It starts go-imap's in-process server (imapmemserver) on 127.0.0.1 with
-// implicit TLS and a freshly generated certificate, seeds its INBOX with the
+// It starts the in-process IMAP server (internal/memimap, go-imap's
+// imapmemserver) on 127.0.0.1 with implicit TLS and a freshly generated
+// certificate, seeds its INBOX with the
 // sample messages embedded from demo/mailbox, starts an in-process SMTP sink
 // (internal/smtpsink), writes a configuration pointing at both and at an
 // embedded bbolt store in a temporary directory, and hands that file to the
@@ -23,10 +24,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"log"
-	"net"
 	"os"
 	"path"
 	"path/filepath"
@@ -34,9 +32,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
+	"github.com/mailtriage/mailtriage/internal/memimap"
 	"github.com/mailtriage/mailtriage/internal/selfsigned"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 )
@@ -99,8 +96,7 @@ type Env struct {
 	Samples    []Sample
 
 	roots *x509.CertPool
-	imap  *imapserver.Server
-	done  chan error
+	imap  *memimap.Server
 }
 
 // Start starts the servers, seeds INBOX and writes the configuration.
@@ -113,7 +109,7 @@ func Start(ctx context.Context, opt Options) (env *Env, err error) {
 	if err != nil {
 		return nil, err
 	}
-	env = &Env{Samples: samples, done: make(chan error, 1)}
+	env = &Env{Samples: samples}
 	defer func() {
 		if err != nil {
 			env.Close()
@@ -127,34 +123,22 @@ func Start(ctx context.Context, opt Options) (env *Env, err error) {
 	env.roots = cert.RootCAs
 	env.Password = rand.Text()
 
-	mem := imapmemserver.New()
-	user := imapmemserver.NewUser(Username, env.Password)
-	if err := user.Create(watchedFolder, nil); err != nil {
-		return nil, fmt.Errorf("create demo %s: %w", watchedFolder, err)
+	env.imap, err = memimap.Start(ctx, memimap.Options{
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS12},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start demo IMAP server: %w", err)
+	}
+	env.IMAPAddr = env.imap.Addr
+	user, err := env.imap.AddUser(Username, env.Password)
+	if err != nil {
+		return nil, err
 	}
 	for _, s := range samples {
 		if _, err := user.Append(watchedFolder, bytes.NewReader(s.Raw), &imap.AppendOptions{Time: time.Now()}); err != nil {
 			return nil, fmt.Errorf("seed demo %s with %s: %w", watchedFolder, s.Name, err)
 		}
 	}
-	mem.AddUser(user)
-
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("listen for demo IMAP on 127.0.0.1: %w", err)
-	}
-	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS12}
-	env.imap = imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:      imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
-		Logger:    log.New(io.Discard, "", 0),
-		TLSConfig: tlsConf,
-	})
-	env.IMAPAddr = ln.Addr().String()
-	go func() { env.done <- env.imap.Serve(tls.NewListener(ln, tlsConf)) }()
 
 	env.Sink, err = smtpsink.Start(ctx, smtpsink.Options{TLS: smtpsink.TLSNone})
 	if err != nil {
@@ -226,9 +210,6 @@ func (e *Env) Close() error {
 	if e.imap != nil {
 		if err := e.imap.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close demo IMAP server: %w", err))
-		}
-		if err := <-e.done; err != nil {
-			errs = append(errs, fmt.Errorf("serve demo IMAP: %w", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/poller"
+	"github.com/mailtriage/mailtriage/scan"
 )
 
 // RunOnce is the real `mailtriage run --once --config configPath`,
@@ -106,7 +107,10 @@ func (e *Env) Report(ctx context.Context, w io.Writer, reports []poller.Report) 
 		if en.MovedTo != "" && en.MovedTo != en.Folder {
 			action += " → " + en.MovedTo
 		}
-		reason := telling(v.Reasons)
+		reason := scan.Why(v.Reasons)
+		if reason == "" {
+			reason = "-"
+		}
 		if en.Err != nil {
 			reason = en.Err.Error()
 		}
@@ -127,20 +131,6 @@ func (e *Env) Report(ctx context.Context, w io.Writer, reports []poller.Report) 
 		"  mailtriage run --config mailtriage.yaml --once       # one cycle; drop --once to keep watching on the schedule\n"+
 		"Reviewers open %s in any mail client; moving a message into %s has it forwarded anyway.\n", ReviewFolder, ReleaseFolder)
 	return nil
-}
-
-// telling picks the reason to show in the table: the first one about the
-// content or the sender, rather than the transport hops every message has.
-func telling(reasons []string) string {
-	for _, r := range reasons {
-		if !strings.HasPrefix(r, "Received hop") {
-			return r
-		}
-	}
-	if len(reasons) > 0 {
-		return reasons[0]
-	}
-	return "-"
 }
 
 // relayText is the RELAY column: the class, the service of a private relay,

@@ -368,7 +368,7 @@ func (cy *cycle) threads(msgs []*message) {
 			notes = append(notes, note)
 		}
 	}
-	if len(notes) == 0 {
+	if len(notes) == 0 || cy.dryRun {
 		return
 	}
 	if err := p.st.NoteThreads(cy.ctx, p.mb.Name, notes); err != nil {

@@ -220,6 +220,7 @@ type cycle struct {
 	folder     string           // its name
 	ensured    map[string]bool  // folders known to exist this cycle
 	forwarding bool             // false after a temporary SMTP failure or while backing off
+	dryRun     bool             // a dry run (DryRun): the store is only read
 }
 
 // stopped reports the caller's stop request as an error, between messages.
@@ -407,7 +408,7 @@ func (cy *cycle) release() error {
 }
 
 func (cy *cycle) selectFolder(folder string) error {
-	sel, err := cy.c.selectFolder(cy.ctx, folder, false)
+	sel, err := cy.c.selectFolder(cy.ctx, folder, cy.dryRun) // EXAMINE in a dry run
 	if err != nil {
 		return err
 	}

@@ -519,15 +519,15 @@ func TestAfterForward(t *testing.T) {
 func TestWithoutMove(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
-		caps       imap.CapSet
+		hide       []imap.Cap
 		wantInbox  int // messages left in INBOX
 		wantOrigDl bool
 	}{
-		{name: "UIDPLUS", caps: imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}}, wantInbox: 2},
-		{name: "no UIDPLUS", caps: imap.CapSet{imap.CapIMAP4rev1: {}}, wantInbox: 3, wantOrigDl: true},
+		{name: "UIDPLUS", hide: []imap.Cap{imap.CapMove, imap.CapNamespace}, wantInbox: 2},
+		{name: "no UIDPLUS", hide: []imap.Cap{imap.CapMove, imap.CapNamespace, imap.CapUIDPlus}, wantInbox: 3, wantOrigDl: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, envOptions{caps: tc.caps})
+			e := newEnv(t, envOptions{hide: tc.hide})
 			e.appendMsg("INBOX", cleanMessage("someone-deleted"), imap.FlagDeleted)
 			e.appendMsg("INBOX", encryptedMessage("secret-1"))
 			e.appendMsg("INBOX", cleanMessage("clean-1"))

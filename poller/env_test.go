@@ -5,9 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
-	"log"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -23,9 +21,11 @@ import (
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/forwarder"
 	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/internal/memimap"
 	"github.com/mailtriage/mailtriage/internal/secret"
 	"github.com/mailtriage/mailtriage/internal/selfsigned"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
+	"github.com/mailtriage/mailtriage/internal/testenv"
 	"github.com/mailtriage/mailtriage/store"
 )
 
@@ -81,7 +81,7 @@ func encryptedMessage(id string) string {
 type env struct {
 	t       testing.TB
 	log     *slog.Logger
-	mem     *imapmemserver.Server
+	imap    *memimap.Server
 	user    *imapmemserver.User
 	addr    string
 	tls     string
@@ -93,13 +93,13 @@ type env struct {
 }
 
 type envOptions struct {
-	tls  string      // TLSImplicit (default) or TLSStartTLS
-	caps imap.CapSet // nil: IMAP4rev1, UIDPLUS, MOVE, NAMESPACE
+	tls  string     // TLSImplicit (default) or TLSStartTLS
+	hide []imap.Cap // capabilities the server hides (memimap.Options.Hide); it offers IMAP4rev1, UIDPLUS, MOVE, NAMESPACE, IDLE
 
 	discardBodies bool // the sink keeps sizes and hashes only
 
-	oauthToken string // when set, the server also offers AUTHENTICATE OAUTHBEARER with this token (and lacks NAMESPACE and MOVE)
-	noKeywords bool   // PERMANENTFLAGS lists system flags only, no "\\*" (and the server lacks NAMESPACE and MOVE)
+	oauthToken string // when set, the server also offers AUTHENTICATE OAUTHBEARER with this token (and hides NAMESPACE and MOVE)
+	noKeywords bool   // PERMANENTFLAGS lists system flags only, no "\\*" (and the server hides NAMESPACE and MOVE)
 
 	counts *commandCounts // when set, counts the SELECTs, STOREs and MOVEs the server receives
 }
@@ -132,17 +132,6 @@ func (s countingSession) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest
 	return s.Session.(imapserver.SessionMove).Move(w, numSet, dest)
 }
 
-// systemFlagsSession answers SELECT with PERMANENTFLAGS that take no keywords.
-type systemFlagsSession struct{ imapserver.Session }
-
-func (s systemFlagsSession) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
-	data, err := s.Session.Select(mailbox, options)
-	if data != nil {
-		data.PermanentFlags = []imap.Flag{imap.FlagSeen, imap.FlagFlagged, imap.FlagDeleted}
-	}
-	return data, err
-}
-
 // oauthSession adds SASL OAUTHBEARER (RFC 7628) to a memserver session.
 type oauthSession struct {
 	imapserver.Session
@@ -168,53 +157,35 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.tls == "" {
 		o.tls = TLSImplicit
 	}
-	if o.caps == nil && (o.oauthToken != "" || o.noKeywords) {
-		o.caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}}
-	}
-	if o.caps == nil {
-		o.caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapMove: {}, imap.CapNamespace: {}}
+	if o.hide == nil && (o.oauthToken != "" || o.noKeywords) {
+		o.hide = []imap.Cap{imap.CapMove, imap.CapNamespace}
 	}
 	ctx := t.Context()
-	e := &env{t: t, log: slogFor(t), mem: imapmemserver.New(), tls: o.tls, metrics: newFakeMetrics()}
-	e.user = imapmemserver.NewUser(testUser, testPassword)
-	e.mem.AddUser(e.user)
-	if err := e.user.Create("INBOX", nil); err != nil {
-		t.Fatalf("create INBOX: %v", err)
-	}
-
+	e := &env{t: t, log: slogFor(t), tls: o.tls, metrics: newFakeMetrics()}
 	cert, err := selfsigned.Loopback("mailtriage test IMAP")
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.pool = cert.RootCAs
-	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert.TLS}}
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	e.imap = testenv.StartMemIMAP(t, memimap.Options{
+		TLS:        &tls.Config{Certificates: []tls.Certificate{cert.TLS}},
+		StartTLS:   o.tls == TLSStartTLS,
+		Hide:       o.hide,
+		NoKeywords: o.noKeywords,
+		Session: func(s imapserver.Session) imapserver.Session {
 			if o.oauthToken != "" {
-				return oauthSession{e.mem.NewSession(), o.oauthToken}, nil, nil
-			}
-			if o.noKeywords {
-				return systemFlagsSession{e.mem.NewSession()}, nil, nil
+				return oauthSession{s, o.oauthToken}
 			}
 			if o.counts != nil {
-				return countingSession{e.mem.NewSession(), o.counts}, nil, nil
+				return countingSession{s, o.counts}
 			}
-			return e.mem.NewSession(), nil, nil
+			return s
 		},
-		Caps:      o.caps,
-		Logger:    log.New(io.Discard, "", 0),
-		TLSConfig: tlsConfig,
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
+	e.addr = e.imap.Addr
+	if e.user, err = e.imap.AddUser(testUser, testPassword); err != nil {
+		t.Fatal(err)
 	}
-	e.addr = ln.Addr().String()
-	if o.tls == TLSImplicit {
-		ln = tls.NewListener(ln, tlsConfig)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
 
 	st, err := store.Open(ctx, "file:"+t.TempDir()+"/state.db", store.Options{})
 	if err != nil {

@@ -5,7 +5,8 @@
 // see into the review folder, stream the rest into the forwarder, record the
 // outcome and advance the high-water mark. It also runs the release loop
 // (mail a reviewer moved into the release folder is forwarded whatever its
-// class) and schedules cycles with cron and IMAP IDLE.
+// class) and schedules cycles with cron and IMAP IDLE. DryRun reads as a
+// cycle would and changes nothing (`mailtriage run --dry-run`).
 //
 // The poller never decrypts, never unmasks a relay address, never holds a
 // forwarded body in memory (it is streamed from the FETCH literal into the

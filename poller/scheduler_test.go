@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
@@ -21,9 +20,8 @@ import (
 // edit that points a mailbox at it.
 func (e *env) addUser(name, raw string) func(*Mailbox) {
 	e.t.Helper()
-	u := imapmemserver.NewUser(name, testPassword)
-	e.mem.AddUser(u)
-	if err := u.Create("INBOX", nil); err != nil {
+	u, err := e.imap.AddUser(name, testPassword)
+	if err != nil {
 		e.t.Fatal(err)
 	}
 	if _, err := u.Append("INBOX", literal{strings.NewReader(raw), int64(len(raw))}, &imap.AppendOptions{}); err != nil {

@@ -48,6 +48,36 @@ func NewRecord(file string, v analyzer.Verdict) Record {
 	}
 }
 
+// Output writes verdicts the way `scan` does, as they come: a table with a
+// closing count, or with JSON one Record per line. `mailtriage run
+// --dry-run` prints through it too.
+type Output struct {
+	out printer
+	sum Summary
+}
+
+// NewOutput writes to w: JSON lines when jsonOut is set, else the table.
+func NewOutput(w io.Writer, jsonOut bool) *Output {
+	if jsonOut {
+		return &Output{out: newJSONPrinter(w)}
+	}
+	return &Output{out: newTablePrinter(w)}
+}
+
+// Message writes the verdict v of the message named name and counts it.
+func (o *Output) Message(name string, v analyzer.Verdict) error {
+	o.sum.Messages++
+	if v.Action == analyzer.ActionFlag {
+		o.sum.Flagged++
+	}
+	return o.out.message(name, v)
+}
+
+// Finish writes the closing part (the table's count) and returns the counts.
+func (o *Output) Finish() (Summary, error) {
+	return o.sum, o.out.finish(o.sum)
+}
+
 // printer writes verdicts as they come and a closing part at the end.
 type printer interface {
 	message(file string, v analyzer.Verdict) error
@@ -73,13 +103,14 @@ func (p *jsonPrinter) finish(Summary) error { return nil }
 const (
 	fromWidth    = 36
 	subjectWidth = 40
+	whyWidth     = 72
 	// tableFlushRows is how many rows the table aligns at a time, so a large
 	// mbox does not pile its rows up in memory.
 	tableFlushRows = 500
 )
 
 // tablePrinter writes aligned columns: file, from, subject, encryption,
-// relay, tls, action.
+// relay, tls, action, and why (Why of the reasons).
 type tablePrinter struct {
 	w    io.Writer
 	tw   *tabwriter.Writer
@@ -93,13 +124,13 @@ func newTablePrinter(w io.Writer) *tablePrinter {
 func (p *tablePrinter) message(file string, v analyzer.Verdict) error {
 	if p.tw == nil {
 		p.tw = tabwriter.NewWriter(p.w, 0, 8, 2, ' ', 0)
-		if _, err := fmt.Fprintln(p.tw, "FILE\tFROM\tSUBJECT\tENCRYPTION\tRELAY\tTLS\tACTION"); err != nil {
+		if _, err := fmt.Fprintln(p.tw, "FILE\tFROM\tSUBJECT\tENCRYPTION\tRELAY\tTLS\tACTION\tWHY"); err != nil {
 			return err
 		}
 	}
-	_, err := fmt.Fprintf(p.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+	_, err := fmt.Fprintf(p.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 		cell(file, 0), cell(v.From, fromWidth), cell(v.Subject, subjectWidth),
-		v.Encryption, relayCell(v), v.TransportTLS, v.Action)
+		v.Encryption, relayCell(v), v.TransportTLS, v.Action, cell(Why(v.Reasons), whyWidth))
 	if err != nil {
 		return err
 	}
@@ -119,6 +150,21 @@ func (p *tablePrinter) finish(sum Summary) error {
 	_, err := fmt.Fprintf(p.w, "%s: %d to flag, %d to forward; %d unreadable\n",
 		count(sum.Messages, "message"), sum.Flagged, sum.Messages-sum.Flagged, sum.Failed)
 	return err
+}
+
+// Why is the reason a table shows for a verdict: the first one about the
+// content or the sender, rather than the transport hops every message has
+// ("" when there is none).
+func Why(reasons []string) string {
+	for _, r := range reasons {
+		if !strings.HasPrefix(r, "Received hop") {
+			return r
+		}
+	}
+	if len(reasons) > 0 {
+		return reasons[0]
+	}
+	return ""
 }
 
 // count spells n things: "1 message", "2 messages".

@@ -41,25 +41,20 @@ type Summary struct {
 // exits non-zero when the error is not nil. Run stops early only when ctx is
 // done or w fails.
 func Run(ctx context.Context, an *analyzer.Analyzer, p analyzer.Policy, paths []string, jsonOut bool, w io.Writer) (Summary, error) {
-	var out printer
-	if jsonOut {
-		out = newJSONPrinter(w)
-	} else {
-		out = newTablePrinter(w)
-	}
-	s := &scanner{an: an, policy: p, out: out}
+	s := &scanner{an: an, policy: p, out: NewOutput(w, jsonOut)}
 	for _, path := range paths {
 		if err := ctx.Err(); err != nil {
-			return s.sum, errors.Join(append(s.errs, err)...)
+			return s.out.sum, errors.Join(append(s.errs, err)...)
 		}
 		if err := s.path(ctx, path); err != nil {
-			return s.sum, errors.Join(append(s.errs, err)...)
+			return s.out.sum, errors.Join(append(s.errs, err)...)
 		}
 	}
-	if err := out.finish(s.sum); err != nil {
+	sum, err := s.out.Finish()
+	if err != nil {
 		s.errs = append(s.errs, fmt.Errorf("write scan output: %w", err))
 	}
-	return s.sum, errors.Join(s.errs...)
+	return sum, errors.Join(s.errs...)
 }
 
 // scanner holds one Run's state. Input errors collect in errs; the error a
@@ -67,14 +62,13 @@ func Run(ctx context.Context, an *analyzer.Analyzer, p analyzer.Policy, paths []
 type scanner struct {
 	an     *analyzer.Analyzer
 	policy analyzer.Policy
-	out    printer
-	sum    Summary
+	out    *Output // counts the messages; inputFailed counts the failures into it
 	errs   []error
 }
 
 // inputFailed records an input that could not be read.
 func (s *scanner) inputFailed(err error) {
-	s.sum.Failed++
+	s.out.sum.Failed++
 	s.errs = append(s.errs, err)
 }
 
@@ -214,12 +208,7 @@ func (s *scanner) classify(name string, r io.Reader) error {
 		s.inputFailed(fmt.Errorf("read message %s: %w", name, err))
 		return nil
 	}
-	v := s.an.Classify(m, s.policy)
-	s.sum.Messages++
-	if v.Action == analyzer.ActionFlag {
-		s.sum.Flagged++
-	}
-	if err := s.out.message(name, v); err != nil {
+	if err := s.out.Message(name, s.an.Classify(m, s.policy)); err != nil {
 		return fmt.Errorf("write scan output: %w", err)
 	}
 	return nil

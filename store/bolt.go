@@ -61,10 +61,12 @@ func openBolt(ctx context.Context, path string, opt Options) (*boltStore, error)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	if !opt.ReadOnly {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("open state file %s: %w", path, err)
+		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait, ReadOnly: opt.ReadOnly})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open state file %s: %w (waited %v)", path, ErrLocked, lockWait)
 	}
@@ -72,6 +74,9 @@ func openBolt(ctx context.Context, path string, opt Options) (*boltStore, error)
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
 	s := &boltStore{db: db, ttl: opt.ThreadTTL}
+	if opt.ReadOnly {
+		return s, nil
+	}
 	if err := s.tidy(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open state file %s: %w", path, err)

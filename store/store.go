@@ -194,6 +194,10 @@ type Options struct {
 	// RootCAs verifies a rediss:// server instead of the system roots when
 	// set (a private CA). Verification is never turned off by this package.
 	RootCAs *x509.CertPool
+	// ReadOnly opens a bbolt file for reading only (a shared lock, no
+	// tidying on open; every write fails), for `run --dry-run`. A missing
+	// file is an error. Redis ignores it: the caller simply writes nothing.
+	ReadOnly bool
 }
 
 // Open opens the store named by rawURL: "file:/path/state.db" (also

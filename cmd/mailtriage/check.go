@@ -69,7 +69,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 func runChecks(ctx context.Context, cfg *config.Config) []checkLine {
 	var lines []checkLine
 	sctx, cancel := context.WithTimeout(ctx, checkTimeout)
-	st, err := openStore(sctx, cfg.State)
+	st, err := openStore(sctx, cfg.State, false)
 	detail := "answers"
 	if err == nil {
 		err = st.Ping(sctx)

@@ -7,7 +7,7 @@
 //
 //	mailtriage demo
 //	mailtriage scan [--json] PATH...
-//	mailtriage run --config FILE [--once] [--log-format text|json]
+//	mailtriage run --config FILE [--once] [--dry-run [--limit N] [--since DATE] [--json]] [--log-format text|json]
 //	mailtriage check --config FILE
 //	mailtriage healthcheck [--url URL]
 //	mailtriage version

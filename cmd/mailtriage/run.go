@@ -18,11 +18,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "", "configuration `FILE` (YAML)")
 	once := fs.Bool("once", false, "run one cycle of every mailbox and exit: 0 when every mailbox succeeded")
 	format := fs.String("log-format", "", "log format: text or json (default: the config's log.format)")
+	dry := addDryRunFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if *path == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: mailtriage run --config FILE [--once] [--log-format text|json]")
+	dryOpt, dryErr := dry.options()
+	if *path == "" || fs.NArg() > 0 || dryErr != nil {
+		if dryErr != nil {
+			fmt.Fprintf(stderr, "mailtriage run: %v\n", dryErr)
+		}
+		fmt.Fprintln(stderr, "usage: mailtriage run --config FILE [--once] [--dry-run [--limit N] [--since DATE] [--json]] [--log-format text|json]")
 		return exitUsage
 	}
 	cfg, err := config.Load(*path)
@@ -40,6 +45,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signalContext(context.Background(), log)
 	defer stop()
+	if *dry.on {
+		if err := dryRun(ctx, cfg, dryOpt, *dry.json, stdout, log); err != nil {
+			log.Error("dry run failed", "error", err)
+			return exitFail
+		}
+		return exitOK
+	}
 	if _, err := runConfig(ctx, cfg, *once, log); err != nil {
 		log.Error("run failed", "error", err)
 		return exitFail

@@ -33,7 +33,7 @@ type worker struct {
 // newWorker wires cfg: analyzer.New(relays) → store.Open → forwarder.New and
 // poller.New per mailbox. Close releases what it opened.
 func newWorker(ctx context.Context, cfg *config.Config, scheduled bool, log *slog.Logger) (*worker, error) {
-	st, err := openStore(ctx, cfg.State)
+	st, err := openStore(ctx, cfg.State, false)
 	if err != nil {
 		return nil, err
 	}
@@ -45,8 +45,9 @@ func newWorker(ctx context.Context, cfg *config.Config, scheduled bool, log *slo
 	return w, nil
 }
 
-// openStore opens the state store, its password (if any) put into the URL.
-func openStore(ctx context.Context, s config.State) (store.Store, error) {
+// openStore opens the state store, its password (if any) put into the URL;
+// readOnly for a dry run (store.Options.ReadOnly).
+func openStore(ctx context.Context, s config.State, readOnly bool) (store.Store, error) {
 	url, err := s.StoreURL(ctx)
 	if err != nil {
 		return nil, err
@@ -55,7 +56,7 @@ func openStore(ctx context.Context, s config.State) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return store.Open(ctx, url.Reveal(), store.Options{Prefix: s.Prefix, ThreadTTL: s.ThreadTTL, RootCAs: roots})
+	return store.Open(ctx, url.Reveal(), store.Options{Prefix: s.Prefix, ThreadTTL: s.ThreadTTL, RootCAs: roots, ReadOnly: readOnly})
 }
 
 // mailboxes builds the poller of every mailbox, each with its forwarder,

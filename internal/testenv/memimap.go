@@ -1,54 +1,47 @@
 package testenv
 
 import (
-	"net"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/mailtriage/mailtriage/internal/memimap"
 )
 
-// MemIMAP serves go-imap's in-process server (imapmemserver) on a loopback
-// port with one user and an empty INBOX, and returns a client logged in
-// with INBOX selected; both end with the test. It is the fast IMAP peer for
-// tests of what a server reports (BODYSTRUCTURE, partial fetches); Dovecot
-// (StartDovecot) is the real one.
+// StartMemIMAP starts the in-process IMAP server (internal/memimap: go-imap's
+// imapmemserver, with what opt hides) and stops it when the test ends. It
+// is the fast IMAP peer for tests; Dovecot (StartDovecot) is the real one.
+func StartMemIMAP(t testing.TB, opt memimap.Options) *memimap.Server {
+	t.Helper()
+	s, err := memimap.Start(t.Context(), opt)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("testenv: close in-process IMAP server: %v", err)
+		}
+	})
+	return s
+}
+
+// MemIMAP starts the in-process IMAP server in plaintext with one user and
+// an empty INBOX, and returns a client logged in with INBOX selected; both
+// end with the test. It suits tests of what a server reports
+// (BODYSTRUCTURE, partial fetches).
 func MemIMAP(t testing.TB) *imapclient.Client {
 	t.Helper()
 	const user, password = "test", "test-password"
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser(user, password)
-	if err := u.Create("INBOX", nil); err != nil {
-		t.Fatalf("testenv: create INBOX: %v", err)
+	s := StartMemIMAP(t, memimap.Options{})
+	if _, err := s.AddUser(user, password); err != nil {
+		t.Fatalf("testenv: %v", err)
 	}
-	mem.AddUser(u)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testenv: listen on loopback: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
-	}()
-	c, err := imapclient.DialInsecure(ln.Addr().String(), nil)
+	c, err := imapclient.DialInsecure(s.Addr, nil)
 	if err != nil {
 		t.Fatalf("testenv: dial in-process IMAP server: %v", err)
 	}
-	t.Cleanup(func() {
-		_ = c.Close()
-		_ = srv.Close()
-		<-done
-	})
+	t.Cleanup(func() { _ = c.Close() })
 	if err := c.Login(user, password).Wait(); err != nil {
 		t.Fatalf("testenv: login: %v", err)
 	}
