@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -177,17 +178,27 @@ func (g *OAuth2Getter) fetch(ctx context.Context) (*oauth2.Token, error) {
 }
 
 // refreshed exchanges the stored refresh token (RFC 6749 §6) and writes a
-// rotated one back before the access token is used.
+// rotated one back before the access token is used. The request names the
+// scopes: Microsoft's token endpoint wants them on a refresh, and that lets
+// IMAP and SMTP share one refresh token with different scopes. x/oauth2's
+// own refresher sends none (golang/oauth2#540), so the request goes
+// through its client credentials source with the grant type replaced,
+// which that package allows for this purpose.
 func (g *OAuth2Getter) refreshed(ctx context.Context) (*oauth2.Token, error) {
 	stored, err := readRefreshToken(g.o.RefreshTokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("mailbox %s: %w; run: %s", g.o.Mailbox, err, g.o.LoginCommand)
 	}
-	cfg, err := g.config(ctx)
+	secret, err := g.clientSecret(ctx)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: stored}).Token()
+	rc := clientcredentials.Config{
+		ClientID: g.o.ClientID, ClientSecret: secret, TokenURL: g.o.TokenURL, Scopes: g.o.Scopes,
+		AuthStyle:      oauth2.AuthStyleInParams,
+		EndpointParams: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {stored}},
+	}
+	tok, err := rc.Token(ctx)
 	if err != nil {
 		return nil, g.endpointError("refresh token", err)
 	}
@@ -199,18 +210,17 @@ func (g *OAuth2Getter) refreshed(ctx context.Context) (*oauth2.Token, error) {
 	return tok, nil
 }
 
-// config is the x/oauth2 client configuration of a refresh token or device
-// flow, the client secret read from its file.
+// config is the x/oauth2 client configuration of the device flow, the
+// client secret read from its file.
 func (g *OAuth2Getter) config(ctx context.Context) (*oauth2.Config, error) {
 	secret, err := g.clientSecret(ctx)
 	if err != nil {
 		return nil, err
 	}
-	style := oauth2.AuthStyleInParams
 	return &oauth2.Config{
 		ClientID:     g.o.ClientID,
 		ClientSecret: secret,
-		Endpoint:     oauth2.Endpoint{TokenURL: g.o.TokenURL, DeviceAuthURL: g.o.DeviceAuthURL, AuthStyle: style},
+		Endpoint:     oauth2.Endpoint{TokenURL: g.o.TokenURL, DeviceAuthURL: g.o.DeviceAuthURL, AuthStyle: oauth2.AuthStyleInParams},
 		Scopes:       g.o.Scopes,
 	}, nil
 }

@@ -101,6 +101,9 @@ func TestOAuth2RefreshAndRotation(t *testing.T) {
 			if second.Reveal() == first.Reveal() || !srv.Valid(second.Reveal()) || srv.Grants(testenv.GrantRefreshToken) != 2 {
 				t.Fatalf("within the margin: want a new valid token from a second refresh, got grants %d", srv.Grants(testenv.GrantRefreshToken))
 			}
+			if got, want := srv.Scope(testenv.GrantRefreshToken), "https://outlook.office365.com/IMAP.AccessAsUser.All offline_access"; got != want {
+				t.Errorf("refresh asked for scope %q, want %q", got, want)
+			}
 			after, _ := os.ReadFile(path)
 			if rotated := !bytes.Equal(before, after); rotated != tc.rotate {
 				t.Errorf("refresh token file rewritten = %v, want %v", rotated, tc.rotate)

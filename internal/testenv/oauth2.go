@@ -60,6 +60,7 @@ type OAuth2Server struct {
 	refresh  map[string]bool      // live refresh tokens
 	devices  map[string]int       // device code -> polls so far
 	grants   map[string]int       // grant type -> successful token answers
+	scopes   map[string]string    // grant type -> the scope parameter of its last request
 	subjects []string             // "sub" of each JWT bearer assertion
 	saKey    *rsa.PublicKey
 }
@@ -79,6 +80,7 @@ func StartOAuth2(t testing.TB, opt OAuth2Options) *OAuth2Server {
 		refresh: map[string]bool{},
 		devices: map[string]int{},
 		grants:  map[string]int{},
+		scopes:  map[string]string{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", s.token)
@@ -122,6 +124,13 @@ func (s *OAuth2Server) Grants(grant string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.grants[grant]
+}
+
+// Scope returns the scope parameter of the last request of grant.
+func (s *OAuth2Server) Scope(grant string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.scopes[grant]
 }
 
 // Subjects returns the users the JWT bearer assertions asked to act for.
@@ -173,6 +182,7 @@ func (s *OAuth2Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.scopes[grant] = r.PostForm.Get("scope")
 	var newRefresh string
 	switch grant {
 	case GrantRefreshToken:
