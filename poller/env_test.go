@@ -98,8 +98,9 @@ type envOptions struct {
 
 	discardBodies bool // the sink keeps sizes and hashes only
 
-	oauthToken string // when set, the server also offers AUTHENTICATE OAUTHBEARER with this token (and lacks NAMESPACE and MOVE)
-	noKeywords bool   // PERMANENTFLAGS lists system flags only, no "\\*" (and the server lacks NAMESPACE and MOVE)
+	oauthToken string                  // when set, the server also offers AUTHENTICATE OAUTHBEARER with this token (and lacks NAMESPACE and MOVE)
+	oauthValid func(token string) bool // when set, OAUTHBEARER takes the tokens it accepts (an issuer's check), as oauthToken
+	noKeywords bool                    // PERMANENTFLAGS lists system flags only, no "\\*" (and the server lacks NAMESPACE and MOVE)
 
 	counts *commandCounts // when set, counts the SELECTs, STOREs and MOVEs the server receives
 }
@@ -146,7 +147,7 @@ func (s systemFlagsSession) Select(mailbox string, options *imap.SelectOptions) 
 // oauthSession adds SASL OAUTHBEARER (RFC 7628) to a memserver session.
 type oauthSession struct {
 	imapserver.Session
-	token string
+	valid func(token string) bool
 }
 
 func (s oauthSession) AuthenticateMechanisms() []string { return []string{"PLAIN", "OAUTHBEARER"} }
@@ -156,7 +157,7 @@ func (s oauthSession) Authenticate(mech string) (sasl.Server, error) {
 		return sasl.NewPlainServer(func(_, username, password string) error { return s.Login(username, password) }), nil
 	}
 	return sasl.NewOAuthBearerServer(func(o sasl.OAuthBearerOptions) *sasl.OAuthBearerError {
-		if o.Token != s.token || s.Login(o.Username, testPassword) != nil {
+		if !s.valid(o.Token) || s.Login(o.Username, testPassword) != nil {
 			return &sasl.OAuthBearerError{Status: "invalid_token"}
 		}
 		return nil
@@ -168,7 +169,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.tls == "" {
 		o.tls = TLSImplicit
 	}
-	if o.caps == nil && (o.oauthToken != "" || o.noKeywords) {
+	if o.oauthToken != "" && o.oauthValid == nil {
+		o.oauthValid = func(token string) bool { return token == o.oauthToken }
+	}
+	if o.caps == nil && (o.oauthValid != nil || o.noKeywords) {
 		o.caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}}
 	}
 	if o.caps == nil {
@@ -190,8 +194,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert.TLS}}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			if o.oauthToken != "" {
-				return oauthSession{e.mem.NewSession(), o.oauthToken}, nil, nil
+			if o.oauthValid != nil {
+				return oauthSession{e.mem.NewSession(), o.oauthValid}, nil, nil
 			}
 			if o.noKeywords {
 				return systemFlagsSession{e.mem.NewSession()}, nil, nil

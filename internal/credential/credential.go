@@ -49,6 +49,12 @@ type Auth struct {
 	Secret    Getter
 }
 
+// Invalidator is a Getter that can forget a token a server refused before
+// its expiry (OAuth2Getter), so that the next Get fetches a new one.
+type Invalidator interface {
+	Invalidate(s secret.Secret)
+}
+
 // ErrNoSecret is returned when an Auth has no Getter.
 var ErrNoSecret = errors.New("no password or token configured")
 
@@ -61,6 +67,13 @@ func (a Auth) SASL(ctx context.Context) (sasl.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credential for %s: %w", a.Username, err)
 	}
+	return a.Client(s)
+}
+
+// Client returns a SASL client of the mechanism holding s, a secret got
+// from a.Secret (for a caller that may hand a refused token back to
+// Invalidate).
+func (a Auth) Client(s secret.Secret) (sasl.Client, error) {
 	switch a.Mechanism {
 	case Plain, "":
 		return sasl.NewPlainClient("", a.Username, s.Reveal()), nil

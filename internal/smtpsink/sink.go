@@ -50,6 +50,7 @@ type Options struct {
 	TLS             string        // TLSNone (default), TLSStartTLS or TLSImplicit
 	Username        string        // when set, AUTH PLAIN, XOAUTH2 and OAUTHBEARER are offered and required before MAIL
 	Password        string        // the password, or the token for XOAUTH2 and OAUTHBEARER
+	Verify          func(username, secret string) bool // when set, decides AUTH instead of Password (a token checked with its issuer)
 	MaxMessageBytes int64         // SIZE limit advertised and enforced; DefaultMaxMessageBytes when 0
 	DiscardBodies   bool          // record size and SHA-256 only, not the bytes (for big messages)
 	SMTPUTF8        bool          // advertise SMTPUTF8
@@ -332,7 +333,11 @@ const xoauth2 = "XOAUTH2"
 // check accepts the configured user and password (or token) and marks the
 // session authenticated.
 func (ss *session) check(username, password string) bool {
-	if username != ss.sink.opt.Username || password != ss.sink.opt.Password {
+	ok := username == ss.sink.opt.Username && password == ss.sink.opt.Password
+	if v := ss.sink.opt.Verify; v != nil {
+		ok = username == ss.sink.opt.Username && v(username, password)
+	}
+	if !ok {
 		return false
 	}
 	ss.authed = true

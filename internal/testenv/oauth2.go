@@ -62,6 +62,7 @@ type OAuth2Server struct {
 	grants   map[string]int       // grant type -> successful token answers
 	scopes   map[string]string    // grant type -> the scope parameter of its last request
 	subjects []string             // "sub" of each JWT bearer assertion
+	issued   []string             // every token handed out
 	saKey    *rsa.PublicKey
 }
 
@@ -99,6 +100,7 @@ func (s *OAuth2Server) IssueRefreshToken() string {
 	defer s.mu.Unlock()
 	rt := "rt-" + randomToken()
 	s.refresh[rt] = true
+	s.issued = append(s.issued, rt)
 	return rt
 }
 
@@ -124,6 +126,14 @@ func (s *OAuth2Server) Grants(grant string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.grants[grant]
+}
+
+// Tokens returns every access and refresh token the server has issued,
+// for tests that look for them where they must not be (logs, errors).
+func (s *OAuth2Server) Tokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.issued...)
 }
 
 // Scope returns the scope parameter of the last request of grant.
@@ -223,8 +233,10 @@ func (s *OAuth2Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	if newRefresh != "" {
 		s.refresh[newRefresh] = true
+		s.issued = append(s.issued, newRefresh)
 	}
 	at := "at-" + randomToken()
+	s.issued = append(s.issued, at)
 	s.access[at] = s.opt.Clock().Add(s.opt.Lifetime)
 	s.grants[grant]++
 	writeJSON(w, http.StatusOK, map[string]any{
