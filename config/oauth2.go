@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -233,11 +234,43 @@ func (o *OAuth2) loginCommand() string {
 	return fmt.Sprintf("mailtriage login --config %s --mailbox %s", o.configFile, o.mailbox)
 }
 
-// OAuth2Login returns the token source of a server whose oauth2 flow is
-// refresh_token, for `mailtriage login`; ok is false for any other server.
-func (s Server) OAuth2Login() (g *credential.OAuth2Getter, ok bool) {
-	if s.OAuth2 == nil || s.OAuth2.Flow != string(credential.FlowRefreshToken) {
-		return nil, false
+// ErrGoogleDeviceFlow: Google's device flow grants a short list of scopes
+// that leaves out https://mail.google.com/ ("OAuth 2.0 for TV and
+// Limited-Input Device Applications", allowed scopes).
+var ErrGoogleDeviceFlow = errors.New("the Gmail scope https://mail.google.com/ is not among the scopes Google's device flow grants: use flow: service_account (Google Workspace), or store a refresh token from an installed-app sign-in in refresh_token_file")
+
+// OAuth2Logins returns what `mailtriage login` signs in for the mailbox:
+// one token source per refresh_token file among its IMAP and SMTP
+// servers' oauth2 blocks of the refresh_token flow, asking for the scopes
+// of every server sharing that file. It is empty when nothing needs a login.
+func (m Mailbox) OAuth2Logins() ([]*credential.OAuth2Getter, error) {
+	var out []*credential.OAuth2Getter
+	byFile := map[string]*OAuth2{}
+	var order []string
+	for _, s := range []Server{m.IMAP, m.Forward.SMTP} {
+		o := s.OAuth2
+		if o == nil || o.Flow != string(credential.FlowRefreshToken) {
+			continue
+		}
+		if o.Provider == ProviderGoogle && o.DeviceAuthURL == googleDeviceURL {
+			return nil, fmt.Errorf("mailbox %s: %w", m.Name, ErrGoogleDeviceFlow)
+		}
+		first, seen := byFile[o.RefreshTokenFile]
+		if !seen {
+			united := *o
+			united.Scopes = slices.Clone(o.Scopes)
+			byFile[o.RefreshTokenFile] = &united
+			order = append(order, o.RefreshTokenFile)
+			continue
+		}
+		for _, sc := range o.Scopes {
+			if !slices.Contains(first.Scopes, sc) {
+				first.Scopes = append(first.Scopes, sc)
+			}
+		}
 	}
-	return s.oauth2Getter(), true
+	for _, f := range order {
+		out = append(out, Server{OAuth2: byFile[f]}.oauth2Getter())
+	}
+	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/emersion/go-sasl"
 
@@ -105,4 +106,31 @@ func (c *xoauth2Client) Start() (string, []byte, error) {
 // response, after which the server fails the exchange with its own reply.
 func (c *xoauth2Client) Next(challenge []byte) ([]byte, error) {
 	return []byte{}, nil
+}
+
+// XOAuth2Server returns the server side of XOAUTH2, for test servers: it
+// reads the initial response and hands the user and the bearer token to
+// check, whose error (the protocol's own refusal) fails the exchange.
+func XOAuth2Server(check func(username, token string) error) sasl.Server {
+	return xoauth2Server(check)
+}
+
+type xoauth2Server func(username, token string) error
+
+func (check xoauth2Server) Next(response []byte) ([]byte, bool, error) {
+	if response == nil {
+		return []byte{}, false, nil // ask for the initial response
+	}
+	var user, token string
+	for _, kv := range strings.Split(string(response), "\x01") {
+		if v, ok := strings.CutPrefix(kv, "user="); ok {
+			user = v
+		} else if v, ok := strings.CutPrefix(kv, "auth=Bearer "); ok {
+			token = v
+		}
+	}
+	if err := check(user, token); err != nil {
+		return nil, false, err
+	}
+	return nil, true, nil
 }

@@ -1,4 +1,4 @@
-package credential
+package credential_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/secret"
 	"github.com/mailtriage/mailtriage/internal/testenv"
 )
@@ -44,7 +45,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 // refreshSetup is a refresh token flow against a local server, its
 // refresh token stored in a file.
-func refreshSetup(t *testing.T, opt testenv.OAuth2Options, clock *fakeClock) (*testenv.OAuth2Server, *OAuth2Getter, string) {
+func refreshSetup(t *testing.T, opt testenv.OAuth2Options, clock *fakeClock) (*testenv.OAuth2Server, *credential.OAuth2Getter, string) {
 	t.Helper()
 	opt.ClientID, opt.ClientSecret = testClientID, testClientSecret
 	if opt.Clock == nil {
@@ -52,12 +53,12 @@ func refreshSetup(t *testing.T, opt testenv.OAuth2Options, clock *fakeClock) (*t
 	}
 	srv := testenv.StartOAuth2(t, opt)
 	path := filepath.Join(t.TempDir(), "refresh-token")
-	if err := WriteRefreshToken(path, srv.IssueRefreshToken()); err != nil {
+	if err := credential.WriteRefreshToken(path, srv.IssueRefreshToken()); err != nil {
 		t.Fatal(err)
 	}
-	g := NewOAuth2(OAuth2{
+	g := credential.NewOAuth2(credential.OAuth2{
 		Mailbox: "support", LoginCommand: testLogin,
-		Flow: FlowRefreshToken, ClientID: testClientID, ClientSecret: Static(secret.New(testClientSecret)),
+		Flow: credential.FlowRefreshToken, ClientID: testClientID, ClientSecret: credential.Static(secret.New(testClientSecret)),
 		TokenURL: srv.TokenURL, DeviceAuthURL: srv.DeviceAuthURL,
 		Scopes: []string{"https://outlook.office365.com/IMAP.AccessAsUser.All", "offline_access"}, RefreshTokenFile: path,
 		Clock: clock.Now,
@@ -65,7 +66,7 @@ func refreshSetup(t *testing.T, opt testenv.OAuth2Options, clock *fakeClock) (*t
 	return srv, g, path
 }
 
-// A token is reused until DefaultRefreshMargin before its expiry, then
+// A token is reused until credential.DefaultRefreshMargin before its expiry, then
 // refreshed; a rotated refresh token is written back (0600) and used next.
 func TestOAuth2RefreshAndRotation(t *testing.T) {
 	ctx := t.Context()
@@ -89,7 +90,7 @@ func TestOAuth2RefreshAndRotation(t *testing.T) {
 			if !srv.Valid(first.Reveal()) {
 				t.Fatal("the server does not know the first token")
 			}
-			clock.Advance(tc.lifetime - DefaultRefreshMargin - time.Second)
+			clock.Advance(tc.lifetime - credential.DefaultRefreshMargin - time.Second)
 			if again, err := g.Get(ctx); err != nil || again.Reveal() != first.Reveal() || srv.Grants(testenv.GrantRefreshToken) != 1 {
 				t.Fatalf("before the margin: token changed=%v, err %v, grants %d; want the cached token", again.Reveal() != first.Reveal(), err, srv.Grants(testenv.GrantRefreshToken))
 			}
@@ -128,9 +129,9 @@ func TestOAuth2RevokedOrMissingRefreshToken(t *testing.T) {
 		spoil func(srv *testenv.OAuth2Server, path string)
 		is    error
 	}{
-		{"revoked at the server", func(srv *testenv.OAuth2Server, _ string) { srv.Revoke() }, ErrRefreshRefused},
-		{"file removed", func(_ *testenv.OAuth2Server, path string) { os.Remove(path) }, ErrNoRefreshToken},
-		{"file emptied", func(_ *testenv.OAuth2Server, path string) { os.WriteFile(path, []byte("\n"), 0o600) }, ErrNoRefreshToken},
+		{"revoked at the server", func(srv *testenv.OAuth2Server, _ string) { srv.Revoke() }, credential.ErrRefreshRefused},
+		{"file removed", func(_ *testenv.OAuth2Server, path string) { os.Remove(path) }, credential.ErrNoRefreshToken},
+		{"file emptied", func(_ *testenv.OAuth2Server, path string) { os.WriteFile(path, []byte("\n"), 0o600) }, credential.ErrNoRefreshToken},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, g, path := refreshSetup(t, testenv.OAuth2Options{}, newFakeClock())
@@ -182,7 +183,7 @@ func TestOAuth2ClockSkew(t *testing.T) {
 			mu.Lock()
 			drift = tc.drift
 			mu.Unlock()
-			clock.Advance(time.Hour - DefaultRefreshMargin - time.Second)
+			clock.Advance(time.Hour - credential.DefaultRefreshMargin - time.Second)
 			cached, err := g.Get(ctx)
 			if err != nil || cached.Reveal() != tok.Reveal() {
 				t.Fatalf("want the cached token, err %v", err)
@@ -214,23 +215,23 @@ func TestOAuth2AppFlows(t *testing.T) {
 	keyFile := srv.ServiceAccountKey(t, t.TempDir(), "mailtriage@project.iam.gserviceaccount.com")
 	for _, tc := range []struct {
 		name    string
-		o       OAuth2
+		o       credential.OAuth2
 		grant   string
 		is      error
 		wantErr string
 	}{
 		{name: "client credentials", grant: testenv.GrantClientCredentials,
-			o: OAuth2{Flow: FlowClientCredentials, ClientID: testClientID, ClientSecret: Static(secret.New(testClientSecret)), TokenURL: srv.TokenURL, Scopes: []string{"https://outlook.office365.com/.default"}}},
-		{name: "client credentials, wrong secret", is: ErrTokenEndpoint, wantErr: "invalid_client",
-			o: OAuth2{Flow: FlowClientCredentials, ClientID: testClientID, ClientSecret: Static(secret.New("wrong-secret-xyz")), TokenURL: srv.TokenURL}},
+			o: credential.OAuth2{Flow: credential.FlowClientCredentials, ClientID: testClientID, ClientSecret: credential.Static(secret.New(testClientSecret)), TokenURL: srv.TokenURL, Scopes: []string{"https://outlook.office365.com/.default"}}},
+		{name: "client credentials, wrong secret", is: credential.ErrTokenEndpoint, wantErr: "invalid_client",
+			o: credential.OAuth2{Flow: credential.FlowClientCredentials, ClientID: testClientID, ClientSecret: credential.Static(secret.New("wrong-secret-xyz")), TokenURL: srv.TokenURL}},
 		{name: "service account", grant: testenv.GrantJWTBearer,
-			o: OAuth2{Flow: FlowServiceAccount, ServiceAccountFile: keyFile, Subject: "support@example.com", Scopes: []string{"https://mail.google.com/"}}},
+			o: credential.OAuth2{Flow: credential.FlowServiceAccount, ServiceAccountFile: keyFile, Subject: "support@example.com", Scopes: []string{"https://mail.google.com/"}}},
 		{name: "service account, not a key file", wantErr: "not a Google service account key",
-			o: OAuth2{Flow: FlowServiceAccount, ServiceAccountFile: writeFile(t, `{"type":"authorized_user"}`), Subject: "support@example.com"}},
+			o: credential.OAuth2{Flow: credential.FlowServiceAccount, ServiceAccountFile: writeFile(t, `{"type":"authorized_user"}`), Subject: "support@example.com"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.o.Mailbox = "support"
-			tok, err := NewOAuth2(tc.o).Get(ctx)
+			tok, err := credential.NewOAuth2(tc.o).Get(ctx)
 			if tc.grant != "" {
 				if err != nil {
 					t.Fatalf("Get: %v", err)
@@ -261,7 +262,7 @@ func TestOAuth2DeviceLogin(t *testing.T) {
 	defer cancel()
 	srv := testenv.StartOAuth2(t, testenv.OAuth2Options{ClientID: testClientID})
 	path := filepath.Join(t.TempDir(), "refresh-token")
-	g := NewOAuth2(OAuth2{Mailbox: "support", Flow: FlowRefreshToken, ClientID: testClientID,
+	g := credential.NewOAuth2(credential.OAuth2{Mailbox: "support", Flow: credential.FlowRefreshToken, ClientID: testClientID,
 		TokenURL: srv.TokenURL, DeviceAuthURL: srv.DeviceAuthURL, RefreshTokenFile: path})
 	var out bytes.Buffer
 	if err := g.Login(ctx, &out); err != nil {
@@ -286,7 +287,7 @@ func TestOAuth2DeviceLogin(t *testing.T) {
 	if srv.Grants(testenv.GrantDeviceCode) != 1 || srv.Grants(testenv.GrantRefreshToken) != 1 {
 		t.Errorf("grants: device %d, refresh %d; want 1 and 1", srv.Grants(testenv.GrantDeviceCode), srv.Grants(testenv.GrantRefreshToken))
 	}
-	if err := NewOAuth2(OAuth2{Flow: FlowClientCredentials}).Login(ctx, &out); err == nil {
+	if err := credential.NewOAuth2(credential.OAuth2{Flow: credential.FlowClientCredentials}).Login(ctx, &out); err == nil {
 		t.Error("Login of a client credentials flow succeeded")
 	}
 }

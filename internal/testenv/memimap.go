@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"io"
+	"log"
 	"net"
 	"testing"
 
@@ -8,6 +10,9 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/emersion/go-sasl"
+
+	"github.com/mailtriage/mailtriage/internal/credential"
 )
 
 // MemIMAP serves go-imap's in-process server (imapmemserver) on a loopback
@@ -77,4 +82,79 @@ func Append(t testing.TB, c *imapclient.Client, folder string, msg []byte) imap.
 		t.Fatalf("testenv: append to %s: the server gave no APPENDUID", folder)
 	}
 	return data.UID
+}
+
+// OAuthIMAP serves go-imap's in-process server on a loopback port in
+// plaintext (a config's tls: none with insecure_plaintext) with one user,
+// username, and an empty INBOX. The only way in is AUTHENTICATE XOAUTH2 or
+// OAUTHBEARER (RFC 7628) with a token valid accepts: an issuer's check
+// such as OAuth2Server.Valid. It returns the address and the user, to
+// append and inspect mail; the server stops with the test.
+func OAuthIMAP(t testing.TB, username string, valid func(token string) bool) (string, *imapmemserver.User) {
+	t.Helper()
+	password := "oauth-only-" + randomToken() // never sent: no LOGIN, no PLAIN
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser(username, password)
+	if err := u.Create("INBOX", nil); err != nil {
+		t.Fatalf("testenv: create INBOX: %v", err)
+	}
+	mem.AddUser(u)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return bearerSession{mem.NewSession(), password, valid}, nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapLoginDisabled: {}},
+		InsecureAuth: true,
+		Logger:       log.New(io.Discard, "", 0),
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testenv: listen on loopback: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		<-done
+	})
+	return ln.Addr().String(), u
+}
+
+// bearerSession logs a session in with a bearer token only.
+type bearerSession struct {
+	imapserver.Session
+	password string
+	valid    func(token string) bool
+}
+
+func (s bearerSession) Login(string, string) error { return imapserver.ErrAuthFailed }
+
+func (s bearerSession) AuthenticateMechanisms() []string {
+	return []string{"XOAUTH2", sasl.OAuthBearer}
+}
+
+func (s bearerSession) Authenticate(mech string) (sasl.Server, error) {
+	login := func(username, token string) bool {
+		return s.valid(token) && s.Session.Login(username, s.password) == nil
+	}
+	switch mech {
+	case "XOAUTH2":
+		return credential.XOAuth2Server(func(username, token string) error {
+			if !login(username, token) {
+				return imapserver.ErrAuthFailed
+			}
+			return nil
+		}), nil
+	case sasl.OAuthBearer:
+		return sasl.NewOAuthBearerServer(func(o sasl.OAuthBearerOptions) *sasl.OAuthBearerError {
+			if !login(o.Username, o.Token) {
+				return &sasl.OAuthBearerError{Status: "invalid_token", Schemes: "bearer"}
+			}
+			return nil
+		}), nil
+	}
+	return nil, imapserver.ErrAuthFailed
 }
