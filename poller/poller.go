@@ -165,9 +165,10 @@ type Poller struct {
 
 	run sync.Mutex // held for a whole cycle
 
-	mu      sync.Mutex // guards the fields below
-	backoff backoff
-	warned  map[string]bool // one-time warnings already logged
+	mu       sync.Mutex // guards the fields below
+	backoff  backoff
+	warned   map[string]bool // one-time warnings already logged
+	resolved *Folders        // the server's names of the folders, once read
 }
 
 // New returns the poller of mb. A nil Metrics counts nothing; a nil logger

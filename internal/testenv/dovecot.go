@@ -73,6 +73,13 @@ type DovecotOptions struct {
 	// still work; a client that follows the advertisement, as it must,
 	// takes its fallback path. The list hidden from is Dovecot 2.3.19's.
 	HideCapabilities []string
+	// NamespacePrefix and Separator shape the personal namespace: "" and
+	// "/" by default; "INBOX." and "." are Cyrus' and Courier's.
+	NamespacePrefix, Separator string
+	// SpecialUse marks mailboxes with RFC 6154 attributes (name in the
+	// namespace, without its prefix -> "\Junk"); they are created at
+	// login and Dovecot then advertises SPECIAL-USE.
+	SpecialUse map[string]string
 }
 
 // dovecotCapabilities is what Dovecot 2.3.19 advertises after login with
@@ -218,6 +225,14 @@ service auth {
 }
 `, name, group.Name)
 	}
+	sep := d.opt.Separator
+	if sep == "" {
+		sep = "/"
+	}
+	var special string
+	for _, name := range slices.Sorted(maps.Keys(d.opt.SpecialUse)) {
+		special += fmt.Sprintf("  mailbox %q {\n    auto = create\n    special_use = %s\n  }\n", name, d.opt.SpecialUse[name])
+	}
 	conf := fmt.Sprintf(`# Written by internal/testenv for one test. No system configuration is read.
 base_dir = %[1]s/run
 state_dir = %[1]s/state
@@ -247,9 +262,9 @@ mail_location = maildir:~/Maildir
 verbose_proctitle = yes
 namespace inbox {
   inbox = yes
-  prefix =
-  separator = /
-}
+  prefix = %[9]s
+  separator = %[10]s
+%[11]s}
 default_process_limit = 300
 default_client_limit = 3000
 protocol imap {
@@ -266,7 +281,7 @@ service imap-login {
     ssl = yes
   }
 }
-%[8]s`, d.dir, d.imapsPort, cert.CertFile, cert.KeyFile, uid, gid, d.imapPort, extra)
+%[8]s`, d.dir, d.imapsPort, cert.CertFile, cert.KeyFile, uid, gid, d.imapPort, extra, d.opt.NamespacePrefix, sep, special)
 	return os.WriteFile(filepath.Join(d.dir, "dovecot.conf"), []byte(conf), 0o644)
 }
 
