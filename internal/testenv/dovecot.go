@@ -314,7 +314,7 @@ func (d *Dovecot) start() error {
 	for {
 		select {
 		case <-done:
-			d.killGroup(cmd.Process.Pid)
+			killGroup(cmd.Process.Pid)
 			return fmt.Errorf("dovecot exited during start: %s", d.LogTail())
 		default:
 		}
@@ -329,7 +329,7 @@ func (d *Dovecot) start() error {
 		if time.Now().After(deadline) {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
-			d.killGroup(cmd.Process.Pid)
+			killGroup(cmd.Process.Pid)
 			return fmt.Errorf("dovecot did not greet within %v: %v; log: %s", dovecotStartTimeout, err, d.LogTail())
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -343,6 +343,12 @@ func (d *Dovecot) greets(addr string, useTLS bool) error {
 	if useTLS {
 		tlsConfig = &tls.Config{RootCAs: d.RootCAs, ServerName: "127.0.0.1"}
 	}
+	return greets(addr, tlsConfig)
+}
+
+// greets dials an IMAP server the harness started (over TLS when
+// tlsConfig is set) and reads its "* OK" greeting.
+func greets(addr string, tlsConfig *tls.Config) error {
 	conn, err := dialProbe(addr, tlsConfig)
 	if err != nil {
 		return err
@@ -377,7 +383,7 @@ func (d *Dovecot) Stop() {
 		<-d.done
 	}
 	d.cmd, d.done = nil, nil
-	if !d.killGroup(pid) {
+	if !killGroup(pid) {
 		d.t.Errorf("testenv: Dovecot processes of group %d were still running after the master exited", pid)
 	}
 }
@@ -386,7 +392,7 @@ func (d *Dovecot) Stop() {
 // exit, signalling it again with SIGTERM now and then (a child forked just
 // after the first signal missed it), then kills what is left. It reports
 // whether the group emptied without SIGKILL.
-func (d *Dovecot) killGroup(pgid int) bool {
+func killGroup(pgid int) bool {
 	deadline := time.Now().Add(3 * time.Second)
 	for tick := 0; time.Now().Before(deadline); tick++ {
 		if groupAlive(pgid) == 0 {
