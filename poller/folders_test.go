@@ -61,8 +61,8 @@ func FuzzFolderName(f *testing.F) {
 }
 
 // Against Dovecot with Cyrus' and Courier's namespace (INBOX. and "."):
-// check shows the server's names, two cycles and the release loop use
-// them; and a review folder under the \Junk folder is refused.
+// check shows the server's names and the interop cycles use them; and a
+// review folder in the \Junk or \Trash folder is refused.
 func TestFoldersOnDovecotNamespaces(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -97,29 +97,8 @@ func TestFoldersOnDovecotNamespaces(t *testing.T) {
 			if got := res[3].Name; got != "mailbox support: review folder "+tc.wantReview {
 				t.Errorf("check line %q, want the server's name %s", got, tc.wantReview)
 			}
-			e.append("INBOX", encryptedMessage("ns-enc-1"))
-			e.append("INBOX", cleanMessage("ns-clean-1"))
-			if rep := e.cycle(p); rep.Counts.Flagged != 1 || rep.Counts.Forwarded != 1 {
-				t.Fatalf("first cycle: %+v", rep.Counts)
-			}
-			if got := e.count(tc.wantReview); got != 1 {
-				t.Fatalf("%s holds %d messages, want the flagged one", tc.wantReview, got)
-			}
-			if rep := e.cycle(p); rep.Counts.Seen != 0 {
-				t.Fatalf("second cycle read %d messages again", rep.Counts.Seen)
-			}
-			// A reviewer releases the flagged message.
 			release := folderName("Triage/Release", tc.opt.NamespacePrefix, orSlash(tc.opt.Separator))
-			e.moveAll(tc.wantReview, release)
-			if rep := e.cycle(p); rep.Counts.Forwarded != 1 {
-				t.Fatalf("release cycle: %+v", rep.Counts)
-			}
-			if got := e.count(release); got != 0 {
-				t.Errorf("%s still holds %d messages after the release loop", release, got)
-			}
-			if e.sink.Count() != 2 {
-				t.Errorf("sink got %d messages, want the clean one and the released one", e.sink.Count())
-			}
+			e.interop(p, tc.wantReview, release, true)
 		})
 	}
 }

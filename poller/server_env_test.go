@@ -119,3 +119,38 @@ func (e *serverEnv) moveAll(from, to string) {
 		e.t.Fatalf("expunge %s: %v", from, err)
 	}
 }
+
+// interop runs the suite every real server passes: a cycle flags one
+// message into review and forwards the clean ones, a second reads nothing
+// again, the release loop forwards what a reviewer moved from review to
+// release, and a last cycle sends nothing twice. review and release are
+// the server's names of the folders.
+func (e *serverEnv) interop(p *Poller, review, release string, uidplus bool) {
+	e.t.Helper()
+	e.append("INBOX", encryptedMessage("interop-enc-1"))
+	e.append("INBOX", cleanMessage("interop-clean-1"))
+	e.append("INBOX", cleanMessage("interop-clean-2"))
+	if rep := e.cycle(p); rep.Counts.Flagged != 1 || rep.Counts.Forwarded != 2 {
+		e.t.Fatalf("first cycle: %+v", rep.Counts)
+	}
+	if got := e.count(review); got != 1 {
+		e.t.Fatalf("%s holds %d messages, want the flagged one", review, got)
+	}
+	if rep := e.cycle(p); rep.Counts.Seen != 0 || rep.Counts.Forwarded != 0 {
+		e.t.Fatalf("second cycle: %+v, want nothing read again", rep.Counts)
+	}
+	e.moveAll(review, release)
+	if rep := e.cycle(p); rep.Counts.Forwarded != 1 {
+		e.t.Fatalf("release cycle: %+v", rep.Counts)
+	}
+	// Without UIDPLUS the released original stays, marked \Deleted.
+	if got := e.count(release); got != 0 && uidplus {
+		e.t.Errorf("%s holds %d messages after the release loop", release, got)
+	}
+	if rep := e.cycle(p); rep.Counts.Forwarded != 0 {
+		e.t.Fatalf("last cycle forwarded %d again", rep.Counts.Forwarded)
+	}
+	if e.sink.Count() != 3 {
+		e.t.Errorf("sink got %d messages, want the two clean ones and the released one", e.sink.Count())
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -180,42 +179,13 @@ func (c *Cyrus) start() error {
 		"-p", filepath.Join(c.dir, "master.pid"), "-D")
 	cmd.Dir = c.dir
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LD_LIBRARY_PATH=" + strings.Join(append(libs, more...), ":")}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := os.Create(filepath.Join(c.dir, "master.out"))
-	if err != nil {
-		return err
-	}
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("run Cyrus master: %w", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // the exit shows in master.out; callers see done
-		close(done)
-	}()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(c.port))
-	deadline := time.Now().Add(cyrusStartTimeout)
-	for {
-		select {
-		case <-done:
-			killGroup(cmd.Process.Pid)
-			return fmt.Errorf("the Cyrus master exited at start")
-		default:
-		}
-		if err = greets(addr, nil); err == nil {
-			c.cmd, c.done = cmd, done
-			return nil
-		}
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-			killGroup(cmd.Process.Pid)
-			return fmt.Errorf("the Cyrus master did not greet on %s within %v: %w", addr, cyrusStartTimeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	done, err := startGroup(cmd, filepath.Join(c.dir, "master.out"), cyrusStartTimeout, func() error { return greets(addr, nil) })
+	if err != nil {
+		return fmt.Errorf("cyrus on %s: %w", addr, err)
 	}
+	c.cmd, c.done = cmd, done
+	return nil
 }
 
 // stop terminates the master and every process of its group, and fails
@@ -227,15 +197,9 @@ func (c *Cyrus) stop() {
 		return
 	}
 	pid := c.cmd.Process.Pid
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(cyrusStopTimeout):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-c.done
-	}
+	emptied := stopGroup(pid, c.done, cyrusStopTimeout)
 	c.cmd, c.done = nil, nil
-	if !killGroup(pid) {
+	if !emptied {
 		c.t.Errorf("testenv: Cyrus processes of group %d were still running after the master exited", pid)
 	}
 }

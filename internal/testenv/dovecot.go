@@ -295,45 +295,18 @@ func (d *Dovecot) start() error {
 	}
 	cmd := exec.Command(dovecotBin, "-F", "-c", filepath.Join(d.dir, "dovecot.conf"))
 	cmd.Dir = d.dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := os.Create(filepath.Join(d.dir, "master.out"))
-	if err != nil {
-		return err
-	}
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("run %s: %w", dovecotBin, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // the exit status shows in the log; callers see done
-		close(done)
-	}()
-	deadline := time.Now().Add(dovecotStartTimeout)
-	for {
-		select {
-		case <-done:
-			killGroup(cmd.Process.Pid)
-			return fmt.Errorf("dovecot exited during start: %s", d.LogTail())
-		default:
-		}
+	done, err := startGroup(cmd, filepath.Join(d.dir, "master.out"), dovecotStartTimeout, func() error {
 		err := d.greets(net.JoinHostPort("127.0.0.1", strconv.Itoa(d.imapsPort)), true)
 		if err == nil {
 			err = d.greets(net.JoinHostPort("127.0.0.1", strconv.Itoa(d.imapPort)), false)
 		}
-		if err == nil {
-			d.cmd, d.done = cmd, done
-			return nil
-		}
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-			killGroup(cmd.Process.Pid)
-			return fmt.Errorf("dovecot did not greet within %v: %v; log: %s", dovecotStartTimeout, err, d.LogTail())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("dovecot: %w; log: %s", err, d.LogTail())
 	}
+	d.cmd, d.done = cmd, done
+	return nil
 }
 
 // greets dials addr (over TLS, verifying the certificate, when useTLS) and
@@ -375,15 +348,9 @@ func (d *Dovecot) Stop() {
 	pid := d.cmd.Process.Pid
 	// The whole group: the master alone takes a second to exit and leaves
 	// its helpers (log, config, anvil) to wind down for another two.
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(dovecotStopTimeout):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-d.done
-	}
+	emptied := stopGroup(pid, d.done, dovecotStopTimeout)
 	d.cmd, d.done = nil, nil
-	if !killGroup(pid) {
+	if !emptied {
 		d.t.Errorf("testenv: Dovecot processes of group %d were still running after the master exited", pid)
 	}
 }

@@ -23,37 +23,19 @@ import (
 func MemIMAP(t testing.TB) *imapclient.Client {
 	t.Helper()
 	const user, password = "test", "test-password"
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser(user, password)
-	if err := u.Create("INBOX", nil); err != nil {
-		t.Fatalf("testenv: create INBOX: %v", err)
-	}
-	mem.AddUser(u)
-	srv := imapserver.New(&imapserver.Options{
+	mem, _ := memUser(t, user, password)
+	addr := serveIMAP(t, &imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return mem.NewSession(), nil, nil
 		},
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
 		InsecureAuth: true,
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testenv: listen on loopback: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
-	}()
-	c, err := imapclient.DialInsecure(ln.Addr().String(), nil)
+	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
 		t.Fatalf("testenv: dial in-process IMAP server: %v", err)
 	}
-	t.Cleanup(func() {
-		_ = c.Close()
-		_ = srv.Close()
-		<-done
-	})
+	t.Cleanup(func() { _ = c.Close() })
 	if err := c.Login(user, password).Wait(); err != nil {
 		t.Fatalf("testenv: login: %v", err)
 	}
@@ -93,13 +75,8 @@ func Append(t testing.TB, c *imapclient.Client, folder string, msg []byte) imap.
 func OAuthIMAP(t testing.TB, username string, valid func(token string) bool) (string, *imapmemserver.User) {
 	t.Helper()
 	password := "oauth-only-" + randomToken() // never sent: no LOGIN, no PLAIN
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser(username, password)
-	if err := u.Create("INBOX", nil); err != nil {
-		t.Fatalf("testenv: create INBOX: %v", err)
-	}
-	mem.AddUser(u)
-	srv := imapserver.New(&imapserver.Options{
+	mem, u := memUser(t, username, password)
+	addr := serveIMAP(t, &imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return bearerSession{mem.NewSession(), password, valid}, nil, nil
 		},
@@ -107,6 +84,26 @@ func OAuthIMAP(t testing.TB, username string, valid func(token string) bool) (st
 		InsecureAuth: true,
 		Logger:       log.New(io.Discard, "", 0),
 	})
+	return addr, u
+}
+
+// memUser is an in-process server with one user and an empty INBOX.
+func memUser(t testing.TB, username, password string) (*imapmemserver.Server, *imapmemserver.User) {
+	t.Helper()
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser(username, password)
+	if err := u.Create("INBOX", nil); err != nil {
+		t.Fatalf("testenv: create INBOX: %v", err)
+	}
+	mem.AddUser(u)
+	return mem, u
+}
+
+// serveIMAP serves an in-process IMAP server on a free loopback port until
+// the test ends and returns its address.
+func serveIMAP(t testing.TB, opt *imapserver.Options) string {
+	t.Helper()
+	srv := imapserver.New(opt)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("testenv: listen on loopback: %v", err)
@@ -120,7 +117,7 @@ func OAuthIMAP(t testing.TB, username string, valid func(token string) bool) (st
 		_ = srv.Close()
 		<-done
 	})
-	return ln.Addr().String(), u
+	return ln.Addr().String()
 }
 
 // bearerSession logs a session in with a bearer token only.
