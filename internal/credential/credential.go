@@ -1,11 +1,17 @@
 // Package credential turns the configured way of proving who we are (a
 // password from a file or the environment, an OAuth 2.0 access token from a
-// file or a command) into SASL clients for IMAP AUTHENTICATE and SMTP AUTH.
+// file, a command or one of the built-in flows) into SASL clients for IMAP
+// AUTHENTICATE and SMTP AUTH.
 //
 // It follows RFC 4616 (PLAIN), RFC 7628 (OAUTHBEARER) and Google's and
 // Microsoft's XOAUTH2 profile; LOGIN is the draft-murchison-sasl-login
-// mechanism. It never prints a credential: values travel as secret.Secret and
-// errors name only the file, variable or command that failed.
+// mechanism. The OAuth 2.0 flows (NewOAuth2) use golang.org/x/oauth2: a
+// stored refresh token (RFC 6749 §6) written by the device authorization
+// grant (RFC 8628, Login), client credentials (§4.4) and a Google service
+// account's JWT bearer assertion (RFC 7523). It never prints a credential:
+// values travel as secret.Secret and errors name only the file, variable,
+// command or endpoint that failed, with an endpoint's RFC 6749 §5.2 error
+// code but never its response body.
 package credential
 
 import (
