@@ -69,6 +69,18 @@ func TestOAuth2Defaults(t *testing.T) {
 	}
 }
 
+// auth: oauthbearer takes an oauth2 block too.
+func TestOAuth2WithOAuthBearer(t *testing.T) {
+	cfg, err := Parse([]byte(withIMAP("      auth: oauthbearer\n      oauth2: {provider: google, service_account_file: /sa.json}\n")), "config.yaml")
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	a, err := cfg.Mailboxes[0].IMAP.Credential()
+	if err != nil || a.Mechanism != "oauthbearer" || a.Secret == nil {
+		t.Fatalf("Credential: %+v, %v; want OAUTHBEARER with the oauth2 source", a, err)
+	}
+}
+
 // The oauth2 block's refusals, each naming its key and line.
 func TestOAuth2Errors(t *testing.T) {
 	ms := func(extra string) string {
