@@ -117,15 +117,19 @@ func folderName(configured, prefix, sep string) string {
 	if strings.EqualFold(configured, "INBOX") {
 		return "INBOX"
 	}
-	name := configured
-	if sep != "" && sep != "/" {
-		name = strings.ReplaceAll(name, "/", sep)
+	levels := func(s string) string {
+		if sep != "" && sep != "/" {
+			return strings.ReplaceAll(s, "/", sep)
+		}
+		return s
 	}
 	// INBOX is case-insensitive, so is a prefix that starts with it.
-	if prefix == "" {
-		return name
+	under := func(s string) bool { return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) }
+	if under(configured) {
+		return prefix + levels(configured[len(prefix):])
 	}
-	if len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) {
+	name := levels(configured)
+	if under(name) {
 		return prefix + name[len(prefix):]
 	}
 	return prefix + name
