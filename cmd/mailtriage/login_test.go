@@ -20,7 +20,7 @@ const loginMessage = "From: Alice <alice@example.com>\r\nTo: helpdesk@contoso.ex
 	"Date: Tue, 24 Nov 2026 09:00:00 +0000\r\nMessage-ID: <login-1@example.com>\r\n" +
 	"Content-Type: text/plain; charset=utf-8\r\n\r\nThe printer is on fire.\r\n"
 
-// `mailtriage login` then `run --once` for each provider's shape, against a
+// `mailtriage login`, `check` and `run --once` for each provider's shape, against a
 // local OAuth2 server and IMAP and SMTP servers that check the bearer
 // token with it. Nothing the server issued shows in any output.
 func TestLoginThenRunOnce(t *testing.T) {
@@ -96,6 +96,11 @@ mailboxes:
 				out.Write(stdout.Bytes())
 				out.Write(stderr.Bytes())
 			}
+			var check bytes.Buffer
+			if code := dispatch([]string{"check", "--config", cfgPath}, &check, &check); code != exitOK || !strings.Contains(check.String(), "imap login") {
+				t.Fatalf("check: exit %d\n%s", code, check.String())
+			}
+			out.Write(check.Bytes())
 			var stdout, stderr bytes.Buffer
 			if code := dispatch([]string{"run", "--config", cfgPath, "--once"}, &stdout, &stderr); code != exitOK {
 				t.Fatalf("run --once: exit %d\n%s", code, stderr.String())
