@@ -39,9 +39,6 @@ const (
 	FlowServiceAccount Flow = "service_account"
 )
 
-// Flows lists the supported flows, for validation messages.
-func Flows() []Flow { return []Flow{FlowRefreshToken, FlowClientCredentials, FlowServiceAccount} }
-
 // Sentinel errors of the OAuth 2.0 flows.
 var (
 	// ErrRefreshRefused: the token endpoint answered invalid_grant to the
