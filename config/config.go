@@ -143,6 +143,7 @@ type Server struct {
 	PasswordEnv       string   `json:"password_env,omitempty"`
 	TokenFile         string   `json:"token_file,omitempty"`
 	TokenCommand      []string `json:"token_command,omitempty"`
+	OAuth2            *OAuth2  `json:"oauth2,omitempty"` // with auth: oauth2
 }
 
 // AnalyzerPolicy returns the mailbox's policy as the analyzer takes it.
@@ -157,7 +158,7 @@ func (m Mailbox) AnalyzerPolicy() analyzer.Policy {
 // HasCredential reports whether the server is configured to log in.
 // IMAP servers always are; an SMTP relay may accept mail without AUTH.
 func (s Server) HasCredential() bool {
-	return s.PasswordFile != "" || s.PasswordEnv != "" || s.TokenFile != "" || len(s.TokenCommand) > 0
+	return s.PasswordFile != "" || s.PasswordEnv != "" || s.TokenFile != "" || len(s.TokenCommand) > 0 || s.OAuth2 != nil
 }
 
 // Mechanism returns the SASL mechanism as the credential package names it.

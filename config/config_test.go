@@ -167,7 +167,7 @@ func TestErrors(t *testing.T) {
 			[]string{`config.yaml:7: mailboxes[0].imap.tls: "tsl" is not one of implicit, starttls, none`}},
 		{"unknown key with suggestion", imap("      pasword_file: /s\n"),
 			[]string{
-				`config.yaml:4: mailboxes[0].imap: needs one of password_file, password_env, token_file, token_command`,
+				`config.yaml:4: mailboxes[0].imap: needs one of password_file, password_env, token_file, token_command, oauth2`,
 				`config.yaml:6: mailboxes[0].imap.pasword_file: unknown key (did you mean password_file?)`,
 			}},
 		{"unknown top-level key", "mailbox: []\n" + minimal,
@@ -175,16 +175,16 @@ func TestErrors(t *testing.T) {
 		{"both password_file and password_env", imap("      password_file: /s\n      password_env: PW\n"),
 			[]string{`config.yaml:7: mailboxes[0].imap.password_env: password_file and password_env are exclusive; set one`}},
 		{"neither password_file nor password_env", imap(""),
-			[]string{`config.yaml:4: mailboxes[0].imap: needs one of password_file, password_env, token_file, token_command`}},
+			[]string{`config.yaml:4: mailboxes[0].imap: needs one of password_file, password_env, token_file, token_command, oauth2`}},
 		{"empty password_env", imap("      password_env: \"\"\n"),
 			[]string{`config.yaml:6: mailboxes[0].imap.password_env: must not be empty`,
-				`config.yaml:4: mailboxes[0].imap: needs one of password_file, password_env, token_file, token_command`}},
+				`config.yaml:4: mailboxes[0].imap: needs one of password_file, password_env, token_file, token_command, oauth2`}},
 		{"xoauth2 with a password", imap("      auth: xoauth2\n      password_env: PW\n"),
-			[]string{`config.yaml:6: mailboxes[0].imap.auth: xoauth2 takes token_file or token_command, not password_env`}},
+			[]string{`config.yaml:6: mailboxes[0].imap.auth: xoauth2 takes token_file, token_command or oauth2, not password_env`}},
 		{"plain with a token", imap("      auth: plain\n      token_file: /t\n"),
 			[]string{`config.yaml:6: mailboxes[0].imap.auth: plain takes password_file or password_env, not token_file`}},
 		{"bad auth enum", imap("      auth: cram-md5\n      password_env: PW\n"),
-			[]string{`config.yaml:6: mailboxes[0].imap.auth: "cram-md5" is not one of plain, login, xoauth2, oauthbearer`}},
+			[]string{`config.yaml:6: mailboxes[0].imap.auth: "cram-md5" is not one of plain, login, xoauth2, oauthbearer, oauth2`}},
 		{"empty token_command", imap("      token_command: []\n"),
 			[]string{`config.yaml:6: mailboxes[0].imap.token_command: must list the command and its arguments`}},
 		{"tls none without insecure_plaintext", imap("      password_file: /s\n      tls: none\n"),
@@ -477,7 +477,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("mailboxes: [{name: x, imap: {address: h}, forward: {to: [a@b], from: c@d, smtp: {address: s}}}]\n"))
-	for _, name := range []string{"mailtriage.example.yaml", "microsoft365.yaml", "gmail.yaml", "redis-replicas.yaml"} {
+	for _, name := range []string{"mailtriage.example.yaml", "microsoft365.yaml", "google.yaml", "redis-replicas.yaml"} {
 		if data, err := os.ReadFile(filepath.Join("..", "configs", name)); err == nil {
 			f.Add(data)
 		}

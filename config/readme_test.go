@@ -52,10 +52,11 @@ func TestReadmeListsEveryKey(t *testing.T) {
 	}
 	for _, d := range documented {
 		prefix, wild := strings.CutSuffix(d, "*")
-		// Alternatives (password_env beside password_file) stand in the
-		// example as comments: "# password_env: NAME".
+		// Alternatives (password_env beside password_file, an oauth2
+		// block) stand in the example as comments: "# password_env: NAME",
+		// "#   provider: microsoft".
 		leaf := d[strings.LastIndex(d, ".")+1:]
-		if !wild && strings.Contains(string(example), "# "+leaf+":") {
+		if !wild && regexp.MustCompile(`#\s+`+regexp.QuoteMeta(leaf)+`:`).Match(example) {
 			continue
 		}
 		if !slices.ContainsFunc(keys, func(k string) bool { return k == d || wild && strings.HasPrefix(k, prefix) }) {

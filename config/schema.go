@@ -240,6 +240,11 @@ func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
 		{key: "forward", required: true, decode: func(n *yaml.Node, p string) { mb.Forward = d.forward(n, p) }},
 		{key: "policy", decode: func(n *yaml.Node, p string) { d.policy(n, p, mb.Policy) }},
 	})
+	for _, o := range []*OAuth2{mb.IMAP.OAuth2, mb.Forward.SMTP.OAuth2} {
+		if o != nil {
+			o.mailbox, o.configFile = mb.Name, d.file
+		}
+	}
 	if v, ok := seen["name"]; ok && (!mailboxNamePattern.MatchString(mb.Name) || len(mb.Name) > maxMailboxNameLength) {
 		d.errorf(v, join(path, "name"), "%q must be letters, digits, '.', '_' and '-' (at most %d, starting with a letter or digit)", mb.Name, maxMailboxNameLength)
 		mb.Name = ""
@@ -350,6 +355,7 @@ func (d *decoder) addrSpec(n *yaml.Node, path, s string) string {
 
 // serverKind tells IMAP and SMTP servers apart for defaults and rules.
 type serverKind struct {
+	protocol    string // "imap" | "smtp"
 	defaultTLS  string
 	ports       map[string]string // default port by tls
 	needsLogin  bool
@@ -359,7 +365,7 @@ type serverKind struct {
 // imapServer: implicit TLS on 993 by default, and a login is required.
 func imapServer() serverKind {
 	return serverKind{
-		defaultTLS: TLSImplicit, needsLogin: true, exampleHost: "imap.example.com:993",
+		protocol: "imap", defaultTLS: TLSImplicit, needsLogin: true, exampleHost: "imap.example.com:993",
 		ports: map[string]string{TLSImplicit: defaultIMAPPort, TLSStartTLS: defaultIMAPPlainPort, TLSNone: defaultIMAPPlainPort},
 	}
 }
@@ -367,14 +373,14 @@ func imapServer() serverKind {
 // smtpServer: STARTTLS on 587 by default (RFC 6409), login optional.
 func smtpServer() serverKind {
 	return serverKind{
-		defaultTLS: TLSStartTLS, exampleHost: "smtp.example.com:587",
+		protocol: "smtp", defaultTLS: TLSStartTLS, exampleHost: "smtp.example.com:587",
 		ports: map[string]string{TLSImplicit: defaultSMTPSPort, TLSStartTLS: defaultSMTPPort, TLSNone: defaultSMTPPlainPort},
 	}
 }
 
 // secretKeys are the keys naming where a server's secret lives.
 func secretKeys() []string {
-	return []string{"password_file", "password_env", "token_file", "token_command"}
+	return []string{"password_file", "password_env", "token_file", "token_command", "oauth2"}
 }
 
 func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
@@ -385,7 +391,7 @@ func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
 		{key: "ca_file", decode: d.setStr(&s.CAFile)},
 		{key: "insecure_plaintext", decode: d.setBool(&s.InsecurePlaintext)},
 		{key: "username", required: kind.needsLogin, decode: d.setStr(&s.Username)},
-		{key: "auth", decode: d.setEnum(&s.Auth, mechanisms()...)},
+		{key: "auth", decode: d.setEnum(&s.Auth, append(mechanisms(), AuthOAuth2)...)},
 		{key: "password_file", decode: d.setStr(&s.PasswordFile)},
 		{key: "password_env", decode: d.setStr(&s.PasswordEnv)},
 		{key: "token_file", decode: d.setStr(&s.TokenFile)},
@@ -395,6 +401,7 @@ func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
 				d.errorf(n, p, "must list the command and its arguments")
 			}
 		}},
+		{key: "oauth2", decode: func(n *yaml.Node, p string) { s.OAuth2 = d.oauth2(n, p, kind) }},
 	})
 	if v, ok := seen["address"]; ok {
 		s.Address = d.hostPort(v, join(path, "address"), s.Address, kind.ports[s.TLS], kind.exampleHost)
@@ -411,12 +418,13 @@ func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
 		"password_env":  s.PasswordEnv != "",
 		"token_file":    s.TokenFile != "",
 		"token_command": len(s.TokenCommand) > 0,
+		"oauth2":        s.OAuth2 != nil,
 	}
 	var sources []string
 	for _, k := range secretKeys() {
 		v, ok := seen[k]
 		switch {
-		case ok && !values[k] && k != "token_command":
+		case ok && !values[k] && k != "token_command" && k != "oauth2":
 			d.errorf(v, join(path, k), "must not be empty")
 		case ok:
 			sources = append(sources, k)
@@ -426,24 +434,31 @@ func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
 	case len(sources) > 1:
 		d.errorf(seen[sources[1]], join(path, sources[1]), "%s and %s are exclusive; set one", sources[0], sources[1])
 	case len(sources) == 0 && (kind.needsLogin || s.Username != "" || s.Auth != ""):
-		d.errorf(n, path, "needs one of password_file, password_env, token_file, token_command")
+		d.errorf(n, path, "needs one of password_file, password_env, token_file, token_command, oauth2")
 	case len(sources) == 1 && s.Username == "" && !kind.needsLogin:
 		d.errorf(seen[sources[0]], join(path, "username"), "required with %s", sources[0])
 	}
+	if s.Auth == AuthOAuth2 && (len(sources) != 1 || sources[0] != "oauth2") {
+		d.errorf(seen["auth"], join(path, "auth"), "oauth2 needs an oauth2 block (provider, client_id, ...)")
+		return s
+	}
 	if len(sources) == 1 {
-		token := sources[0] == "token_file" || sources[0] == "token_command"
+		token := sources[0] == "token_file" || sources[0] == "token_command" || sources[0] == "oauth2"
 		switch {
-		case s.Auth == "" && token:
+		case (s.Auth == "" || s.Auth == AuthOAuth2) && token:
 			s.Auth = "xoauth2"
 		case s.Auth == "":
 			s.Auth = "plain"
 		case token != s.Mechanism().OAuth():
 			want := "password_file or password_env"
 			if s.Mechanism().OAuth() {
-				want = "token_file or token_command"
+				want = "token_file, token_command or oauth2"
 			}
 			d.errorf(seen["auth"], join(path, "auth"), "%s takes %s, not %s", s.Auth, want, sources[0])
 		}
+	}
+	if s.OAuth2 != nil && s.OAuth2.Flow == string(credential.FlowServiceAccount) && s.OAuth2.Subject == "" {
+		s.OAuth2.Subject = s.Username // the mailbox the service account acts for
 	}
 	return s
 }

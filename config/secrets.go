@@ -14,7 +14,7 @@ import (
 
 // ErrNoCredential is returned by Server.Credential for a server configured
 // without a password or token source (an SMTP relay that takes no AUTH).
-var ErrNoCredential = errors.New("no password_file, password_env, token_file or token_command")
+var ErrNoCredential = errors.New("no password_file, password_env, token_file, token_command or oauth2")
 
 // Credential builds the login for this server. The secret itself is read by
 // the returned Getter when a connection authenticates, not now.
@@ -29,6 +29,8 @@ func (s Server) Credential() (credential.Auth, error) {
 		g = credential.File(s.TokenFile)
 	case len(s.TokenCommand) > 0:
 		g = credential.Command(s.TokenCommand)
+	case s.OAuth2 != nil:
+		g = s.oauth2Getter()
 	default:
 		return credential.Auth{}, fmt.Errorf("credential for %s: %w", s.Address, ErrNoCredential)
 	}

@@ -37,6 +37,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/internal/secret"
 )
 
 // TLS modes, as the configuration spells them.
@@ -345,14 +346,44 @@ func (f *Forwarder) auth(ctx context.Context, c *smtp.Client) *Error {
 		_, offered := c.Extension("AUTH")
 		return &Error{Op: op, Kind: KindAuth, Err: fmt.Errorf("server offers AUTH %q, not %s", offered, mech)}
 	}
-	sc, err := a.SASL(ctx)
-	if err != nil {
-		return &Error{Op: op, Kind: KindAuth, Err: err}
+	r := f.authOnce(ctx, c)
+	var refused *smtp.SMTPError
+	if inv, ok := a.Secret.(credential.Invalidator); ok && a.Mechanism.OAuth() && errors.As(r.presented, &refused) && refused.Code == 535 {
+		// A token this host counts valid was refused (the server's clock
+		// runs ahead, or it was revoked): once more with a fresh one.
+		inv.Invalidate(r.token)
+		r = f.authOnce(ctx, c)
 	}
-	if err := c.Auth(sc); err != nil {
-		return fail(op, phaseAuth, err)
+	if r.local != nil {
+		return &Error{Op: op, Kind: KindAuth, Err: r.local}
+	}
+	if r.presented != nil {
+		return fail(op, phaseAuth, r.presented)
 	}
 	return nil
+}
+
+// authResult is one AUTH attempt: the token presented, and the failure to
+// get it (local) or the server's refusal (presented).
+type authResult struct {
+	token            secret.Secret
+	local, presented error
+}
+
+func (f *Forwarder) authOnce(ctx context.Context, c *smtp.Client) authResult {
+	a := f.cfg.Auth
+	if a.Secret == nil {
+		return authResult{local: credential.ErrNoSecret}
+	}
+	tok, err := a.Secret.Get(ctx)
+	if err != nil {
+		return authResult{local: fmt.Errorf("credential for %s: %w", a.Username, err)}
+	}
+	sc, err := a.Client(tok)
+	if err != nil {
+		return authResult{token: tok, local: err}
+	}
+	return authResult{token: tok, presented: c.Auth(sc)}
 }
 
 // drop closes the current session without QUIT.

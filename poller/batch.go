@@ -440,7 +440,7 @@ func (cy *cycle) flag(msgs []*message, done map[imap.UID]bool) error {
 			return fmt.Errorf("store flags on uids %v in %s: %w", set, cy.folder, err)
 		}
 	}
-	moved, err := cy.moveOut(all, p.mb.ReviewFolder)
+	moved, err := cy.moveOut(all, cy.f.Review)
 	if err != nil {
 		return err
 	}
@@ -451,12 +451,12 @@ func (cy *cycle) flag(msgs []*message, done map[imap.UID]bool) error {
 			action = EntryForwardFailed
 		}
 		if !m.recorded {
-			outs = append(outs, cy.outcome(m, action, p.mb.ReviewFolder))
+			outs = append(outs, cy.outcome(m, action, cy.f.Review))
 			p.m.Message(p.mb.Name, m.v.Class, action)
 			p.log.Info("flagged", cy.attrs(m, action, nil)...)
-			e := Entry{Folder: cy.folder, UID: uint32(m.uid), Action: action, Verdict: m.v, Released: cy.folder == p.mb.ReleaseFolder}
+			e := Entry{Folder: cy.folder, UID: uint32(m.uid), Action: action, Verdict: m.v, Released: cy.folder == cy.f.Release}
 			if moved {
-				e.MovedTo = p.mb.ReviewFolder
+				e.MovedTo = cy.f.Review
 			}
 			cy.note(e)
 		}
@@ -469,12 +469,12 @@ func (cy *cycle) flag(msgs []*message, done map[imap.UID]bool) error {
 func (cy *cycle) forwardedFolder(released bool) string {
 	switch cy.p.mb.AfterForward {
 	case AfterForwardMove:
-		return cy.p.mb.ForwardedFolder
+		return cy.f.Forwarded
 	case AfterForwardDelete:
 		return ""
 	}
 	if released {
-		return cy.p.mb.Folder
+		return cy.f.Watched
 	}
 	return cy.folder
 }

@@ -13,9 +13,11 @@ type CheckResult struct {
 	Err    error
 }
 
-// Check logs in, opens the watched folder read-only and makes sure the
-// review and release folders exist (creating them as a cycle would). It
-// stops at the first failure that makes the rest meaningless.
+// Check logs in, reads how the server names folders (namespace prefix and
+// separator), opens the watched folder read-only and makes sure the review
+// and release folders exist (creating them as a cycle would). Folder lines
+// show the server's names. It stops at the first failure that makes the
+// rest meaningless.
 func (p *Poller) Check(ctx context.Context) []CheckResult {
 	var res []CheckResult
 	name := func(what string) string { return fmt.Sprintf("mailbox %s: %s", p.mb.Name, what) }
@@ -31,25 +33,43 @@ func (p *Poller) Check(ctx context.Context) []CheckResult {
 	}
 	defer c.logout(ctx)
 
-	sel, err := c.selectFolder(ctx, p.mb.Folder, true)
-	r := CheckResult{Name: name("folder " + p.mb.Folder), Err: err}
+	f, err := p.folders(ctx, c)
+	res = append(res, CheckResult{
+		Name:   name("folder names"),
+		Detail: fmt.Sprintf("personal namespace prefix %q, separator %q", f.Prefix, f.Separator),
+		Err:    err,
+	})
+	if err != nil {
+		return res
+	}
+	// configured says what a folder was configured as when the server
+	// names it otherwise.
+	configured := func(server, conf string) string {
+		if server == conf {
+			return ""
+		}
+		return fmt.Sprintf(" (configured %q)", conf)
+	}
+
+	sel, err := c.selectFolder(ctx, f.Watched, true)
+	r := CheckResult{Name: name("folder " + f.Watched), Err: err}
 	if err == nil {
-		r.Detail = fmt.Sprintf("%d messages, uidvalidity %d", sel.NumMessages, sel.UIDValidity)
+		r.Detail = fmt.Sprintf("%d messages, uidvalidity %d%s", sel.NumMessages, sel.UIDValidity, configured(f.Watched, p.mb.Folder))
 	}
 	res = append(res, r)
 
-	for _, f := range []struct{ what, folder string }{
-		{"review folder", p.mb.ReviewFolder},
-		{"release folder", p.mb.ReleaseFolder},
-		{"forwarded folder", p.mb.ForwardedFolder},
+	for _, x := range []struct{ what, folder, conf string }{
+		{"review folder", f.Review, p.mb.ReviewFolder},
+		{"release folder", f.Release, p.mb.ReleaseFolder},
+		{"forwarded folder", f.Forwarded, p.mb.ForwardedFolder},
 	} {
-		if f.folder == "" || (f.what == "forwarded folder" && p.mb.AfterForward != AfterForwardMove) {
+		if x.folder == "" || (x.what == "forwarded folder" && p.mb.AfterForward != AfterForwardMove) {
 			continue
 		}
-		created, err := c.ensure(ctx, f.folder)
-		r := CheckResult{Name: name(f.what + " " + f.folder), Detail: "exists", Err: err}
+		created, err := c.ensure(ctx, x.folder)
+		r := CheckResult{Name: name(x.what + " " + x.folder), Detail: "exists" + configured(x.folder, x.conf), Err: err}
 		if created {
-			r.Detail = "created"
+			r.Detail = "created" + configured(x.folder, x.conf)
 		}
 		res = append(res, r)
 	}

@@ -14,8 +14,10 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
 
 	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/internal/secret"
 )
 
 // Sentinel errors of the IMAP session.
@@ -40,14 +42,40 @@ type conn struct {
 
 // dial connects, checks the certificate (always), logs in and reads the
 // capabilities. handler receives unsolicited updates (IDLE); it may be nil.
+// An OAuth token the server refuses although this host counts it valid
+// (the server's clock runs ahead, the grant was revoked) is handed back to
+// its source, and the login tried once more on a new connection with a
+// fresh token: go-sasl's OAUTHBEARER client leaves the refused
+// AUTHENTICATE unanswered, so the first connection is done for.
 func (p *Poller) dial(ctx context.Context, handler *imapclient.UnilateralDataHandler) (*conn, error) {
+	c, presented, err := p.connect(ctx, handler)
+	inv, ok := p.mb.IMAP.Auth.Secret.(credential.Invalidator)
+	if err != nil && ok && p.mb.IMAP.Auth.Mechanism.OAuth() && tokenRefused(err) {
+		p.log.Info("IMAP server refused the access token; fetching a new one", "server", p.mb.IMAP.Address)
+		inv.Invalidate(presented)
+		c, _, err = p.connect(ctx, handler)
+	}
+	return c, err
+}
+
+// tokenRefused reports whether a login failed on the credential itself: a
+// NO to AUTHENTICATE, or an OAUTHBEARER error challenge (RFC 7628 §3.2.2).
+func tokenRefused(err error) bool {
+	var no *imap.Error
+	var bearer *sasl.OAuthBearerError
+	return errors.As(err, &bearer) || errors.As(err, &no) && no.Type == imap.StatusResponseTypeNo
+}
+
+// connect is one attempt of dial; it returns the secret the login
+// presented.
+func (p *Poller) connect(ctx context.Context, handler *imapclient.UnilateralDataHandler) (*conn, secret.Secret, error) {
 	cfg := p.mb.IMAP
 	host, _, err := net.SplitHostPort(cfg.Address)
 	if err != nil {
-		return nil, fmt.Errorf("imap address %q: %w", cfg.Address, err)
+		return nil, secret.Secret{}, fmt.Errorf("imap address %q: %w", cfg.Address, err)
 	}
 	if cfg.TLS == TLSNone && !cfg.InsecurePlaintext {
-		return nil, fmt.Errorf("connect to %s: %w", cfg.Address, ErrPlaintext)
+		return nil, secret.Secret{}, fmt.Errorf("connect to %s: %w", cfg.Address, ErrPlaintext)
 	}
 	serverName := cfg.ServerName
 	if serverName == "" {
@@ -67,7 +95,7 @@ func (p *Poller) dial(ctx context.Context, handler *imapclient.UnilateralDataHan
 	d := net.Dialer{}
 	raw, err := d.DialContext(dctx, "tcp", cfg.Address)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", cfg.Address, err)
+		return nil, secret.Secret{}, fmt.Errorf("connect to %s: %w", cfg.Address, err)
 	}
 	stop := context.AfterFunc(dctx, func() { raw.Close() })
 	var c *imapclient.Client
@@ -94,13 +122,14 @@ func (p *Poller) dial(ctx context.Context, handler *imapclient.UnilateralDataHan
 			c.Close()
 		}
 		raw.Close()
-		return nil, fmt.Errorf("connect to %s (%s): %w", cfg.Address, cfg.TLS, err)
+		return nil, secret.Secret{}, fmt.Errorf("connect to %s (%s): %w", cfg.Address, cfg.TLS, err)
 	}
 
 	s := &conn{c: c, timeout: cfg.CommandTimeout, body: cfg.BodyTimeout}
-	if err := s.login(ctx, cfg.Auth); err != nil {
+	presented, err := s.login(ctx, cfg.Auth)
+	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("log in to %s as %s: %w", cfg.Address, cfg.Auth.Username, err)
+		return nil, presented, fmt.Errorf("log in to %s as %s: %w", cfg.Address, cfg.Auth.Username, err)
 	}
 	if err := s.do(ctx, func() error {
 		s.caps = c.Caps()
@@ -110,9 +139,9 @@ func (p *Poller) dial(ctx context.Context, handler *imapclient.UnilateralDataHan
 		return nil
 	}); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("capabilities of %s: %w", cfg.Address, err)
+		return nil, presented, fmt.Errorf("capabilities of %s: %w", cfg.Address, err)
 	}
-	return s, nil
+	return s, presented, nil
 }
 
 // do runs one command exchange under the command timeout.
@@ -136,33 +165,35 @@ func (s *conn) within(ctx context.Context, d time.Duration, f func() error) erro
 // login authenticates: PLAIN and LOGIN through AUTHENTICATE when the server
 // offers the mechanism, else through the LOGIN command; XOAUTH2 and
 // OAUTHBEARER only through AUTHENTICATE (RFC 4959 SASL-IR when offered).
-func (s *conn) login(ctx context.Context, auth credential.Auth) error {
+// It returns the secret it presented.
+func (s *conn) login(ctx context.Context, auth credential.Auth) (secret.Secret, error) {
 	mech := auth.Mechanism
 	if mech == "" {
 		mech = credential.Plain
 	}
 	var caps imap.CapSet
 	if err := s.do(ctx, func() error { caps = s.c.Caps(); return nil }); err != nil {
-		return err
+		return secret.Secret{}, err
 	}
-	if caps.Has(imap.AuthCap(strings.ToUpper(string(mech)))) {
-		client, err := auth.SASL(ctx)
-		if err != nil {
-			return err
-		}
-		return s.do(ctx, func() error { return s.c.Authenticate(client) })
-	}
-	if mech.OAuth() || caps.Has(imap.CapLoginDisabled) {
-		return fmt.Errorf("%s: %w", strings.ToUpper(string(mech)), ErrNoMechanism)
+	offered := caps.Has(imap.AuthCap(strings.ToUpper(string(mech))))
+	if !offered && (mech.OAuth() || caps.Has(imap.CapLoginDisabled)) {
+		return secret.Secret{}, fmt.Errorf("%s: %w", strings.ToUpper(string(mech)), ErrNoMechanism)
 	}
 	if auth.Secret == nil {
-		return credential.ErrNoSecret
+		return secret.Secret{}, credential.ErrNoSecret
 	}
 	pw, err := auth.Secret.Get(ctx)
 	if err != nil {
-		return fmt.Errorf("credential for %s: %w", auth.Username, err)
+		return pw, fmt.Errorf("credential for %s: %w", auth.Username, err)
 	}
-	return s.do(ctx, func() error { return s.c.Login(auth.Username, pw.Reveal()).Wait() })
+	if !offered {
+		return pw, s.do(ctx, func() error { return s.c.Login(auth.Username, pw.Reveal()).Wait() })
+	}
+	client, err := auth.Client(pw)
+	if err != nil {
+		return pw, err
+	}
+	return pw, s.do(ctx, func() error { return s.c.Authenticate(client) })
 }
 
 // logout ends the session politely and closes the connection.

@@ -93,6 +93,7 @@ func TestCheck(t *testing.T) {
 	res := e.poller(nil, nil).Check(t.Context())
 	want := []struct{ name, detail string }{
 		{"mailbox support: imap login", "as " + testUser},
+		{"mailbox support: folder names", `prefix "", separator "/"`},
 		{"mailbox support: folder INBOX", "1 messages"},
 		{"mailbox support: review folder Triage/Review", "created"},
 		{"mailbox support: release folder Triage/Release", "created"},
@@ -105,8 +106,8 @@ func TestCheck(t *testing.T) {
 			t.Errorf("line %d = %+v, want %s: ...%s...", i, res[i], w.name, w.detail)
 		}
 	}
-	if res := e.poller(nil, nil).Check(t.Context()); res[2].Detail != "exists" {
-		t.Errorf("second check: %+v, want the review folder to exist", res[2])
+	if res := e.poller(nil, nil).Check(t.Context()); res[3].Detail != "exists" {
+		t.Errorf("second check: %+v, want the review folder to exist", res[3])
 	}
 
 	bad := e.poller(nil, func(mb *Mailbox) { mb.IMAP.Auth.Secret = credential.Static(secret.New("nope-secret")) })

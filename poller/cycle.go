@@ -143,7 +143,11 @@ func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error)
 	}
 	defer c.logout(work)
 
-	cy := &cycle{p: p, c: c, stop: ctx, ctx: work, rep: &rep, ensured: make(map[string]bool)}
+	f, err := p.folders(work, c)
+	if err != nil {
+		return rep, err
+	}
+	cy := &cycle{p: p, c: c, f: f, stop: ctx, ctx: work, rep: &rep, ensured: make(map[string]bool)}
 	cy.forwarding, _ = p.forwardingAllowed(time.Now())
 	if !cy.forwarding {
 		p.log.Debug("forwarding backed off this cycle")
@@ -151,7 +155,7 @@ func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error)
 	if err := cy.watched(); err != nil {
 		return rep, err
 	}
-	if p.mb.ReleaseFolder != "" {
+	if f.Release != "" {
 		if err := cy.release(); err != nil {
 			return rep, err
 		}
@@ -212,6 +216,7 @@ func (p *Poller) keepLease(work context.Context, lease store.Lease, cancel conte
 type cycle struct {
 	p          *Poller
 	c          *conn
+	f          Folders         // the folders as the server names them
 	stop       context.Context // ends when the caller asks the cycle to stop
 	ctx        context.Context // the I/O context
 	rep        *Report
@@ -244,7 +249,7 @@ func (cy *cycle) watched() error {
 		// STATUS costs the server far less than SELECT on a big folder
 		// (Dovecot answers it from its indexes without a resync), so an
 		// idle cycle ends here.
-		st, err := cy.c.status(cy.ctx, p.mb.Folder)
+		st, err := cy.c.status(cy.ctx, cy.f.Watched)
 		if err != nil {
 			return err
 		}
@@ -252,7 +257,7 @@ func (cy *cycle) watched() error {
 			return nil
 		}
 	}
-	if err := cy.selectFolder(p.mb.Folder); err != nil {
+	if err := cy.selectFolder(cy.f.Watched); err != nil {
 		return err
 	}
 	if state.UIDValidity != cy.sel.UIDValidity {
@@ -389,12 +394,11 @@ func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []ima
 
 // release forwards every message of the release folder, whatever its class.
 func (cy *cycle) release() error {
-	p := cy.p
-	ok, err := cy.c.exists(cy.ctx, p.mb.ReleaseFolder)
+	ok, err := cy.c.exists(cy.ctx, cy.f.Release)
 	if err != nil || !ok {
 		return err
 	}
-	if err := cy.selectFolder(p.mb.ReleaseFolder); err != nil {
+	if err := cy.selectFolder(cy.f.Release); err != nil {
 		return err
 	}
 	if cy.sel.NumMessages == 0 {

@@ -98,8 +98,9 @@ type envOptions struct {
 
 	discardBodies bool // the sink keeps sizes and hashes only
 
-	oauthToken string // when set, the server also offers AUTHENTICATE OAUTHBEARER with this token (and hides NAMESPACE and MOVE)
-	noKeywords bool   // PERMANENTFLAGS lists system flags only, no "\\*" (and the server hides NAMESPACE and MOVE)
+	oauthToken string                  // when set, the server also offers AUTHENTICATE OAUTHBEARER with this token (and hides NAMESPACE and MOVE)
+	oauthValid func(token string) bool // when set, OAUTHBEARER takes the tokens it accepts (an issuer's check), as oauthToken
+	noKeywords bool                    // PERMANENTFLAGS lists system flags only, no "\\*" (and the server hides NAMESPACE and MOVE)
 
 	counts *commandCounts // when set, counts the SELECTs, STOREs and MOVEs the server receives
 }
@@ -135,7 +136,7 @@ func (s countingSession) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest
 // oauthSession adds SASL OAUTHBEARER (RFC 7628) to a memserver session.
 type oauthSession struct {
 	imapserver.Session
-	token string
+	valid func(token string) bool
 }
 
 func (s oauthSession) AuthenticateMechanisms() []string { return []string{"PLAIN", "OAUTHBEARER"} }
@@ -145,7 +146,7 @@ func (s oauthSession) Authenticate(mech string) (sasl.Server, error) {
 		return sasl.NewPlainServer(func(_, username, password string) error { return s.Login(username, password) }), nil
 	}
 	return sasl.NewOAuthBearerServer(func(o sasl.OAuthBearerOptions) *sasl.OAuthBearerError {
-		if o.Token != s.token || s.Login(o.Username, testPassword) != nil {
+		if !s.valid(o.Token) || s.Login(o.Username, testPassword) != nil {
 			return &sasl.OAuthBearerError{Status: "invalid_token"}
 		}
 		return nil
@@ -157,7 +158,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.tls == "" {
 		o.tls = TLSImplicit
 	}
-	if o.hide == nil && (o.oauthToken != "" || o.noKeywords) {
+	if o.oauthToken != "" && o.oauthValid == nil {
+		o.oauthValid = func(token string) bool { return token == o.oauthToken }
+	}
+	if o.hide == nil && (o.oauthValid != nil || o.noKeywords) {
 		o.hide = []imap.Cap{imap.CapMove, imap.CapNamespace}
 	}
 	ctx := t.Context()
@@ -173,8 +177,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Hide:       o.hide,
 		NoKeywords: o.noKeywords,
 		Session: func(s imapserver.Session) imapserver.Session {
-			if o.oauthToken != "" {
-				return oauthSession{s, o.oauthToken}
+			if o.oauthValid != nil {
+				return oauthSession{s, o.oauthValid}
 			}
 			if o.counts != nil {
 				return countingSession{s, o.counts}

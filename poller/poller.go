@@ -37,9 +37,13 @@
 // server without MOVE gets UID COPY, \Deleted and UID EXPUNGE of our UIDs
 // (RFC 4315), and one without UIDPLUS keeps our originals marked \Deleted.
 //
+// Folder names follow the server (Folders): the personal namespace of
+// RFC 2342 and the hierarchy separator, and no review folder inside an
+// RFC 6154 \Trash or \Junk folder.
+//
 // It follows RFC 9051 / RFC 3501 (IMAP), RFC 6851 (MOVE), RFC 4315
-// (UIDPLUS), RFC 2177 (IDLE), RFC 4959 (SASL-IR), RFC 7628 (OAUTHBEARER)
-// and RFC 5550 ($Forwarded).
+// (UIDPLUS), RFC 2177 (IDLE), RFC 4959 (SASL-IR), RFC 7628 (OAUTHBEARER),
+// RFC 2342 (NAMESPACE), RFC 6154 (SPECIAL-USE) and RFC 5550 ($Forwarded).
 package poller
 
 import (
@@ -166,9 +170,10 @@ type Poller struct {
 
 	run sync.Mutex // held for a whole cycle
 
-	mu      sync.Mutex // guards the fields below
-	backoff backoff
-	warned  map[string]bool // one-time warnings already logged
+	mu       sync.Mutex // guards the fields below
+	backoff  backoff
+	warned   map[string]bool // one-time warnings already logged
+	resolved *Folders        // the server's names of the folders, once read
 }
 
 // New returns the poller of mb. A nil Metrics counts nothing; a nil logger

@@ -199,7 +199,11 @@ func (p *Poller) idleSession(ctx context.Context, wake chan<- struct{}) error {
 		return err
 	}
 	defer c.logout(context.WithoutCancel(ctx))
-	if _, err := c.selectFolder(ctx, p.mb.Folder, true); err != nil {
+	f, err := p.folders(ctx, c)
+	if err != nil {
+		return err
+	}
+	if _, err := c.selectFolder(ctx, f.Watched, true); err != nil {
 		return err
 	}
 	if !c.caps.Has(imap.CapIdle) {

@@ -9,6 +9,7 @@
 //	mailtriage scan [--json] PATH...
 //	mailtriage run --config FILE [--once] [--dry-run [--limit N] [--since DATE] [--json]] [--log-format text|json]
 //	mailtriage check --config FILE
+//	mailtriage login --config FILE --mailbox NAME
 //	mailtriage healthcheck [--url URL]
 //	mailtriage version
 //
@@ -46,6 +47,7 @@ func commands() []command {
 		{"scan", "classify .eml files, folders of them, Maildir and mbox", cmdScan},
 		{"run", "the worker: poll, classify, forward or flag", cmdRun},
 		{"check", "validate the config and try every connection", cmdCheck},
+		{"login", "sign a mailbox in with OAuth 2.0 (device code) and store its refresh token", cmdLogin},
 		{"healthcheck", "exit 0 when the running worker's /readyz answers OK", cmdHealthcheck},
 		{"version", "print version, commit and Go version", cmdVersion},
 	}

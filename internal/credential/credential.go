@@ -1,17 +1,24 @@
 // Package credential turns the configured way of proving who we are (a
 // password from a file or the environment, an OAuth 2.0 access token from a
-// file or a command) into SASL clients for IMAP AUTHENTICATE and SMTP AUTH.
+// file, a command or one of the built-in flows) into SASL clients for IMAP
+// AUTHENTICATE and SMTP AUTH.
 //
 // It follows RFC 4616 (PLAIN), RFC 7628 (OAUTHBEARER) and Google's and
 // Microsoft's XOAUTH2 profile; LOGIN is the draft-murchison-sasl-login
-// mechanism. It never prints a credential: values travel as secret.Secret and
-// errors name only the file, variable or command that failed.
+// mechanism. The OAuth 2.0 flows (NewOAuth2) use golang.org/x/oauth2: a
+// stored refresh token (RFC 6749 §6) written by the device authorization
+// grant (RFC 8628, Login), client credentials (§4.4) and a Google service
+// account's JWT bearer assertion (RFC 7523). It never prints a credential:
+// values travel as secret.Secret and errors name only the file, variable,
+// command or endpoint that failed, with an endpoint's RFC 6749 §5.2 error
+// code but never its response body.
 package credential
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/emersion/go-sasl"
 
@@ -49,6 +56,12 @@ type Auth struct {
 	Secret    Getter
 }
 
+// Invalidator is a Getter that can forget a token a server refused before
+// its expiry (OAuth2Getter), so that the next Get fetches a new one.
+type Invalidator interface {
+	Invalidate(s secret.Secret)
+}
+
 // ErrNoSecret is returned when an Auth has no Getter.
 var ErrNoSecret = errors.New("no password or token configured")
 
@@ -61,6 +74,13 @@ func (a Auth) SASL(ctx context.Context) (sasl.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credential for %s: %w", a.Username, err)
 	}
+	return a.Client(s)
+}
+
+// Client returns a SASL client of the mechanism holding s, a secret got
+// from a.Secret (for a caller that may hand a refused token back to
+// Invalidate).
+func (a Auth) Client(s secret.Secret) (sasl.Client, error) {
 	switch a.Mechanism {
 	case Plain, "":
 		return sasl.NewPlainClient("", a.Username, s.Reveal()), nil
@@ -92,4 +112,31 @@ func (c *xoauth2Client) Start() (string, []byte, error) {
 // response, after which the server fails the exchange with its own reply.
 func (c *xoauth2Client) Next(challenge []byte) ([]byte, error) {
 	return []byte{}, nil
+}
+
+// XOAuth2Server returns the server side of XOAUTH2, for test servers: it
+// reads the initial response and hands the user and the bearer token to
+// check, whose error (the protocol's own refusal) fails the exchange.
+func XOAuth2Server(check func(username, token string) error) sasl.Server {
+	return xoauth2Server(check)
+}
+
+type xoauth2Server func(username, token string) error
+
+func (check xoauth2Server) Next(response []byte) ([]byte, bool, error) {
+	if response == nil {
+		return []byte{}, false, nil // ask for the initial response
+	}
+	var user, token string
+	for _, kv := range strings.Split(string(response), "\x01") {
+		if v, ok := strings.CutPrefix(kv, "user="); ok {
+			user = v
+		} else if v, ok := strings.CutPrefix(kv, "auth=Bearer "); ok {
+			token = v
+		}
+	}
+	if err := check(user, token); err != nil {
+		return nil, false, err
+	}
+	return nil, true, nil
 }

@@ -25,13 +25,13 @@ import (
 	"log"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/selfsigned"
 )
 
@@ -47,13 +47,14 @@ const DefaultMaxMessageBytes = 64 << 20
 
 // Options configure a sink.
 type Options struct {
-	TLS             string        // TLSNone (default), TLSStartTLS or TLSImplicit
-	Username        string        // when set, AUTH PLAIN, XOAUTH2 and OAUTHBEARER are offered and required before MAIL
-	Password        string        // the password, or the token for XOAUTH2 and OAUTHBEARER
-	MaxMessageBytes int64         // SIZE limit advertised and enforced; DefaultMaxMessageBytes when 0
-	DiscardBodies   bool          // record size and SHA-256 only, not the bytes (for big messages)
-	SMTPUTF8        bool          // advertise SMTPUTF8
-	Timeout         time.Duration // read and write timeout per command; 1 minute when 0
+	TLS             string                             // TLSNone (default), TLSStartTLS or TLSImplicit
+	Username        string                             // when set, AUTH PLAIN, XOAUTH2 and OAUTHBEARER are offered and required before MAIL
+	Password        string                             // the password, or the token for XOAUTH2 and OAUTHBEARER
+	Verify          func(username, secret string) bool // when set, decides AUTH instead of Password (a token checked with its issuer)
+	MaxMessageBytes int64                              // SIZE limit advertised and enforced; DefaultMaxMessageBytes when 0
+	DiscardBodies   bool                               // record size and SHA-256 only, not the bytes (for big messages)
+	SMTPUTF8        bool                               // advertise SMTPUTF8
+	Timeout         time.Duration                      // read and write timeout per command; 1 minute when 0
 }
 
 // Stage is the SMTP command a fault applies to.
@@ -332,7 +333,11 @@ const xoauth2 = "XOAUTH2"
 // check accepts the configured user and password (or token) and marks the
 // session authenticated.
 func (ss *session) check(username, password string) bool {
-	if username != ss.sink.opt.Username || password != ss.sink.opt.Password {
+	ok := username == ss.sink.opt.Username && password == ss.sink.opt.Password
+	if v := ss.sink.opt.Verify; v != nil {
+		ok = username == ss.sink.opt.Username && v(username, password)
+	}
+	if !ok {
 		return false
 	}
 	ss.authed = true
@@ -359,31 +364,14 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 			return nil
 		}), nil
 	case xoauth2:
-		return xoauth2Server(ss.check), nil
+		return credential.XOAuth2Server(func(username, token string) error {
+			if !ss.check(username, token) {
+				return smtp.ErrAuthFailed
+			}
+			return nil
+		}), nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
-}
-
-// xoauth2Server checks an XOAUTH2 initial response:
-// "user=" user "\x01auth=Bearer " token "\x01\x01".
-type xoauth2Server func(username, token string) bool
-
-func (check xoauth2Server) Next(response []byte) ([]byte, bool, error) {
-	if response == nil {
-		return []byte{}, false, nil // ask for the initial response
-	}
-	var user, token string
-	for _, kv := range strings.Split(string(response), "\x01") {
-		if v, ok := strings.CutPrefix(kv, "user="); ok {
-			user = v
-		} else if v, ok := strings.CutPrefix(kv, "auth=Bearer "); ok {
-			token = v
-		}
-	}
-	if !check(user, token) {
-		return nil, false, smtp.ErrAuthFailed
-	}
-	return nil, true, nil
 }
 
 func reject(code int, what string) error {

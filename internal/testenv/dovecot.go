@@ -73,6 +73,13 @@ type DovecotOptions struct {
 	// still work; a client that follows the advertisement, as it must,
 	// takes its fallback path. The list hidden from is Dovecot 2.3.19's.
 	HideCapabilities []string
+	// NamespacePrefix and Separator shape the personal namespace: "" and
+	// "/" by default; "INBOX." and "." are Cyrus' and Courier's.
+	NamespacePrefix, Separator string
+	// SpecialUse marks mailboxes with RFC 6154 attributes (name in the
+	// namespace, without its prefix -> "\Junk"); they are created at
+	// login and Dovecot then advertises SPECIAL-USE.
+	SpecialUse map[string]string
 }
 
 // dovecotCapabilities is what Dovecot 2.3.19 advertises after login with
@@ -218,6 +225,14 @@ service auth {
 }
 `, name, group.Name)
 	}
+	sep := d.opt.Separator
+	if sep == "" {
+		sep = "/"
+	}
+	var special string
+	for _, name := range slices.Sorted(maps.Keys(d.opt.SpecialUse)) {
+		special += fmt.Sprintf("  mailbox %q {\n    auto = create\n    special_use = %s\n  }\n", name, d.opt.SpecialUse[name])
+	}
 	conf := fmt.Sprintf(`# Written by internal/testenv for one test. No system configuration is read.
 base_dir = %[1]s/run
 state_dir = %[1]s/state
@@ -247,9 +262,9 @@ mail_location = maildir:~/Maildir
 verbose_proctitle = yes
 namespace inbox {
   inbox = yes
-  prefix =
-  separator = /
-}
+  prefix = %[9]s
+  separator = %[10]s
+%[11]s}
 default_process_limit = 300
 default_client_limit = 3000
 protocol imap {
@@ -266,7 +281,7 @@ service imap-login {
     ssl = yes
   }
 }
-%[8]s`, d.dir, d.imapsPort, cert.CertFile, cert.KeyFile, uid, gid, d.imapPort, extra)
+%[8]s`, d.dir, d.imapsPort, cert.CertFile, cert.KeyFile, uid, gid, d.imapPort, extra, d.opt.NamespacePrefix, sep, special)
 	return os.WriteFile(filepath.Join(d.dir, "dovecot.conf"), []byte(conf), 0o644)
 }
 
@@ -280,45 +295,18 @@ func (d *Dovecot) start() error {
 	}
 	cmd := exec.Command(dovecotBin, "-F", "-c", filepath.Join(d.dir, "dovecot.conf"))
 	cmd.Dir = d.dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := os.Create(filepath.Join(d.dir, "master.out"))
-	if err != nil {
-		return err
-	}
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("run %s: %w", dovecotBin, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // the exit status shows in the log; callers see done
-		close(done)
-	}()
-	deadline := time.Now().Add(dovecotStartTimeout)
-	for {
-		select {
-		case <-done:
-			d.killGroup(cmd.Process.Pid)
-			return fmt.Errorf("dovecot exited during start: %s", d.LogTail())
-		default:
-		}
+	done, err := startGroup(cmd, filepath.Join(d.dir, "master.out"), dovecotStartTimeout, func() error {
 		err := d.greets(net.JoinHostPort("127.0.0.1", strconv.Itoa(d.imapsPort)), true)
 		if err == nil {
 			err = d.greets(net.JoinHostPort("127.0.0.1", strconv.Itoa(d.imapPort)), false)
 		}
-		if err == nil {
-			d.cmd, d.done = cmd, done
-			return nil
-		}
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-			d.killGroup(cmd.Process.Pid)
-			return fmt.Errorf("dovecot did not greet within %v: %v; log: %s", dovecotStartTimeout, err, d.LogTail())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("dovecot: %w; log: %s", err, d.LogTail())
 	}
+	d.cmd, d.done = cmd, done
+	return nil
 }
 
 // greets dials addr (over TLS, verifying the certificate, when useTLS) and
@@ -328,6 +316,12 @@ func (d *Dovecot) greets(addr string, useTLS bool) error {
 	if useTLS {
 		tlsConfig = &tls.Config{RootCAs: d.RootCAs, ServerName: "127.0.0.1"}
 	}
+	return greets(addr, tlsConfig)
+}
+
+// greets dials an IMAP server the harness started (over TLS when
+// tlsConfig is set) and reads its "* OK" greeting.
+func greets(addr string, tlsConfig *tls.Config) error {
 	conn, err := dialProbe(addr, tlsConfig)
 	if err != nil {
 		return err
@@ -354,15 +348,9 @@ func (d *Dovecot) Stop() {
 	pid := d.cmd.Process.Pid
 	// The whole group: the master alone takes a second to exit and leaves
 	// its helpers (log, config, anvil) to wind down for another two.
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(dovecotStopTimeout):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-d.done
-	}
+	emptied := stopGroup(pid, d.done, dovecotStopTimeout)
 	d.cmd, d.done = nil, nil
-	if !d.killGroup(pid) {
+	if !emptied {
 		d.t.Errorf("testenv: Dovecot processes of group %d were still running after the master exited", pid)
 	}
 }
@@ -371,7 +359,7 @@ func (d *Dovecot) Stop() {
 // exit, signalling it again with SIGTERM now and then (a child forked just
 // after the first signal missed it), then kills what is left. It reports
 // whether the group emptied without SIGKILL.
-func (d *Dovecot) killGroup(pgid int) bool {
+func killGroup(pgid int) bool {
 	deadline := time.Now().Add(3 * time.Second)
 	for tick := 0; time.Now().Before(deadline); tick++ {
 		if groupAlive(pgid) == 0 {

@@ -5,7 +5,11 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/emersion/go-sasl"
 
+	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/memimap"
 )
 
@@ -70,4 +74,62 @@ func Append(t testing.TB, c *imapclient.Client, folder string, msg []byte) imap.
 		t.Fatalf("testenv: append to %s: the server gave no APPENDUID", folder)
 	}
 	return data.UID
+}
+
+// OAuthIMAP serves go-imap's in-process server on a loopback port in
+// plaintext (a config's tls: none with insecure_plaintext) with one user,
+// username, and an empty INBOX. The only way in is AUTHENTICATE XOAUTH2 or
+// OAUTHBEARER (RFC 7628) with a token valid accepts: an issuer's check
+// such as OAuth2Server.Valid. It returns the address and the user, to
+// append and inspect mail; the server stops with the test.
+func OAuthIMAP(t testing.TB, username string, valid func(token string) bool) (string, *imapmemserver.User) {
+	t.Helper()
+	password := "oauth-only-" + randomToken() // never sent: no LOGIN, no PLAIN
+	srv := StartMemIMAP(t, memimap.Options{
+		// The wrapper hides the session's NAMESPACE and MOVE methods, so
+		// the server must not offer them.
+		Hide:    []imap.Cap{imap.CapMove, imap.CapNamespace},
+		Session: func(s imapserver.Session) imapserver.Session { return bearerSession{s, password, valid} },
+	})
+	u, err := srv.AddUser(username, password)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return srv.Addr, u
+}
+
+// bearerSession logs a session in with a bearer token only.
+type bearerSession struct {
+	imapserver.Session
+	password string
+	valid    func(token string) bool
+}
+
+func (s bearerSession) Login(string, string) error { return imapserver.ErrAuthFailed }
+
+func (s bearerSession) AuthenticateMechanisms() []string {
+	return []string{"XOAUTH2", sasl.OAuthBearer}
+}
+
+func (s bearerSession) Authenticate(mech string) (sasl.Server, error) {
+	login := func(username, token string) bool {
+		return s.valid(token) && s.Session.Login(username, s.password) == nil
+	}
+	switch mech {
+	case "XOAUTH2":
+		return credential.XOAuth2Server(func(username, token string) error {
+			if !login(username, token) {
+				return imapserver.ErrAuthFailed
+			}
+			return nil
+		}), nil
+	case sasl.OAuthBearer:
+		return sasl.NewOAuthBearerServer(func(o sasl.OAuthBearerOptions) *sasl.OAuthBearerError {
+			if !login(o.Username, o.Token) {
+				return &sasl.OAuthBearerError{Status: "invalid_token", Schemes: "bearer"}
+			}
+			return nil
+		}), nil
+	}
+	return nil, imapserver.ErrAuthFailed
 }
