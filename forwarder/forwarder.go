@@ -37,6 +37,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/internal/mailheader"
 )
 
 // TLS modes, as the configuration spells them.
@@ -147,7 +148,7 @@ func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
 // checkAddress rejects an empty address or one that would break an SMTP
 // command line or a header field.
 func checkAddress(key, addr string) error {
-	if addr == "" || !strings.Contains(addr, "@") || sanitize(addr) != addr || strings.ContainsAny(addr, " <>,") {
+	if addr == "" || !strings.Contains(addr, "@") || mailheader.Sanitize(addr) != addr || strings.ContainsAny(addr, " <>,") {
 		return fmt.Errorf("forwarder: %s: %q is not a mail address", key, addr)
 	}
 	return nil
