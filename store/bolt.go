@@ -24,7 +24,8 @@ var (
 	bucketOutcomes = []byte("outcomes")
 	bucketMsgIDs   = []byte("msgids")
 	bucketThreads  = []byte("threads")
-	bucketExpiry   = []byte("expiry") // the index of msgids and threads by expiry (expiryKey)
+	bucketExpiry   = []byte("expiry")  // the index of msgids and threads by expiry (expiryKey)
+	bucketNotices  = []byte("notices") // sender-notice claims (notice.go)
 	keyLease       = []byte("lease")
 	keyCycled      = []byte("cycled") // 8-byte big-endian Unix ns until which the last cycle counts as recent
 	keyUIDValidity = []byte("uidvalidity")
