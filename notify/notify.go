@@ -100,8 +100,8 @@ type Message struct {
 
 // Result says whether a notice went out, and the rule when not.
 type Result struct {
-	Sent bool
-	Rule *Rule // why not; nil when sent, or when the class takes no notice
+	Sent   bool
+	Rule   *Rule  // why not; nil when sent, or when the class takes no notice
 	Notice []byte // the message sent
 }
 

@@ -45,6 +45,7 @@ type Counts struct {
 	Flagged   int // including forward-failed
 	Skipped   int // done before, or deferred
 	Failed    int // forward-failed, or an error on the message
+	Notified  int // sender notices sent
 }
 
 // Entry is one message's line in the report.
@@ -156,6 +157,7 @@ func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error)
 			return rep, err
 		}
 	}
+	cy.markNotified()
 	return rep, nil
 }
 
@@ -220,6 +222,7 @@ type cycle struct {
 	folder     string           // its name
 	ensured    map[string]bool  // folders known to exist this cycle
 	forwarding bool             // false after a temporary SMTP failure or while backing off
+	notified   []string         // Message-IDs whose senders got a notice (notify.go)
 }
 
 // stopped reports the caller's stop request as an error, between messages.

@@ -122,6 +122,8 @@ type Mailbox struct {
 	// mailbox, by any worker sharing the store, finished less than Spacing
 	// ago; an IDLE wake-up is not. 0 = never skipped.
 	Spacing time.Duration
+	// Notifier sends sender notices for flagged mail; nil sends none.
+	Notifier Notifier
 }
 
 // Forwarder sends one message on to the helpdesk. forwarder.Forwarder
