@@ -80,6 +80,7 @@ type Config struct {
 // as from is the null reverse-path.
 type Sender interface {
 	Send(ctx context.Context, from string, to []string, msg []byte) error
+	Close() error // ends the session; the next Send opens one
 }
 
 // Limits keeps the per-sender limit. The store implements it.
@@ -180,6 +181,9 @@ func (n *Notifier) Notify(ctx context.Context, mailbox string, m Message) (Resul
 	}
 	return Result{Sent: true, Notice: msg}, nil
 }
+
+// Close ends the Sender's session (at the end of a cycle).
+func (n *Notifier) Close() error { return n.send.Close() }
 
 // SenderKey is the rate limit's key of an address: the hex SHA-256 of the
 // lower-cased, trimmed address, so that the store keeps no address.

@@ -136,6 +136,11 @@ func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error)
 		if cerr := p.fw.Close(); cerr != nil {
 			p.log.Debug("close forwarder", "error", cerr)
 		}
+		if nt := p.mb.Notifier; nt != nil {
+			if cerr := nt.Close(); cerr != nil {
+				p.log.Debug("close notice sender", "error", cerr)
+			}
+		}
 	}()
 
 	c, err := p.dial(work, nil)

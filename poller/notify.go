@@ -21,6 +21,7 @@ type Notifier interface {
 	// kept only for mail that may need one.
 	Wants(c notify.Class) bool
 	Notify(ctx context.Context, mailbox string, m notify.Message) (notify.Result, error)
+	Close() error // at the end of each cycle, as Forwarder's
 }
 
 // notifySearchChunk bounds the Message-IDs one UID SEARCH of the review

@@ -16,6 +16,7 @@ import (
 	"github.com/mailtriage/mailtriage/forwarder"
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/metrics"
+	"github.com/mailtriage/mailtriage/notify"
 	"github.com/mailtriage/mailtriage/poller"
 	"github.com/mailtriage/mailtriage/store"
 )
@@ -58,11 +59,17 @@ func openStore(ctx context.Context, s config.State) (store.Store, error) {
 	return store.Open(ctx, url.Reveal(), store.Options{Prefix: s.Prefix, ThreadTTL: s.ThreadTTL, RootCAs: roots})
 }
 
+// mailboxState is what the pollers and the sender notices keep in the store.
+type mailboxState interface {
+	poller.State
+	notify.Limits
+}
+
 // mailboxes builds the poller of every mailbox, each with its forwarder,
 // sharing one analyzer built with the config's extra relay services.
 // Scheduled pollers on a shared store space their cycles with the other
 // replicas (spacing); `run --once`, run by hand, always cycles.
-func mailboxes(cfg *config.Config, st poller.State, m poller.Metrics, scheduled bool, log *slog.Logger) ([]*poller.Poller, []*forwarder.Forwarder, error) {
+func mailboxes(cfg *config.Config, st mailboxState, m poller.Metrics, scheduled bool, log *slog.Logger) ([]*poller.Poller, []*forwarder.Forwarder, error) {
 	an := analyzer.New(relayServices(cfg.Relays))
 	var ps []*poller.Poller
 	var fws []*forwarder.Forwarder
@@ -82,6 +89,9 @@ func mailboxes(cfg *config.Config, st poller.State, m poller.Metrics, scheduled 
 		fw, err := forwarder.New(fc, log.With("mailbox", mb.Name))
 		if err != nil {
 			return nil, nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
+		}
+		if pm.Notifier, err = mailboxNotifier(mb, fw, st, log); err != nil {
+			return nil, nil, err
 		}
 		ps = append(ps, poller.New(pm, an, st, fw, m, log))
 		fws = append(fws, fw)

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/mailtriage/mailtriage/config"
+	"github.com/mailtriage/mailtriage/forwarder"
+	"github.com/mailtriage/mailtriage/notify"
+	"github.com/mailtriage/mailtriage/poller"
+)
+
+// mailboxNotifier wires a mailbox's notify block: the notices go over fw,
+// the mailbox's forward route, or a forwarder of their own for
+// notify.smtp; lim keeps the per-sender limit. nil when notify is off.
+func mailboxNotifier(mb config.Mailbox, fw *forwarder.Forwarder, lim notify.Limits, log *slog.Logger) (poller.Notifier, error) {
+	nc := mb.Notify
+	if nc == nil {
+		return nil, nil
+	}
+	tpl, err := notify.LoadTemplates(nc.TemplateFile, nc.HTMLTemplateFile)
+	if err != nil {
+		return nil, fmt.Errorf("mailbox %s: notify: %w", mb.Name, err)
+	}
+	send := fw
+	if nc.SMTP != nil {
+		// Its own route: the forward section's keys, with the notice's
+		// From as the forwarder's sender (Send names its own envelope).
+		fc, err := forwarderConfig(config.Mailbox{Name: mb.Name, Forward: config.Forward{
+			To: []string{nc.From}, From: nc.From, SMTP: *nc.SMTP,
+		}})
+		if err != nil {
+			return nil, fmt.Errorf("mailbox %s: notify: %w", mb.Name, err)
+		}
+		if send, err = forwarder.New(fc, log.With("mailbox", mb.Name, "route", "notify")); err != nil {
+			return nil, fmt.Errorf("mailbox %s: notify: %w", mb.Name, err)
+		}
+	}
+	var classes []notify.Class
+	for _, c := range nc.Classes {
+		classes = append(classes, notify.Class(c))
+	}
+	own := append([]string{mb.Forward.From, mb.IMAP.Username}, mb.Forward.To...)
+	n, err := notify.New(notify.Config{
+		From:                 nc.From,
+		Classes:              classes,
+		Templates:            tpl,
+		Operator:             nc.OperatorLine,
+		Period:               nc.Period,
+		Own:                  own,
+		AppleRelayRegistered: nc.AppleRelayRegistered,
+	}, send, lim)
+	if err != nil {
+		return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
+	}
+	return n, nil
+}
