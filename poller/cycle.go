@@ -163,6 +163,7 @@ func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error)
 		}
 	}
 	cy.markNotified()
+	cy.backlog()
 	return rep, nil
 }
 

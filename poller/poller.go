@@ -141,6 +141,9 @@ type Metrics interface {
 	Cycle(mailbox string, d time.Duration, err error)
 	Lease(mailbox string, held bool)
 	StoreError(mailbox string)
+	// Review reports the review folder's messages and the arrival of the
+	// one waiting longest (zero when empty).
+	Review(mailbox string, messages int, oldest time.Time)
 }
 
 // State is the part of store.Store the poller uses.
@@ -165,7 +168,8 @@ type Poller struct {
 	m   Metrics
 	log *slog.Logger
 
-	run sync.Mutex // held for a whole cycle
+	run    sync.Mutex  // held for a whole cycle
+	review reviewState // the review folder at the last cycle's end; guarded by run
 
 	mu      sync.Mutex // guards the fields below
 	backoff backoff
@@ -237,3 +241,4 @@ func (noMetrics) ForwardFailed(string, string)           {}
 func (noMetrics) Cycle(string, time.Duration, error)     {}
 func (noMetrics) Lease(string, bool)                     {}
 func (noMetrics) StoreError(string)                      {}
+func (noMetrics) Review(string, int, time.Time)          {}

@@ -115,7 +115,7 @@ func (w *worker) once(ctx context.Context) ([]poller.Report, error) {
 	for _, rep := range reports {
 		w.log.Info("cycle done", "mailbox", rep.Mailbox, "skipped", rep.Skipped, "duration", rep.Duration,
 			"seen", rep.Counts.Seen, "forwarded", rep.Counts.Forwarded, "flagged", rep.Counts.Flagged,
-			"skipped_messages", rep.Counts.Skipped, "failed", rep.Counts.Failed)
+			"skipped_messages", rep.Counts.Skipped, "failed", rep.Counts.Failed, "notified", rep.Counts.Notified)
 	}
 	return reports, err
 }
