@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"maps"
 	"net/mail"
 	"path/filepath"
 	"slices"
@@ -92,13 +93,7 @@ func TestMixNotices(t *testing.T) {
 		notified = append(notified, msg.To[0])
 	}
 	slices.Sort(notified)
-	want := slices.Sorted(func(yield func(string) bool) {
-		for s := range senders {
-			if !yield(s) {
-				return
-			}
-		}
-	})
+	want := slices.Sorted(maps.Keys(senders))
 	if !slices.Equal(notified, want) {
 		t.Errorf("notices went to %v; want one to each of %v", notified, want)
 	}

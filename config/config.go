@@ -121,6 +121,7 @@ type Mailbox struct {
 	Forward         Forward           `json:"forward"`
 	Policy          map[string]string `json:"policy"`           // every class of analyzer.DefaultPolicy, filled in
 	Notify          *Notify           `json:"notify,omitempty"` // nil: no sender notices (notify.go)
+	Digest          *Digest           `json:"digest,omitempty"` // nil: no review digest (notify.go)
 }
 
 // Forward says where and how clean mail is sent.

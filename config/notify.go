@@ -9,9 +9,10 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Notify defaults.
+// Notify and digest defaults.
 const (
 	DefaultNotifyPeriod = 7 * 24 * time.Hour // RFC 3834 §2: at most one response per sender in a period such as a week
+	DefaultDigestPeriod = 24 * time.Hour
 	minNotifyPeriod     = time.Hour
 	maxOperatorLine     = 500
 )
@@ -61,4 +62,33 @@ func (d *decoder) notify(n *yaml.Node, path string) *Notify {
 		d.errorf(v, join(path, "operator_line"), "must be one line of at most %d characters", maxOperatorLine)
 	}
 	return nt
+}
+
+// Digest turns on the review folder's digest to operators. Its presence
+// turns it on.
+type Digest struct {
+	To     []string      `json:"to"`   // addr-specs
+	From   string        `json:"from"` // addr-spec; forward.from when absent
+	Period time.Duration `json:"period"`
+}
+
+func (d *decoder) digest(n *yaml.Node, path string) *Digest {
+	dg := &Digest{Period: DefaultDigestPeriod}
+	seen := d.mapping(n, path, []field{
+		{key: "to", required: true, decode: func(n *yaml.Node, p string) { dg.To, _ = d.strList(n, p) }},
+		{key: "from", decode: d.setStr(&dg.From)},
+		{key: "period", decode: d.duration(&dg.Period, minNotifyPeriod)},
+	})
+	if v, ok := seen["to"]; ok {
+		if len(dg.To) == 0 {
+			d.errorf(v, join(path, "to"), "must list at least one address")
+		}
+		for i, a := range dg.To {
+			dg.To[i] = d.addrSpec(v, fmt.Sprintf("%s.to[%d]", path, i), a)
+		}
+	}
+	if v, ok := seen["from"]; ok {
+		dg.From = d.addrSpec(v, join(path, "from"), dg.From)
+	}
+	return dg
 }

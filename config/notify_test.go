@@ -54,11 +54,37 @@ func TestNotify(t *testing.T) {
 		{"no class", "      from: d@example.com\n      classes: []\n", `config.yaml:14: mailboxes[0].notify.classes: must list at least one`},
 		{"period too short", "      from: d@example.com\n      period: 1m\n", `config.yaml:14: mailboxes[0].notify.period: 1m0s is shorter than 1h0m0s`},
 		{"operator line of two lines", "      from: d@example.com\n      operator_line: \"a\\nb\"\n", `config.yaml:14: mailboxes[0].notify.operator_line: must be one line`},
-		{"unknown key", "      from: d@example.com\n      digest: daily\n", `config.yaml:14: mailboxes[0].notify.digest: unknown key`},
+		{"unknown key", "      from: d@example.com\n      daily: true\n", `config.yaml:14: mailboxes[0].notify.daily: unknown key`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse([]byte(minimal+"    notify:\n"+tt.block), "config.yaml")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %v; want it to hold %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestDigest: the digest block's defaults and errors.
+func TestDigest(t *testing.T) {
+	cfg, err := Parse([]byte(minimal+"    digest:\n      to: [ops@example.com]\n"), "config.yaml")
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if dg := cfg.Mailboxes[0].Digest; dg == nil || !slices.Equal(dg.To, []string{"ops@example.com"}) || dg.From != "" || dg.Period != 24*time.Hour {
+		t.Errorf("defaults: %+v", dg)
+	}
+	tests := []struct{ name, block, want string }{
+		{"to missing", "      period: 24h\n", `config.yaml:13: mailboxes[0].digest.to: required key missing`},
+		{"to empty", "      to: []\n", `config.yaml:13: mailboxes[0].digest.to: must list at least one address`},
+		{"bad to", "      to: [ops]\n", `config.yaml:13: mailboxes[0].digest.to[0]: "ops" is not a bare e-mail address`},
+		{"bad from", "      to: [o@example.com]\n      from: x\n", `config.yaml:14: mailboxes[0].digest.from: "x" is not a bare e-mail address`},
+		{"period too short", "      to: [o@example.com]\n      period: 5m\n", `config.yaml:14: mailboxes[0].digest.period: 5m0s is shorter than 1h0m0s`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(minimal+"    digest:\n"+tt.block), "config.yaml")
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error = %v; want it to hold %q", err, tt.want)
 			}

@@ -240,6 +240,7 @@ func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
 		{key: "forward", required: true, decode: func(n *yaml.Node, p string) { mb.Forward = d.forward(n, p) }},
 		{key: "policy", decode: func(n *yaml.Node, p string) { d.policy(n, p, mb.Policy) }},
 		{key: "notify", decode: func(n *yaml.Node, p string) { mb.Notify = d.notify(n, p) }},
+		{key: "digest", decode: func(n *yaml.Node, p string) { mb.Digest = d.digest(n, p) }},
 	})
 	if v, ok := seen["name"]; ok && (!mailboxNamePattern.MatchString(mb.Name) || len(mb.Name) > maxMailboxNameLength) {
 		d.errorf(v, join(path, "name"), "%q must be letters, digits, '.', '_' and '-' (at most %d, starting with a letter or digit)", mb.Name, maxMailboxNameLength)

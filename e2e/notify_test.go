@@ -3,6 +3,9 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"maps"
+	"mime/quotedprintable"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -14,13 +17,18 @@ import (
 	"github.com/mailtriage/mailtriage/poller"
 )
 
-const noticeFrom = "support-noreply@example.test"
+const (
+	noticeFrom = "support-noreply@example.test"
+	operator   = "ops@example.test"
+)
 
 // notifyBlock turns sender notices on in a harness' config.
 const notifyBlock = `    notify:
       from: ` + noticeFrom + `
       classes: [encrypted]
       operator_line: "Please send it unencrypted, or use our upload page at https://example.test/upload."
+    digest:
+      to: [` + operator + `]
 `
 
 // pgpMessage is a PGP/MIME encrypted message with the given extra header
@@ -102,11 +110,16 @@ func TestNotify(t *testing.T) {
 			}
 			h.seed(msgs)
 			h.runOnce("first")
-			notices, forwards := splitSink(h.sink.Messages())
+			notices, forwards, digests := splitSink(h.sink.Messages())
 			if len(forwards) != 1 {
 				t.Errorf("%d forwards; want 1 (the clean message)", len(forwards))
 			}
 			checkNotices(t, notices, want)
+			if tt.on {
+				checkDigest(t, digests, len(notifyMix)-1, len(want))
+			} else if len(digests) != 0 {
+				t.Errorf("%d digests with digest off", len(digests))
+			}
 
 			notified := map[string]bool{}
 			stored, _ := h.mailbox()
@@ -145,8 +158,12 @@ func TestNotify(t *testing.T) {
 			h.sink.Reset()
 			h.seed([][]byte{pgpMessage("n12", "From: Alice <alice@customer.example>")})
 			h.runOnce("second")
-			if notices, _ := splitSink(h.sink.Messages()); len(notices) != 0 {
+			notices, _, digests = splitSink(h.sink.Messages())
+			if len(notices) != 0 {
 				t.Errorf("after a restart %d notices; want none (the sender had one)", len(notices))
+			}
+			if len(digests) != 0 {
+				t.Errorf("after a restart %d digests; want none within the period", len(digests))
 			}
 			if tt.su.state == "file" {
 				db, err := os.ReadFile(filepath.Join(h.dir, "state.db"))
@@ -165,16 +182,54 @@ func TestNotify(t *testing.T) {
 	}
 }
 
-// splitSink tells notices (null envelope sender) from forwards.
-func splitSink(msgs []smtpsink.Message) (notices, forwards []smtpsink.Message) {
+// splitSink tells notices (null envelope sender), digests (to the
+// operator) and forwards apart.
+func splitSink(msgs []smtpsink.Message) (notices, forwards, digests []smtpsink.Message) {
 	for _, m := range msgs {
-		if m.From == "" {
+		switch {
+		case m.From == "":
 			notices = append(notices, m)
-		} else {
+		case slices.Equal(m.To, []string{operator}):
+			digests = append(digests, m)
+		default:
 			forwards = append(forwards, m)
 		}
 	}
-	return notices, forwards
+	return notices, forwards, digests
+}
+
+// checkDigest holds the digests to one, listing the review folder's
+// flagged messages, the notices counted, no body.
+func checkDigest(t *testing.T, digests []smtpsink.Message, flagged, notified int) {
+	t.Helper()
+	if len(digests) != 1 {
+		t.Fatalf("%d digests; want 1", len(digests))
+	}
+	d := digests[0]
+	t.Logf("example digest:\n%s", d.Data)
+	msg, err := mail.ReadMessage(bytes.NewReader(d.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.From != triageFrom || msg.Header.Get("Auto-Submitted") != "auto-generated" ||
+		msg.Header.Get("Subject") != fmt.Sprintf("mailtriage digest: %d waiting in review (%s)", flagged, mailboxName) {
+		t.Errorf("digest envelope from %q, header %v", d.From, msg.Header)
+	}
+	body := decodedBody(t, msg)
+	for _, want := range []string{
+		fmt.Sprintf("Waiting: %d messages", flagged),
+		fmt.Sprintf("  encrypted        %d", flagged),
+		fmt.Sprintf("  sender notified  %d", notified),
+		"Alice <alice@customer.example>  Contract n1  [encrypted, notified]",
+		"Carol <carol@lists.example>  Contract n5  [encrypted]",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("digest lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "BEGIN PGP") {
+		t.Error("digest holds a message body")
+	}
 }
 
 // checkNotices holds the notices to one per recipient of want, with the
@@ -225,7 +280,7 @@ func checkNotices(t *testing.T, notices []smtpsink.Message, want map[string]stri
 		if h.Get("Message-ID") == "" || h.Get("Date") == "" {
 			t.Errorf("notice to %s lacks Message-ID or Date", to)
 		}
-		body := string(n.Data)
+		body := decodedBody(t, msg)
 		for _, part := range []string{"Contract n", "encrypted with PGP", "upload page"} {
 			if !strings.Contains(body, part) {
 				t.Errorf("notice to %s does not say %q", to, part)
@@ -237,13 +292,7 @@ func checkNotices(t *testing.T, notices []smtpsink.Message, want map[string]stri
 			t.Errorf("no notice to %s", to)
 		}
 	}
-	if keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range got {
-			if !yield(k) {
-				return
-			}
-		}
-	}); len(keys) != len(want) {
+	if keys := slices.Sorted(maps.Keys(got)); len(keys) != len(want) {
 		t.Errorf("notices to %v; want %d", keys, len(want))
 	}
 }
@@ -256,4 +305,14 @@ func header(t *testing.T, raw []byte, name string) string {
 		t.Fatalf("read stored message: %v", err)
 	}
 	return msg.Header.Get(name)
+}
+
+// decodedBody is a single-part message's quoted-printable body, decoded.
+func decodedBody(t *testing.T, msg *mail.Message) string {
+	t.Helper()
+	b, err := io.ReadAll(quotedprintable.NewReader(msg.Body))
+	if err != nil {
+		t.Fatalf("decode body: %v", err)
+	}
+	return string(b)
 }

@@ -1,7 +1,7 @@
 // Package notify tells the sender of a message mailtriage could not pass
 // on (encrypted, unparseable, or refused by the helpdesk) that it was
 // kept for a person, at most once per sender and period, and never in a
-// loop.
+// loop; and it writes the review folder's digest for operators (digest.go).
 //
 // A notice is an automatic response in the sense of RFC 3834. It is never
 // sent to a list, bulk or automatic message, a null return path,
@@ -134,12 +134,7 @@ func New(cfg Config, send Sender, lim Limits) (*Notifier, error) {
 	if cfg.Period <= 0 {
 		cfg.Period = DefaultPeriod
 	}
-	if cfg.Hostname == "" {
-		cfg.Hostname, _ = os.Hostname()
-	}
-	if cfg.Hostname == "" || strings.ContainsAny(cfg.Hostname, "<>@ \r\n") {
-		cfg.Hostname = "localhost"
-	}
+	cfg.Hostname = hostname(cfg.Hostname)
 	cfg.Own = append(slices.Clone(cfg.Own), cfg.From)
 	return &Notifier{cfg: cfg, send: send, lim: lim, now: time.Now}, nil
 }
@@ -180,6 +175,17 @@ func (n *Notifier) Notify(ctx context.Context, mailbox string, m Message) (Resul
 		return Result{}, fmt.Errorf("send notice for %s: %w", mailbox, err)
 	}
 	return Result{Sent: true, Notice: msg}, nil
+}
+
+// hostname is h, else the host's name, as a Message-ID domain.
+func hostname(h string) string {
+	if h == "" {
+		h, _ = os.Hostname()
+	}
+	if h == "" || strings.ContainsAny(h, "<>@ \r\n") {
+		return "localhost"
+	}
+	return h
 }
 
 // Close ends the Sender's session (at the end of a cycle).

@@ -23,6 +23,7 @@ import (
 // store.
 type world struct {
 	sink *smtpsink.Sink
+	fw   *forwarder.Forwarder
 	st   store.Store
 	n    *Notifier
 }
@@ -55,7 +56,7 @@ func newWorld(t *testing.T, cfg Config) *world {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { n.Close() })
-	return &world{sink: sink, st: st, n: n}
+	return &world{sink: sink, fw: fw, st: st, n: n}
 }
 
 func encrypted(id, from string) Message {

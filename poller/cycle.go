@@ -164,6 +164,7 @@ func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error)
 	}
 	cy.markNotified()
 	cy.backlog()
+	cy.digest()
 	return rep, nil
 }
 

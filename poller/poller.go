@@ -124,6 +124,8 @@ type Mailbox struct {
 	Spacing time.Duration
 	// Notifier sends sender notices for flagged mail; nil sends none.
 	Notifier Notifier
+	// Digest sends the review folder's digest; nil sends none.
+	Digest Digester
 }
 
 // Forwarder sends one message on to the helpdesk. forwarder.Forwarder

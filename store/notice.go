@@ -10,8 +10,9 @@ import (
 )
 
 // Notices is the per-sender limit of the sender notices (package notify):
-// a claim per mailbox and sender key (a hash of the address, never the
-// address) until it expires. Both engines implement it.
+// a claim per mailbox and key (a sender's hash, never the address; or
+// "digest" for the review digest) until it expires. Both engines
+// implement it.
 //
 //	bbolt: bucket "notices" of the mailbox's bucket: key → 8-byte big-endian expiry (Unix ns)
 //	Redis: P:{M}:notice:<key>  string "1"; SET NX PX period

@@ -55,3 +55,21 @@ func mailboxNotifier(mb config.Mailbox, fw *forwarder.Forwarder, lim notify.Limi
 	}
 	return n, nil
 }
+
+// mailboxDigester wires a mailbox's digest block over fw, the forward
+// route; nil when digest is off.
+func mailboxDigester(mb config.Mailbox, fw *forwarder.Forwarder, lim notify.Limits) (poller.Digester, error) {
+	dc := mb.Digest
+	if dc == nil {
+		return nil, nil
+	}
+	from := dc.From
+	if from == "" {
+		from = mb.Forward.From
+	}
+	d, err := notify.NewDigester(notify.DigestConfig{From: from, To: dc.To, Folder: mb.ReviewFolder, Period: dc.Period}, fw, lim)
+	if err != nil {
+		return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
+	}
+	return d, nil
+}

@@ -93,6 +93,9 @@ func mailboxes(cfg *config.Config, st mailboxState, m poller.Metrics, scheduled 
 		if pm.Notifier, err = mailboxNotifier(mb, fw, st, log); err != nil {
 			return nil, nil, err
 		}
+		if pm.Digest, err = mailboxDigester(mb, fw, st); err != nil {
+			return nil, nil, err
+		}
 		ps = append(ps, poller.New(pm, an, st, fw, m, log))
 		fws = append(fws, fw)
 	}
