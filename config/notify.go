@@ -45,9 +45,7 @@ func (d *decoder) notify(n *yaml.Node, path string) *Notify {
 		{key: "apple_relay_registered", decode: d.setBool(&nt.AppleRelayRegistered)},
 		{key: "smtp", decode: func(n *yaml.Node, p string) { s := d.server(n, p, smtpServer()); nt.SMTP = &s }},
 	})
-	if v, ok := seen["from"]; ok {
-		nt.From = d.addrSpec(v, join(path, "from"), nt.From)
-	}
+	d.envelope(seen, path, nil, &nt.From)
 	if v, ok := seen["classes"]; ok {
 		if len(nt.Classes) == 0 {
 			d.errorf(v, join(path, "classes"), "must list at least one of encrypted, unparseable, forward_failed")
@@ -79,16 +77,6 @@ func (d *decoder) digest(n *yaml.Node, path string) *Digest {
 		{key: "from", decode: d.setStr(&dg.From)},
 		{key: "period", decode: d.duration(&dg.Period, minNotifyPeriod)},
 	})
-	if v, ok := seen["to"]; ok {
-		if len(dg.To) == 0 {
-			d.errorf(v, join(path, "to"), "must list at least one address")
-		}
-		for i, a := range dg.To {
-			dg.To[i] = d.addrSpec(v, fmt.Sprintf("%s.to[%d]", path, i), a)
-		}
-	}
-	if v, ok := seen["from"]; ok {
-		dg.From = d.addrSpec(v, join(path, "from"), dg.From)
-	}
+	d.envelope(seen, path, dg.To, &dg.From)
 	return dg
 }

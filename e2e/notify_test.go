@@ -31,32 +31,24 @@ const notifyBlock = `    notify:
       to: [` + operator + `]
 `
 
-// pgpMessage is a PGP/MIME encrypted message with the given extra header
-// lines (From first).
-func pgpMessage(id string, header ...string) []byte {
-	return []byte(strings.Join(header, "\r\n") + "\r\n" +
-		"To: support@example.test\r\n" +
-		"Subject: Contract " + id + "\r\n" +
-		"Date: Tue, 24 Nov 2026 09:01:00 +0000\r\n" +
-		"Message-ID: <" + id + "@mail.example>\r\n" +
-		"MIME-Version: 1.0\r\n" +
-		"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"b1\"\r\n" +
-		"\r\n" +
-		"--b1\r\n" +
-		"Content-Type: application/pgp-encrypted\r\n" +
-		"\r\n" +
-		"Version: 1\r\n" +
-		"\r\n" +
-		"--b1\r\n" +
-		"Content-Type: application/octet-stream; name=\"encrypted.asc\"\r\n" +
-		"\r\n" +
-		"-----BEGIN PGP MESSAGE-----\r\n" +
-		"\r\n" +
-		"hQEMA5ZHj1sX7QqWAQf/Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6\r\n" +
-		"=abcd\r\n" +
-		"-----END PGP MESSAGE-----\r\n" +
-		"\r\n" +
-		"--b1--\r\n")
+// pgpMessage is the corpus' PGP/MIME encrypted message with a Subject and
+// Message-ID of id and the given header lines (From first) in place of its
+// From.
+func pgpMessage(t *testing.T, id string, header ...string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "testdata", "corpus", "pgp-mime-encrypted.eml"))
+	if err != nil {
+		t.Fatalf("read corpus message: %v", err)
+	}
+	head, body, _ := bytes.Cut(bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n")), []byte("\n\n"))
+	lines := append(header, "Subject: Contract "+id, "Message-ID: <"+id+"@mail.example>")
+	for _, l := range strings.Split(string(head), "\n") {
+		name, _, _ := strings.Cut(l, ":")
+		if !slices.Contains([]string{"From", "Subject", "Message-ID"}, name) {
+			lines = append(lines, l)
+		}
+	}
+	return []byte(strings.ReplaceAll(strings.Join(lines, "\n")+"\n\n"+string(body), "\n", "\r\n"))
 }
 
 func plainMessage(id, from string) []byte {
@@ -64,22 +56,27 @@ func plainMessage(id, from string) []byte {
 		"Date: Tue, 24 Nov 2026 09:00:00 +0000\r\nMessage-ID: <" + id + "@mail.example>\r\n\r\nThe printer is on fire.\r\n")
 }
 
-// notifyMix is one message per case: who should get a notice, and who not.
-var notifyMix = []struct {
+// noticeCase is one message of the notify mix: who should get a notice,
+// and who not.
+type noticeCase struct {
 	raw    []byte
 	notice string // the notice's recipient; "" for none
-}{
-	{pgpMessage("n1", "From: Alice <alice@customer.example>", "Return-Path: <alice@customer.example>"), "alice@customer.example"},
-	{pgpMessage("n2", "From: Alice <alice@customer.example>"), ""}, // same sender: the rate limit
-	{pgpMessage("n3", "From: Bob <bob@customer.example>", "Reply-To: desk@customer.example"), "desk@customer.example"},
-	{pgpMessage("n4", "From: abc123@mozmail.com", "Reply-To: abc123_reply_tok9@mozmail.com"), "abc123_reply_tok9@mozmail.com"},
-	{pgpMessage("n5", "From: Carol <carol@lists.example>", "List-Id: <users.lists.example>"), ""},
-	{pgpMessage("n6", "From: Dave <dave@customer.example>", "Auto-Submitted: auto-replied"), ""},
-	{pgpMessage("n7", "From: Erin <erin@customer.example>", "Return-Path: <>"), ""},
-	{pgpMessage("n8", "From: NoReply <noreply@shop.example>"), ""},
-	{pgpMessage("n9", "From: Frank <frank@customer.example>", "Precedence: bulk"), ""},
-	{pgpMessage("n10", "From: zx81@privaterelay.appleid.com"), ""},
-	{plainMessage("n11", "Grace <grace@customer.example>"), ""}, // forwarded, not flagged
+}
+
+func notifyMix(t *testing.T) []noticeCase {
+	return []noticeCase{
+		{pgpMessage(t, "n1", "From: Alice <alice@customer.example>", "Return-Path: <alice@customer.example>"), "alice@customer.example"},
+		{pgpMessage(t, "n2", "From: Alice <alice@customer.example>"), ""}, // same sender: the rate limit
+		{pgpMessage(t, "n3", "From: Bob <bob@customer.example>", "Reply-To: desk@customer.example"), "desk@customer.example"},
+		{pgpMessage(t, "n4", "From: abc123@mozmail.com", "Reply-To: abc123_reply_tok9@mozmail.com"), "abc123_reply_tok9@mozmail.com"},
+		{pgpMessage(t, "n5", "From: Carol <carol@lists.example>", "List-Id: <users.lists.example>"), ""},
+		{pgpMessage(t, "n6", "From: Dave <dave@customer.example>", "Auto-Submitted: auto-replied"), ""},
+		{pgpMessage(t, "n7", "From: Erin <erin@customer.example>", "Return-Path: <>"), ""},
+		{pgpMessage(t, "n8", "From: NoReply <noreply@shop.example>"), ""},
+		{pgpMessage(t, "n9", "From: Frank <frank@customer.example>", "Precedence: bulk"), ""},
+		{pgpMessage(t, "n10", "From: zx81@privaterelay.appleid.com"), ""},
+		{plainMessage("n11", "Grace <grace@customer.example>"), ""}, // forwarded, not flagged
+	}
 }
 
 // TestNotify: with notify on, one notice per encrypted sender that may
@@ -100,9 +97,10 @@ func TestNotify(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, tt.su)
+			mix := notifyMix(t)
 			var msgs [][]byte
 			want := map[string]string{} // notice recipient -> Message-ID of the original
-			for i, m := range notifyMix {
+			for i, m := range mix {
 				msgs = append(msgs, m.raw)
 				if m.notice != "" && tt.on {
 					want[m.notice] = fmt.Sprintf("<n%d@mail.example>", i+1)
@@ -116,7 +114,7 @@ func TestNotify(t *testing.T) {
 			}
 			checkNotices(t, notices, want)
 			if tt.on {
-				checkDigest(t, digests, len(notifyMix)-1, len(want))
+				checkDigest(t, digests, len(mix)-1, len(want))
 			} else if len(digests) != 0 {
 				t.Errorf("%d digests with digest off", len(digests))
 			}
@@ -156,7 +154,7 @@ func TestNotify(t *testing.T) {
 			// A new process, the same state: Alice's next encrypted
 			// message gets no notice within the period.
 			h.sink.Reset()
-			h.seed([][]byte{pgpMessage("n12", "From: Alice <alice@customer.example>")})
+			h.seed([][]byte{pgpMessage(t, "n12", "From: Alice <alice@customer.example>")})
 			h.runOnce("second")
 			notices, _, digests = splitSink(h.sink.Messages())
 			if len(notices) != 0 {
@@ -170,7 +168,7 @@ func TestNotify(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, m := range notifyMix {
+				for _, m := range mix {
 					// Relay aliases are kept per thread by design (the
 					// store's thread notes), so only the others tell.
 					if m.notice != "" && !strings.HasSuffix(m.notice, "@mozmail.com") && bytes.Contains(bytes.ToLower(db), []byte(m.notice)) {
