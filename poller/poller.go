@@ -36,6 +36,13 @@
 // server without MOVE gets UID COPY, \Deleted and UID EXPUNGE of our UIDs
 // (RFC 4315), and one without UIDPLUS keeps our originals marked \Deleted.
 //
+// Sender notices (Mailbox.Notifier, package notify) go out once a flag is
+// final (moved and recorded), for the classes configured; at the end of the
+// cycle the copies in the review folder, found by Message-ID, get
+// $Notified. The end of a cycle also reports the review folder's backlog
+// (Metrics.Review) and, once per period, sends its digest
+// (Mailbox.Digest).
+//
 // It follows RFC 9051 / RFC 3501 (IMAP), RFC 6851 (MOVE), RFC 4315
 // (UIDPLUS), RFC 2177 (IDLE), RFC 4959 (SASL-IR), RFC 7628 (OAUTHBEARER)
 // and RFC 5550 ($Forwarded).
