@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 
@@ -24,16 +25,8 @@ func mailboxNotifier(mb config.Mailbox, fw *forwarder.Forwarder, lim notify.Limi
 	}
 	send := fw
 	if nc.SMTP != nil {
-		// Its own route: the forward section's keys, with the notice's
-		// From as the forwarder's sender (Send names its own envelope).
-		fc, err := forwarderConfig(config.Mailbox{Name: mb.Name, Forward: config.Forward{
-			To: []string{nc.From}, From: nc.From, SMTP: *nc.SMTP,
-		}})
-		if err != nil {
-			return nil, fmt.Errorf("mailbox %s: notify: %w", mb.Name, err)
-		}
-		if send, err = forwarder.New(fc, log.With("mailbox", mb.Name, "route", "notify")); err != nil {
-			return nil, fmt.Errorf("mailbox %s: notify: %w", mb.Name, err)
+		if send, err = noticeRoute(mb, log); err != nil {
+			return nil, err
 		}
 	}
 	var classes []notify.Class
@@ -54,6 +47,36 @@ func mailboxNotifier(mb config.Mailbox, fw *forwarder.Forwarder, lim notify.Limi
 		return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
 	}
 	return n, nil
+}
+
+// noticeRoute is the forwarder of notify.smtp: the forward section's keys,
+// with the notice's From as the forwarder's sender and recipient (Send
+// names its own envelope; Check tries that address).
+func noticeRoute(mb config.Mailbox, log *slog.Logger) (*forwarder.Forwarder, error) {
+	nc := mb.Notify
+	fc, err := forwarderConfig(config.Mailbox{Name: mb.Name, Forward: config.Forward{
+		To: []string{nc.From}, From: nc.From, SMTP: *nc.SMTP,
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("mailbox %s: notify: %w", mb.Name, err)
+	}
+	fw, err := forwarder.New(fc, log.With("mailbox", mb.Name, "route", "notify"))
+	if err != nil {
+		return nil, fmt.Errorf("mailbox %s: notify: %w", mb.Name, err)
+	}
+	return fw, nil
+}
+
+// checkNoticeRoute is `check`'s line for a mailbox's notify.smtp.
+func checkNoticeRoute(ctx context.Context, mb config.Mailbox) checkLine {
+	name := fmt.Sprintf("mailbox %s: notify smtp %s", mb.Name, mb.Notify.SMTP.Address)
+	fw, err := noticeRoute(mb, slog.New(slog.DiscardHandler))
+	if err == nil {
+		cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		err = fw.Check(cctx)
+		cancel()
+	}
+	return checkLine{name: name, detail: fmt.Sprintf("accepts mail from %s (%s)", mb.Notify.From, mb.Notify.SMTP.TLS), err: err}
 }
 
 // mailboxDigester wires a mailbox's digest block over fw, the forward
