@@ -174,7 +174,7 @@ func (n *Notifier) Notify(ctx context.Context, mailbox string, m Message) (Resul
 		}
 		return Result{}, fmt.Errorf("send notice for %s: %w", mailbox, err)
 	}
-	return Result{Sent: true, Notice: msg}, nil
+	return Result{Sent: true}, nil
 }
 
 // hostname is h, else the host's name, as a Message-ID domain.
