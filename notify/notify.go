@@ -101,9 +101,8 @@ type Message struct {
 
 // Result says whether a notice went out, and the rule when not.
 type Result struct {
-	Sent   bool
-	Rule   *Rule  // why not; nil when sent, or when the class takes no notice
-	Notice []byte // the message sent
+	Sent bool
+	Rule *Rule // why not; nil when sent, or when the class takes no notice
 }
 
 // Notifier sends notices for one mailbox's flagged mail.
