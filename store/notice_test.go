@@ -131,3 +131,21 @@ func noticeRestart(t *testing.T, open reopener) {
 		t.Error("ClaimNotice with a cancelled context = nil error")
 	}
 }
+
+// BenchmarkClaimNoticeHeld: the common call, a sender's second message
+// while its claim holds.
+func BenchmarkClaimNoticeHeld(b *testing.B) {
+	s, err := Open(b.Context(), "file:"+filepath.Join(b.TempDir(), "state.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if ok, err := s.ClaimNotice(b.Context(), "support", "k", time.Hour); err != nil || !ok {
+		b.Fatalf("first claim = %v, %v", ok, err)
+	}
+	for b.Loop() {
+		if ok, err := s.ClaimNotice(b.Context(), "support", "k", time.Hour); err != nil || ok {
+			b.Fatalf("claim = %v, %v; want held", ok, err)
+		}
+	}
+}
