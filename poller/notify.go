@@ -44,8 +44,8 @@ func (cy *cycle) keepNotice(m *message, h analyzer.Header) {
 
 // notify sends the notices of msgs, just flagged into the review folder,
 // and notes the Message-IDs whose copies get KeywordNotified at the end
-// of the cycle (markNotified). A failed notice is logged; the message
-// stays flagged, without the keyword.
+// of the cycle (markNotified). A failed notice is logged and ends the
+// notices of the cycle; the message stays flagged, without the keyword.
 func (cy *cycle) notify(msgs []*message) {
 	p := cy.p
 	nt := p.mb.Notifier
@@ -53,7 +53,7 @@ func (cy *cycle) notify(msgs []*message) {
 		return
 	}
 	for _, m := range msgs {
-		if m.recorded {
+		if m.recorded || cy.noticesDown {
 			continue
 		}
 		c := notify.ClassOf(m.v, hasFlag(m.flags, KeywordForwardFailed))
@@ -65,7 +65,11 @@ func (cy *cycle) notify(msgs []*message) {
 		attrs := []any{slog.Uint64("uid", uint64(m.uid)), slog.String("message_id", m.v.MessageID), slog.String("class", string(c))}
 		switch {
 		case err != nil:
-			p.log.Warn("sender notice failed", append(attrs, slog.Any("error", err))...)
+			// The route is down or refusing: the rest of the cycle's
+			// notices would each wait for the same failure, and the
+			// flagging with them.
+			cy.noticesDown = true
+			p.log.Warn("sender notice failed; no more notices this cycle", append(attrs, slog.Any("error", err))...)
 		case res.Sent:
 			p.log.Info("sender notified", attrs...)
 			cy.rep.Counts.Notified++

@@ -1,7 +1,9 @@
 package poller
 
 import (
+	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
@@ -52,5 +54,38 @@ func TestNotifyClasses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// countingSender counts the notices it is asked to send.
+type countingSender struct {
+	notify.Sender
+	calls int
+}
+
+func (s *countingSender) Send(ctx context.Context, from string, to []string, msg []byte) error {
+	s.calls++
+	return s.Sender.Send(ctx, from, to, msg)
+}
+
+// TestNoticeRouteDown: when a notice cannot be sent, the cycle tries no
+// more (each would wait for the same failure) and flags on.
+func TestNoticeRouteDown(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for _, id := range []string{"s1", "s2", "s3"} {
+		e.appendMsg("INBOX", strings.Replace(encryptedMessage(id), "bob@example.org", id+"@example.org", 1))
+	}
+	send := &countingSender{Sender: e.forwarder(closedPort(t))}
+	nt, err := notify.New(notify.Config{From: "support-noreply@example.net", Classes: []notify.Class{notify.ClassEncrypted}}, send, e.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := e.poller(nil, func(mb *Mailbox) { mb.Notifier = nt; mb.BatchSize = 10 })
+	rep := e.cycle(p)
+	if rep.Counts.Flagged != 3 || rep.Counts.Notified != 0 || send.calls != 1 {
+		t.Errorf("flagged %d, notified %d, notices tried %d; want 3, 0, 1", rep.Counts.Flagged, rep.Counts.Notified, send.calls)
+	}
+	if n := len(e.folder("Triage/Review")); n != 3 {
+		t.Errorf("review holds %d; want 3", n)
 	}
 }
