@@ -44,8 +44,9 @@ func (cy *cycle) keepNotice(m *message, h analyzer.Header) {
 
 // notify sends the notices of msgs, just flagged into the review folder,
 // and notes the Message-IDs whose copies get KeywordNotified at the end
-// of the cycle (markNotified). A failed notice is logged and ends the
-// notices of the cycle; the message stays flagged, without the keyword.
+// of the cycle (markNotified). A failed notice is logged; a temporary
+// failure (the route down, 4xx) ends the notices of the cycle. The message
+// stays flagged, without the keyword.
 func (cy *cycle) notify(msgs []*message) {
 	p := cy.p
 	nt := p.mb.Notifier
@@ -64,12 +65,15 @@ func (cy *cycle) notify(msgs []*message) {
 		m.notice = nil
 		attrs := []any{slog.Uint64("uid", uint64(m.uid)), slog.String("message_id", m.v.MessageID), slog.String("class", string(c))}
 		switch {
-		case err != nil:
-			// The route is down or refusing: the rest of the cycle's
-			// notices would each wait for the same failure, and the
-			// flagging with them.
+		case err != nil && temporary(err):
+			// The route is down or busy: the rest of the cycle's notices
+			// would each wait for the same failure, and the flagging
+			// with them.
 			cy.noticesDown = true
 			p.log.Warn("sender notice failed; no more notices this cycle", append(attrs, slog.Any("error", err))...)
+		case err != nil:
+			// Refused for this recipient (5xx): the others may go.
+			p.log.Warn("sender notice refused", append(attrs, slog.Any("error", err))...)
 		case res.Sent:
 			p.log.Info("sender notified", attrs...)
 			cy.rep.Counts.Notified++

@@ -68,24 +68,45 @@ func (s *countingSender) Send(ctx context.Context, from string, to []string, msg
 	return s.Sender.Send(ctx, from, to, msg)
 }
 
-// TestNoticeRouteDown: when a notice cannot be sent, the cycle tries no
-// more (each would wait for the same failure) and flags on.
-func TestNoticeRouteDown(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	for _, id := range []string{"s1", "s2", "s3"} {
-		e.appendMsg("INBOX", strings.Replace(encryptedMessage(id), "bob@example.org", id+"@example.org", 1))
+// TestNoticeFailures: when the notice route is down, the cycle tries no
+// more notices (each would wait for the same failure) and flags on; a
+// recipient refused (5xx) stops only its own notice.
+func TestNoticeFailures(t *testing.T) {
+	tests := []struct {
+		name         string
+		down         bool
+		fault        smtpsink.Fault
+		wantTried    int
+		wantNotified int
+	}{
+		{"route down", true, smtpsink.Fault{}, 1, 0},
+		{"4xx", false, smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 451}, 1, 0},
+		{"one recipient refused", false, smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 550, Times: 1}, 3, 2},
 	}
-	send := &countingSender{Sender: e.forwarder(closedPort(t))}
-	nt, err := notify.New(notify.Config{From: "support-noreply@example.net", Classes: []notify.Class{notify.ClassEncrypted}}, send, e.st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := e.poller(nil, func(mb *Mailbox) { mb.Notifier = nt; mb.BatchSize = 10 })
-	rep := e.cycle(p)
-	if rep.Counts.Flagged != 3 || rep.Counts.Notified != 0 || send.calls != 1 {
-		t.Errorf("flagged %d, notified %d, notices tried %d; want 3, 0, 1", rep.Counts.Flagged, rep.Counts.Notified, send.calls)
-	}
-	if n := len(e.folder("Triage/Review")); n != 3 {
-		t.Errorf("review holds %d; want 3", n)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, envOptions{})
+			for _, id := range []string{"s1", "s2", "s3"} {
+				e.appendMsg("INBOX", strings.Replace(encryptedMessage(id), "bob@example.org", id+"@example.org", 1))
+			}
+			addr := e.sink.Addr()
+			if tt.down {
+				addr = closedPort(t)
+			}
+			send := &countingSender{Sender: e.forwarder(addr)}
+			nt, err := notify.New(notify.Config{From: "support-noreply@example.net", Classes: []notify.Class{notify.ClassEncrypted}}, send, e.st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := e.poller(nil, func(mb *Mailbox) { mb.Notifier = nt; mb.BatchSize = 10 })
+			e.sink.SetFault(tt.fault)
+			rep := e.cycle(p)
+			if rep.Counts.Flagged != 3 || rep.Counts.Notified != tt.wantNotified || send.calls != tt.wantTried {
+				t.Errorf("flagged %d, notified %d, notices tried %d; want 3, %d, %d", rep.Counts.Flagged, rep.Counts.Notified, send.calls, tt.wantNotified, tt.wantTried)
+			}
+			if n := len(e.folder("Triage/Review")); n != 3 {
+				t.Errorf("review holds %d; want 3", n)
+			}
+		})
 	}
 }
