@@ -219,18 +219,17 @@ func (p *Poller) keepLease(work context.Context, lease store.Lease, cancel conte
 
 // cycle is the state of one cycle's IMAP session.
 type cycle struct {
-	p           *Poller
-	c           *conn
-	stop        context.Context // ends when the caller asks the cycle to stop
-	ctx         context.Context // the I/O context
-	rep         *Report
-	marks       *marks           // of the folder being read
-	sel         *imap.SelectData // the selected folder
-	folder      string           // its name
-	ensured     map[string]bool  // folders known to exist this cycle
-	forwarding  bool             // false after a temporary SMTP failure or while backing off
-	notified    []string         // Message-IDs whose senders got a notice (notify.go)
-	noticesDown bool             // a notice failed this cycle: no more are tried (notify.go)
+	p          *Poller
+	c          *conn
+	stop       context.Context // ends when the caller asks the cycle to stop
+	ctx        context.Context // the I/O context
+	rep        *Report
+	marks      *marks           // of the folder being read
+	sel        *imap.SelectData // the selected folder
+	folder     string           // its name
+	ensured    map[string]bool  // folders known to exist this cycle
+	forwarding bool             // false after a temporary SMTP failure or while backing off
+	notices    noticeRound      // the sender notices of the cycle (notify.go)
 }
 
 // stopped reports the caller's stop request as an error, between messages.

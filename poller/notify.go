@@ -24,6 +24,12 @@ type Notifier interface {
 	Close() error // at the end of each cycle, as Forwarder's
 }
 
+// noticeRound is what a cycle's notices left to do.
+type noticeRound struct {
+	sent []string // Message-IDs whose senders got a notice, for KeywordNotified
+	down bool     // a notice failed for a temporary reason: no more are tried
+}
+
 // notifySearchChunk bounds the Message-IDs one UID SEARCH of the review
 // folder asks for.
 const notifySearchChunk = 50
@@ -54,7 +60,7 @@ func (cy *cycle) notify(msgs []*message) {
 		return
 	}
 	for _, m := range msgs {
-		if m.recorded || cy.noticesDown {
+		if m.recorded || cy.notices.down {
 			continue
 		}
 		c := notify.ClassOf(m.v, hasFlag(m.flags, KeywordForwardFailed))
@@ -69,7 +75,7 @@ func (cy *cycle) notify(msgs []*message) {
 			// The route is down or busy: the rest of the cycle's notices
 			// would each wait for the same failure, and the flagging
 			// with them.
-			cy.noticesDown = true
+			cy.notices.down = true
 			p.log.Warn("sender notice failed; no more notices this cycle", append(attrs, slog.Any("error", err))...)
 		case err != nil:
 			// Refused for this recipient (5xx): the others may go.
@@ -78,7 +84,7 @@ func (cy *cycle) notify(msgs []*message) {
 			p.log.Info("sender notified", attrs...)
 			cy.rep.Counts.Notified++
 			if m.v.MessageID != "" {
-				cy.notified = append(cy.notified, m.v.MessageID)
+				cy.notices.sent = append(cy.notices.sent, m.v.MessageID)
 			} else {
 				p.log.Info("no Message-ID to find the copy by: it goes without "+string(KeywordNotified), attrs...)
 			}
@@ -92,8 +98,8 @@ func (cy *cycle) notify(msgs []*message) {
 // messages whose senders got a notice this cycle, found by Message-ID. It
 // runs after the folders' pipelines, since it selects the review folder.
 func (cy *cycle) markNotified() {
-	ids := cy.notified
-	cy.notified = nil
+	ids := cy.notices.sent
+	cy.notices.sent = nil
 	if len(ids) == 0 {
 		return
 	}

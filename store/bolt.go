@@ -24,8 +24,7 @@ var (
 	bucketOutcomes = []byte("outcomes")
 	bucketMsgIDs   = []byte("msgids")
 	bucketThreads  = []byte("threads")
-	bucketExpiry   = []byte("expiry")  // the index of msgids and threads by expiry (expiryKey)
-	bucketNotices  = []byte("notices") // sender-notice claims (notice.go)
+	bucketExpiry   = []byte("expiry") // the index of msgids and threads by expiry (expiryKey)
 	keyLease       = []byte("lease")
 	keyCycled      = []byte("cycled") // 8-byte big-endian Unix ns until which the last cycle counts as recent
 	keyUIDValidity = []byte("uidvalidity")

@@ -24,6 +24,9 @@ type Notices interface {
 	ReleaseNotice(ctx context.Context, mailbox, key string) error
 }
 
+// bucketNotices holds the claims inside a mailbox's bucket.
+var bucketNotices = []byte("notices")
+
 func checkNotice(mailbox, key string, period time.Duration) error {
 	if err := checkMailbox(mailbox); err != nil {
 		return err
