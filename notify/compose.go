@@ -141,8 +141,7 @@ type notice struct {
 const maxReferences = 10
 
 // compose writes the notice: From our address, To the sender, an "Auto:"
-// subject, In-Reply-To and References (RFC 3834 §3.1.3–3.1.5, RFC 5322
-// §3.6.4), Auto-Submitted: auto-replied (RFC 3834 §5) and
+// subject, In-Reply-To and References (RFC 3834 §3.1, RFC 5322 §3.6.4), Auto-Submitted: auto-replied (RFC 3834 §5) and
 // X-Auto-Response-Suppress: All so that Exchange's own responders stay
 // quiet; a text body, and an HTML alternative when there is a template.
 func (t Templates) compose(n notice) ([]byte, error) {

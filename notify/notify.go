@@ -11,7 +11,7 @@
 // Zammad and Request Tracker check). It carries Auto-Submitted:
 // auto-replied, In-Reply-To, References and an "Auto:" subject (RFC 3834
 // §3 and §5), comes From the configured address, never the customer's,
-// and goes with a null envelope sender (MAIL FROM:<>, RFC 3834 §3.3 and
+// and goes with a null envelope sender (MAIL FROM:<>, RFC 3834 §3 and
 // RFC 5321 §4.5.5), so that a bounce of it is dropped and no responder
 // answers it. It goes to the single Reply-To address, else From (RFC 3834
 // §4): a relay alias or reply token is answered as it stands, and the
