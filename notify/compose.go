@@ -141,9 +141,10 @@ type notice struct {
 const maxReferences = 10
 
 // compose writes the notice: From our address, To the sender, an "Auto:"
-// subject, In-Reply-To and References (RFC 3834 §3.1, RFC 5322 §3.6.4), Auto-Submitted: auto-replied (RFC 3834 §5) and
-// X-Auto-Response-Suppress: All so that Exchange's own responders stay
-// quiet; a text body, and an HTML alternative when there is a template.
+// subject, In-Reply-To and References (RFC 3834 §3.1, RFC 5322 §3.6.4),
+// Auto-Submitted: auto-replied (RFC 3834 §5) and X-Auto-Response-Suppress:
+// All so that Exchange's own responders stay quiet; a text body, and an
+// HTML alternative when there is a template.
 func (t Templates) compose(n notice) ([]byte, error) {
 	v := n.verdict
 	text, html, err := t.render(TemplateData{
