@@ -44,7 +44,7 @@ const (
 )
 
 // buildBinary builds cmd/mailtriage once for a benchmark.
-func buildBinary(b *testing.B) string {
+func buildBinary(b testing.TB) string {
 	b.Helper()
 	bin := filepath.Join(b.TempDir(), "mailtriage")
 	out, err := exec.Command("go", "build", "-o", bin, "../cmd/mailtriage").CombinedOutput()
@@ -64,7 +64,7 @@ type run struct {
 
 // runMailtriage runs the binary with args and fails the benchmark when it
 // exits non-zero.
-func runMailtriage(b *testing.B, bin string, args ...string) run {
+func runMailtriage(b testing.TB, bin string, args ...string) run {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
@@ -104,10 +104,11 @@ func tail(b []byte) []byte {
 // mailboxConfig is one mailbox of a generated configuration.
 type mailboxConfig struct {
 	name, user, passwordFile string
+	notify                   string // YAML of a notify block, "" for none
 }
 
 // writeConfig writes a mailtriage configuration for the mailboxes.
-func writeConfig(b *testing.B, dir, stateURL string, d *testenv.Dovecot, sinkAddr string, mbs []mailboxConfig) string {
+func writeConfig(b testing.TB, dir, stateURL string, d *testenv.Dovecot, sinkAddr string, mbs []mailboxConfig) string {
 	b.Helper()
 	var c strings.Builder
 	fmt.Fprintf(&c, "state:\n  url: %q\nlog:\n  format: json\n  level: info\nmailboxes:\n", stateURL)
@@ -126,7 +127,7 @@ func writeConfig(b *testing.B, dir, stateURL string, d *testenv.Dovecot, sinkAdd
         address: %s
         tls: none
         insecure_plaintext: true
-`, mb.name, d.Addr, d.CAFile, mb.user, mb.passwordFile, helpdeskAddr, triageAddr, sinkAddr)
+%s`, mb.name, d.Addr, d.CAFile, mb.user, mb.passwordFile, helpdeskAddr, triageAddr, sinkAddr, mb.notify)
 	}
 	path := filepath.Join(dir, "mailtriage.yaml")
 	if err := os.WriteFile(path, []byte(c.String()), 0o600); err != nil {
@@ -135,7 +136,7 @@ func writeConfig(b *testing.B, dir, stateURL string, d *testenv.Dovecot, sinkAdd
 	return path
 }
 
-func writeSecret(b *testing.B, dir, value string) string {
+func writeSecret(b testing.TB, dir, value string) string {
 	b.Helper()
 	path := filepath.Join(dir, "imap-password")
 	if err := os.WriteFile(path, []byte(value), 0o600); err != nil {
@@ -145,7 +146,7 @@ func writeSecret(b *testing.B, dir, value string) string {
 }
 
 // dialIMAP logs in to Dovecot over IMAPS as user.
-func dialIMAP(b *testing.B, d *testenv.Dovecot, user string) *imapclient.Client {
+func dialIMAP(b testing.TB, d *testenv.Dovecot, user string) *imapclient.Client {
 	b.Helper()
 	c, err := imapclient.DialTLS(d.Addr, &imapclient.Options{
 		TLSConfig: &tls.Config{RootCAs: d.RootCAs, MinVersion: tls.VersionTLS12},
@@ -161,7 +162,7 @@ func dialIMAP(b *testing.B, d *testenv.Dovecot, user string) *imapclient.Client 
 }
 
 // folderCount is the number of messages in folder (0 when it does not exist).
-func folderCount(b *testing.B, c *imapclient.Client, folder string) int {
+func folderCount(b testing.TB, c *imapclient.Client, folder string) int {
 	b.Helper()
 	data, err := c.Status(folder, &imap.StatusOptions{NumMessages: true}).Wait()
 	if err != nil {

@@ -119,7 +119,9 @@ type Mailbox struct {
 	BatchSize       int               `json:"batch_size"`
 	LeaseTTL        time.Duration     `json:"lease_ttl"` // the mailbox lease's expiry, renewed every third of it; what a crashed worker blocks
 	Forward         Forward           `json:"forward"`
-	Policy          map[string]string `json:"policy"` // every class of analyzer.DefaultPolicy, filled in
+	Policy          map[string]string `json:"policy"`           // every class of analyzer.DefaultPolicy, filled in
+	Notify          *Notify           `json:"notify,omitempty"` // nil: no sender notices (notify.go)
+	Digest          *Digest           `json:"digest,omitempty"` // nil: no review digest (notify.go)
 }
 
 // Forward says where and how clean mail is sent.

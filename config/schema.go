@@ -239,6 +239,8 @@ func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
 		{key: "lease_ttl", decode: d.duration(&mb.LeaseTTL, minLeaseTTL)},
 		{key: "forward", required: true, decode: func(n *yaml.Node, p string) { mb.Forward = d.forward(n, p) }},
 		{key: "policy", decode: func(n *yaml.Node, p string) { d.policy(n, p, mb.Policy) }},
+		{key: "notify", decode: func(n *yaml.Node, p string) { mb.Notify = d.notify(n, p) }},
+		{key: "digest", decode: func(n *yaml.Node, p string) { mb.Digest = d.digest(n, p) }},
 	})
 	for _, o := range []*OAuth2{mb.IMAP.OAuth2, mb.Forward.SMTP.OAuth2} {
 		if o != nil {
@@ -329,18 +331,24 @@ func (d *decoder) forward(n *yaml.Node, path string) Forward {
 		{key: "mode", decode: d.setEnum(&fw.Mode, ModeRedirect, ModeAttach)},
 		{key: "smtp", required: true, decode: func(n *yaml.Node, p string) { fw.SMTP = d.server(n, p, smtpServer()) }},
 	})
+	d.envelope(seen, path, fw.To, &fw.From)
+	return fw
+}
+
+// envelope checks the addresses of a block's "to" (at least one) and
+// "from" keys, where present.
+func (d *decoder) envelope(seen map[string]*yaml.Node, path string, to []string, from *string) {
 	if v, ok := seen["to"]; ok {
-		if len(fw.To) == 0 {
+		if len(to) == 0 {
 			d.errorf(v, join(path, "to"), "must list at least one address")
 		}
-		for i, a := range fw.To {
-			fw.To[i] = d.addrSpec(v, fmt.Sprintf("%s.to[%d]", path, i), a)
+		for i, a := range to {
+			to[i] = d.addrSpec(v, fmt.Sprintf("%s.to[%d]", path, i), a)
 		}
 	}
 	if v, ok := seen["from"]; ok {
-		fw.From = d.addrSpec(v, join(path, "from"), fw.From)
+		*from = d.addrSpec(v, join(path, "from"), *from)
 	}
-	return fw
 }
 
 // addrSpec checks that s is a bare RFC 5322 addr-spec (no display name).

@@ -68,6 +68,7 @@ type setup struct {
 	hide         []string // capabilities Dovecot does not advertise
 	schedule     string   // cron spec; "@every 1s" when empty
 	idle         bool     // wake on IMAP IDLE too
+	notify       string   // YAML of the mailbox's notify block, "" for none
 }
 
 // noUIDPlus reports whether the server hides UIDPLUS, so that moved-out
@@ -161,8 +162,8 @@ mailboxes:
         address: %q
         tls: none
         insecure_plaintext: true
-`, stateURL, stateAuth, mailboxName, schedule, su.idle, imapAddr, su.imapTLS, h.dc.CAFile, h.dc.User, pwFile, reviewFolder, releaseFolder,
-		su.afterForward, forwardedFolder, helpdesk, triageFrom, sink.Addr())
+%s`, stateURL, stateAuth, mailboxName, schedule, su.idle, imapAddr, su.imapTLS, h.dc.CAFile, h.dc.User, pwFile, reviewFolder, releaseFolder,
+		su.afterForward, forwardedFolder, helpdesk, triageFrom, sink.Addr(), su.notify)
 	if err := os.WriteFile(h.config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

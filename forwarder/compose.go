@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/internal/mailheader"
 )
 
 // wrapping is what the forwarder puts around one original message.
@@ -40,13 +41,13 @@ func (f *Forwarder) wrap(v analyzer.Verdict, released, eightBit bool) wrapping {
 	w.Close()
 	return wrapping{
 		header: annotation(v, released) +
-			field("From", f.cfg.From) +
-			field("To", strings.Join(f.cfg.To, ", ")) +
-			field("Subject", "[mailtriage] "+encodeSubject(v.Subject)) +
-			field("Date", date(now)) +
-			field("Message-ID", messageID(f.cfg.Hostname)) +
-			field("MIME-Version", "1.0") +
-			field("Content-Type", `multipart/mixed; boundary="`+boundary+`"`),
+			mailheader.Field("From", f.cfg.From) +
+			mailheader.Field("To", strings.Join(f.cfg.To, ", ")) +
+			mailheader.Field("Subject", "[mailtriage] "+mailheader.EncodeText(v.Subject)) +
+			mailheader.Field("Date", mailheader.Date(now)) +
+			mailheader.Field("Message-ID", mailheader.MessageID(f.cfg.Hostname)) +
+			mailheader.Field("MIME-Version", "1.0") +
+			mailheader.Field("Content-Type", `multipart/mixed; boundary="`+boundary+`"`),
 		summary:  qp.String(),
 		boundary: boundary,
 		eightBit: eightBit,

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/mailtriage/mailtriage/internal/mailheader"
 )
 
 // Kind says what failed, so that the poller can choose between retrying
@@ -83,7 +85,7 @@ func fail(op string, p phase, err error) *Error {
 	var ne net.Error
 	switch {
 	case errors.As(err, &se):
-		e.Code, e.Message = se.Code, sanitize(se.Message)
+		e.Code, e.Message = se.Code, mailheader.Sanitize(se.Message)
 		e.Kind = replyKind(p, se.Code)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &ne) && ne.Timeout():

@@ -20,6 +20,7 @@
 package forwarder
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -37,6 +38,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/internal/mailheader"
 	"github.com/mailtriage/mailtriage/internal/secret"
 )
 
@@ -148,7 +150,7 @@ func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
 // checkAddress rejects an empty address or one that would break an SMTP
 // command line or a header field.
 func checkAddress(key, addr string) error {
-	if addr == "" || !strings.Contains(addr, "@") || sanitize(addr) != addr || strings.ContainsAny(addr, " <>,") {
+	if addr == "" || !strings.Contains(addr, "@") || mailheader.Sanitize(addr) != addr || strings.ContainsAny(addr, " <>,") {
 		return fmt.Errorf("forwarder: %s: %q is not a mail address", key, addr)
 	}
 	return nil
@@ -180,22 +182,78 @@ func validHostname(h string) bool {
 // not completely read. When Forward fails before DATA, body is left unread:
 // the caller drains or discards it.
 func (f *Forwarder) Forward(ctx context.Context, v analyzer.Verdict, released bool, size int64, body io.Reader) error {
+	start := time.Now()
+	env := envelope{from: f.cfg.From, to: f.cfg.To}
+	n, err := f.transact(ctx, env, func(eightBit bool) content { return f.wrap(v, released, eightBit) }, size, body)
+	if err == nil {
+		f.log.Debug("forwarded", "message_id", v.MessageID, "mode", f.cfg.Mode, "octets", n, "duration", time.Since(start))
+	}
+	return err
+}
+
+// Send sends msg, a complete message with its header, over the same
+// session as Forward: from is the envelope sender ("" for the null
+// reverse-path, RFC 5321 §4.5.5), to the recipients. Errors are *Error
+// values, as Forward's.
+func (f *Forwarder) Send(ctx context.Context, from string, to []string, msg []byte) error {
+	if from != "" {
+		if err := checkAddress("from", from); err != nil {
+			return err
+		}
+	}
+	if len(to) == 0 {
+		return errors.New("forwarder: send: no recipient")
+	}
+	for _, rcpt := range to {
+		if err := checkAddress("to", rcpt); err != nil {
+			return err
+		}
+	}
+	_, err := f.transact(ctx, envelope{from: from, to: to}, func(bool) content { return whole{} }, int64(len(msg)), bytes.NewReader(msg))
+	return err
+}
+
+// envelope is one transaction's MAIL FROM and RCPT TO.
+type envelope struct {
+	from string
+	to   []string
+}
+
+// content is what a transaction puts around (or in place of) the body it
+// reads: the wrapping of a forwarded original, or nothing for a message
+// sent whole.
+type content interface {
+	overhead() int64
+	write(w io.Writer, src io.Reader) error
+}
+
+// whole sends the body as it is.
+type whole struct{}
+
+func (whole) overhead() int64 { return 0 }
+func (whole) write(w io.Writer, src io.Reader) error {
+	_, err := io.Copy(w, src)
+	return err
+}
+
+// transact runs one transaction on the open session, opening one when
+// needed; compose gives the content once the server's 8BITMIME is known.
+// It returns the octets given to DATA.
+func (f *Forwarder) transact(ctx context.Context, env envelope, compose func(eightBit bool) content, size int64, body io.Reader) (int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		reused := f.sess != nil
 		if !reused {
 			s, err := f.dial(ctx)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			f.sess = s
 		}
-		started, n, err := f.send(ctx, f.sess, v, released, size, body)
+		started, n, err := f.send(ctx, f.sess, env, compose, size, body)
 		if err == nil {
-			f.log.Debug("forwarded", "message_id", v.MessageID, "mode", f.cfg.Mode, "octets", n, "duration", time.Since(start))
-			return nil
+			return n, nil
 		}
 		if !err.connUsable() {
 			f.drop()
@@ -204,13 +262,13 @@ func (f *Forwarder) Forward(ctx context.Context, v analyzer.Verdict, released bo
 			f.log.Info("smtp session closed by the server; reconnecting", "error", err)
 			continue
 		}
-		return err
+		return n, err
 	}
 }
 
 // send runs one mail transaction on s. started reports whether body was
 // touched; n counts the octets given to DATA.
-func (f *Forwarder) send(ctx context.Context, s *session, v analyzer.Verdict, released bool, size int64, body io.Reader) (started bool, n int64, err *Error) {
+func (f *Forwarder) send(ctx context.Context, s *session, env envelope, compose func(eightBit bool) content, size int64, body io.Reader) (started bool, n int64, err *Error) {
 	release := s.conn.bind(ctx)
 	defer release()
 	at := " at " + f.cfg.Address
@@ -224,7 +282,7 @@ func (f *Forwarder) send(ctx context.Context, s *session, v analyzer.Verdict, re
 	}
 
 	eightBit, _ := c.Extension("8BITMIME")
-	m := f.wrap(v, released, eightBit)
+	m := compose(eightBit)
 	total := m.overhead()
 	if size > 0 {
 		total += size
@@ -241,12 +299,12 @@ func (f *Forwarder) send(ctx context.Context, s *session, v analyzer.Verdict, re
 	if ok, _ := c.Extension("SMTPUTF8"); ok {
 		opts.UTF8 = true
 	}
-	if e := c.Mail(f.cfg.From, opts); e != nil {
+	if e := c.Mail(env.from, opts); e != nil {
 		s.dirty = true
-		return false, 0, fail("MAIL FROM <"+f.cfg.From+">"+at, phaseMail, e)
+		return false, 0, fail("MAIL FROM <"+env.from+">"+at, phaseMail, e)
 	}
 	s.dirty = true
-	for _, to := range f.cfg.To {
+	for _, to := range env.to {
 		if e := c.Rcpt(to, nil); e != nil {
 			return false, 0, fail("RCPT TO <"+to+">"+at, phaseMail, e)
 		}

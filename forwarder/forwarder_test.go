@@ -21,6 +21,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/internal/mailheader"
 	"github.com/mailtriage/mailtriage/internal/secret"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 )
@@ -203,7 +204,7 @@ func TestAnnotationHeaders(t *testing.T) {
 			data := sink.Messages()[0].Data
 			added, _ := split(t, data)
 			for _, l := range strings.Split(strings.Join(added, "\r\n"), "\r\n") {
-				if len(l) > foldAt && strings.Contains(strings.TrimSpace(l), " ") {
+				if len(l) > mailheader.FoldAt && strings.Contains(strings.TrimSpace(l), " ") {
 					t.Errorf("line of %d characters not folded: %q", len(l), l)
 				}
 			}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/mailtriage/mailtriage/internal/mailheader"
 )
 
 // startTLS runs the plain-text start of a session on conn — the greeting,
@@ -32,7 +34,7 @@ func startTLS(ctx context.Context, conn net.Conn, at, hostname string, config *t
 	if errors.As(err, &refused) && (refused.Code == 500 || refused.Code == 502) {
 		// A server that knows only HELO has no extensions, STARTTLS included.
 		return nil, &Error{Op: "STARTTLS with" + at, Kind: KindTLS,
-			Err: fmt.Errorf("the server refuses EHLO (%d %s), so it offers no STARTTLS", refused.Code, sanitize(refused.Msg))}
+			Err: fmt.Errorf("the server refuses EHLO (%d %s), so it offers no STARTTLS", refused.Code, mailheader.Sanitize(refused.Msg))}
 	}
 	if err != nil {
 		return nil, fail("EHLO to"+at, phaseConnect, replyError(err))

@@ -37,6 +37,7 @@ type Metrics struct {
 	now func() time.Time
 
 	mu      sync.Mutex
+	review  map[string]backlog   // mailbox → the review folder at its last cycle
 	checkIn map[string]time.Time // mailbox → last successful cycle, or last lease found held elsewhere
 	held    map[string]bool      // mailbox → this process holds its lease
 }
@@ -80,9 +81,11 @@ func New() *Metrics {
 		now:     time.Now,
 		checkIn: make(map[string]time.Time),
 		held:    make(map[string]bool),
+		review:  make(map[string]backlog),
 	}
 	m.reg.MustRegister(
 		m.messages, m.forwardFailure, m.storeErrors, m.cycleDuration, m.lastSuccess, m.leaseHeld,
+		reviewCollector{m},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -150,4 +153,48 @@ func (m *Metrics) lastCheckIn(mailbox string) (time.Time, bool) {
 	defer m.mu.Unlock()
 	t, ok := m.checkIn[mailbox]
 	return t, ok
+}
+
+// backlog is one mailbox's review folder.
+type backlog struct {
+	messages int
+	oldest   time.Time // zero when empty
+}
+
+// Review records the review folder of mailbox: its messages and when the
+// one waiting longest arrived.
+func (m *Metrics) Review(mailbox string, messages int, oldest time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.review[mailbox] = backlog{messages: messages, oldest: oldest}
+}
+
+// The review backlog's metrics: the age is taken at scrape time.
+var (
+	reviewMessagesDesc = prometheus.NewDesc(namespace+"_review_messages",
+		"Messages in the mailbox's review folder at the end of its last cycle.", []string{"mailbox"}, nil)
+	reviewAgeDesc = prometheus.NewDesc(namespace+"_review_oldest_age_seconds",
+		"Age of the message waiting longest in the review folder (its INTERNALDATE); 0 when the folder is empty.", []string{"mailbox"}, nil)
+)
+
+// reviewCollector exports the backlogs Review recorded.
+type reviewCollector struct{ m *Metrics }
+
+func (reviewCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- reviewMessagesDesc
+	ch <- reviewAgeDesc
+}
+
+func (c reviewCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.m.now()
+	c.m.mu.Lock()
+	defer c.m.mu.Unlock()
+	for mailbox, b := range c.m.review {
+		age := 0.0
+		if !b.oldest.IsZero() {
+			age = max(now.Sub(b.oldest).Seconds(), 0)
+		}
+		ch <- prometheus.MustNewConstMetric(reviewMessagesDesc, prometheus.GaugeValue, float64(b.messages), mailbox)
+		ch <- prometheus.MustNewConstMetric(reviewAgeDesc, prometheus.GaugeValue, age, mailbox)
+	}
 }

@@ -34,6 +34,7 @@ type message struct {
 	header  []byte
 	samples map[string][]byte
 	v       analyzer.Verdict
+	notice  analyzer.Header // the fields a sender notice reads (notify.go)
 
 	recorded bool // its outcome is written already (flagged mail done before)
 }
@@ -322,6 +323,7 @@ func (cy *cycle) classify(msgs []*message) error {
 			return fmt.Errorf("model of uid %d in %s: %w", m.uid, cy.folder, err)
 		}
 		m.v = cy.p.an.Classify(model, cy.p.mb.Policy)
+		cy.keepNotice(m, model.Header)
 		m.header, m.samples = nil, nil
 	}
 	return nil
@@ -462,7 +464,11 @@ func (cy *cycle) flag(msgs []*message, done map[imap.UID]bool) error {
 		}
 		done[m.uid] = true
 	}
-	return cy.record(outs)
+	if err := cy.record(outs); err != nil {
+		return err
+	}
+	cy.notify(msgs) // the flag is final: moved and recorded
+	return nil
 }
 
 // forwardedFolder is where forwarded mail ends per after_forward.

@@ -45,6 +45,7 @@ type Counts struct {
 	Flagged   int // including forward-failed
 	Skipped   int // done before, or deferred
 	Failed    int // forward-failed, or an error on the message
+	Notified  int // sender notices sent
 }
 
 // Entry is one message's line in the report.
@@ -135,6 +136,11 @@ func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error)
 		if cerr := p.fw.Close(); cerr != nil {
 			p.log.Debug("close forwarder", "error", cerr)
 		}
+		if nt := p.mb.Notifier; nt != nil {
+			if cerr := nt.Close(); cerr != nil {
+				p.log.Debug("close notice sender", "error", cerr)
+			}
+		}
 	}()
 
 	c, err := p.dial(work, nil)
@@ -160,6 +166,9 @@ func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error)
 			return rep, err
 		}
 	}
+	cy.markNotified()
+	cy.backlog()
+	cy.digest()
 	return rep, nil
 }
 
@@ -226,6 +235,7 @@ type cycle struct {
 	ensured    map[string]bool  // folders known to exist this cycle
 	forwarding bool             // false after a temporary SMTP failure or while backing off
 	dryRun     bool             // a dry run (DryRun): the store is only read
+	notices    noticeRound      // the sender notices of the cycle (notify.go)
 }
 
 // stopped reports the caller's stop request as an error, between messages.

@@ -369,6 +369,8 @@ type fakeMetrics struct {
 	failed   map[string]int // kind
 	cycles   int
 	errs     int
+	review   int       // the review folder's messages, as last reported
+	oldest   time.Time // and its oldest arrival
 }
 
 func newFakeMetrics() *fakeMetrics {
@@ -398,6 +400,12 @@ func (f *fakeMetrics) Cycle(_ string, _ time.Duration, err error) {
 
 func (f *fakeMetrics) Lease(string, bool) {}
 func (f *fakeMetrics) StoreError(string)  {}
+
+func (f *fakeMetrics) Review(_ string, n int, oldest time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.review, f.oldest = n, oldest
+}
 
 // funcForwarder is a Forwarder made of a function, for faults the sink
 // cannot make (panics, slow sends).

@@ -40,6 +40,12 @@
 // Folder names follow the server (Folders): the personal namespace of
 // RFC 2342 and the hierarchy separator, and no review folder inside an
 // RFC 6154 \Trash or \Junk folder.
+// Sender notices (Mailbox.Notifier, package notify) go out once a flag is
+// final (moved and recorded), for the classes configured; at the end of the
+// cycle the copies in the review folder, found by Message-ID, get
+// $Notified. The end of a cycle also reports the review folder's backlog
+// (Metrics.Review) and, once per period, sends its digest
+// (Mailbox.Digest).
 //
 // It follows RFC 9051 / RFC 3501 (IMAP), RFC 6851 (MOVE), RFC 4315
 // (UIDPLUS), RFC 2177 (IDLE), RFC 4959 (SASL-IR), RFC 7628 (OAUTHBEARER),
@@ -127,6 +133,10 @@ type Mailbox struct {
 	// mailbox, by any worker sharing the store, finished less than Spacing
 	// ago; an IDLE wake-up is not. 0 = never skipped.
 	Spacing time.Duration
+	// Notifier sends sender notices for flagged mail; nil sends none.
+	Notifier Notifier
+	// Digest sends the review folder's digest; nil sends none.
+	Digest Digester
 }
 
 // Forwarder sends one message on to the helpdesk. forwarder.Forwarder
@@ -144,6 +154,9 @@ type Metrics interface {
 	Cycle(mailbox string, d time.Duration, err error)
 	Lease(mailbox string, held bool)
 	StoreError(mailbox string)
+	// Review reports the review folder's messages and the arrival of the
+	// one waiting longest (zero when empty).
+	Review(mailbox string, messages int, oldest time.Time)
 }
 
 // State is the part of store.Store the poller uses.
@@ -168,7 +181,8 @@ type Poller struct {
 	m   Metrics
 	log *slog.Logger
 
-	run sync.Mutex // held for a whole cycle
+	run    sync.Mutex  // held for a whole cycle
+	review reviewState // the review folder at the last cycle's end; guarded by run
 
 	mu       sync.Mutex // guards the fields below
 	backoff  backoff
@@ -241,3 +255,4 @@ func (noMetrics) ForwardFailed(string, string)           {}
 func (noMetrics) Cycle(string, time.Duration, error)     {}
 func (noMetrics) Lease(string, bool)                     {}
 func (noMetrics) StoreError(string)                      {}
+func (noMetrics) Review(string, int, time.Time)          {}

@@ -178,6 +178,8 @@ type Store interface {
 	// Cycled reports whether a cycle of mailbox finished less than its
 	// spacing ago.
 	Cycled(ctx context.Context, mailbox string) (bool, error)
+	// Notices: the sender notices' per-sender limit (notice.go).
+	Notices
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 	// Close releases the file or connections.

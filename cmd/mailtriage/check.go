@@ -102,6 +102,9 @@ func runChecks(ctx context.Context, cfg *config.Config) []checkLine {
 			detail: fmt.Sprintf("accepts mail from %s to %d recipients (%s)", mb.Forward.From, len(mb.Forward.To), mb.Forward.SMTP.TLS),
 			err:    err,
 		})
+		if mb.Notify != nil && mb.Notify.SMTP != nil {
+			lines = append(lines, checkNoticeRoute(ctx, mb))
+		}
 	}
 	return lines
 }

@@ -204,6 +204,9 @@ func TestCheck(t *testing.T) {
 		t.Fatal("demo config names no imap-password file")
 	}
 
+	noticeRoute := func(addr string) string {
+		return string(cfg) + "    notify:\n      from: noreply@example.test\n      smtp:\n        address: " + addr + "\n        tls: none\n        insecure_plaintext: true\n"
+	}
 	for _, tc := range []struct {
 		name   string
 		config string
@@ -216,6 +219,8 @@ func TestCheck(t *testing.T) {
 		{"IMAP server down", deadIMAP, false, false, "imap"},
 		{"SMTP server down", deadSMTP, false, false, "smtp"},
 		{"wrong IMAP password", wrongPW, false, false, "imap login"},
+		{"notice route reachable", noticeRoute(env.Sink.Addr()), false, true, ""},
+		{"notice route down", noticeRoute(freeAddr(t)), false, false, "notify smtp"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.locked {
@@ -247,6 +252,9 @@ func TestCheck(t *testing.T) {
 			lines := []string{"config", "store", "imap login", "smtp"}
 			if tc.ok {
 				lines = append(lines, "folder INBOX", "review folder")
+			}
+			if strings.Contains(tc.config, "notify:") {
+				lines = append(lines, "notify smtp")
 			}
 			for _, line := range lines {
 				if !strings.Contains(string(out), line) {

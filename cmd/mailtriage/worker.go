@@ -16,6 +16,7 @@ import (
 	"github.com/mailtriage/mailtriage/forwarder"
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/metrics"
+	"github.com/mailtriage/mailtriage/notify"
 	"github.com/mailtriage/mailtriage/poller"
 	"github.com/mailtriage/mailtriage/store"
 )
@@ -59,11 +60,17 @@ func openStore(ctx context.Context, s config.State, readOnly bool) (store.Store,
 	return store.Open(ctx, url.Reveal(), store.Options{Prefix: s.Prefix, ThreadTTL: s.ThreadTTL, RootCAs: roots, ReadOnly: readOnly})
 }
 
+// mailboxState is what the pollers and the sender notices keep in the store.
+type mailboxState interface {
+	poller.State
+	notify.Limits
+}
+
 // mailboxes builds the poller of every mailbox, each with its forwarder,
 // sharing one analyzer built with the config's extra relay services.
 // Scheduled pollers on a shared store space their cycles with the other
 // replicas (spacing); `run --once`, run by hand, always cycles.
-func mailboxes(cfg *config.Config, st poller.State, m poller.Metrics, scheduled bool, log *slog.Logger) ([]*poller.Poller, []*forwarder.Forwarder, error) {
+func mailboxes(cfg *config.Config, st mailboxState, m poller.Metrics, scheduled bool, log *slog.Logger) ([]*poller.Poller, []*forwarder.Forwarder, error) {
 	an := analyzer.New(relayServices(cfg.Relays))
 	var ps []*poller.Poller
 	var fws []*forwarder.Forwarder
@@ -83,6 +90,12 @@ func mailboxes(cfg *config.Config, st poller.State, m poller.Metrics, scheduled 
 		fw, err := forwarder.New(fc, log.With("mailbox", mb.Name))
 		if err != nil {
 			return nil, nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
+		}
+		if pm.Notifier, err = mailboxNotifier(mb, fw, st, log); err != nil {
+			return nil, nil, err
+		}
+		if pm.Digest, err = mailboxDigester(mb, fw, st); err != nil {
+			return nil, nil, err
 		}
 		ps = append(ps, poller.New(pm, an, st, fw, m, log))
 		fws = append(fws, fw)
@@ -106,7 +119,7 @@ func (w *worker) once(ctx context.Context) ([]poller.Report, error) {
 	for _, rep := range reports {
 		w.log.Info("cycle done", "mailbox", rep.Mailbox, "skipped", rep.Skipped, "duration", rep.Duration,
 			"seen", rep.Counts.Seen, "forwarded", rep.Counts.Forwarded, "flagged", rep.Counts.Flagged,
-			"skipped_messages", rep.Counts.Skipped, "failed", rep.Counts.Failed)
+			"skipped_messages", rep.Counts.Skipped, "failed", rep.Counts.Failed, "notified", rep.Counts.Notified)
 	}
 	return reports, err
 }

@@ -1,4 +1,4 @@
-package forwarder
+package mailheader
 
 import (
 	"strings"
@@ -17,7 +17,7 @@ func TestField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := field(tt.field, tt.value); got != tt.want {
+			if got := Field(tt.field, tt.value); got != tt.want {
 				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}
 		})
@@ -35,8 +35,8 @@ func TestSanitize(t *testing.T) {
 		{strings.Repeat("é", 600), strings.Repeat("é", 450)},
 	}
 	for _, tt := range tests {
-		if got := sanitize(tt.in); got != tt.want {
-			t.Errorf("sanitize(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := Sanitize(tt.in); got != tt.want {
+			t.Errorf("Sanitize(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
@@ -49,7 +49,7 @@ func FuzzField(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, value string) {
-		out := field("X-Mailtriage-Thread", sanitize(value))
+		out := Field("X-Mailtriage-Thread", Sanitize(value))
 		if !strings.HasSuffix(out, "\r\n") {
 			t.Fatalf("no final CRLF: %q", out)
 		}
