@@ -1,5 +1,6 @@
 # mailtriage — build, test, fuzz, bench, lint.
-# `make test` is the test command; `.ci/run` installs what it needs and calls it.
+# `make test` is the test command: it installs what the tests need first
+# (scripts/deps.sh, as root on Debian; otherwise it prints the command).
 
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -12,16 +13,21 @@ BENCH_MAILBOXES ?= 500
 BENCH_ROUNDS ?= 3
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: build test fuzz bench bench-micro bench-dovecot bench-growth lint corpus
+.PHONY: build deps test fuzz bench bench-micro bench-dovecot bench-growth lint corpus
 
 # The same build line as the Dockerfile's build stage.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/mailtriage ./cmd/mailtriage
 
-# Unit, contract, integration (Redis, in-process IMAP/SMTP) and Dovecot end-to-end suites.
-test:
+# The system packages the tests need (Dovecot, Redis, openssl, gpg, ...).
+deps:
+	./scripts/deps.sh
+
+# Unit, contract, integration (Redis, Redis Cluster, in-process IMAP/SMTP)
+# and Dovecot end-to-end suites, with the race detector.
+test: deps
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 
 # Every fuzz target in the tree, FUZZTIME each (CI runs them briefly).
 fuzz:
