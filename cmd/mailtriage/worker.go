@@ -55,7 +55,7 @@ func openStore(ctx context.Context, s config.State) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return store.Open(ctx, url.Reveal(), store.Options{Prefix: s.Prefix, ThreadTTL: s.ThreadTTL, RootCAs: roots})
+	return store.Open(ctx, url.Reveal(), store.Options{Prefix: s.Prefix, ThreadTTL: s.ThreadTTL, Retention: s.Retention, RootCAs: roots})
 }
 
 // mailboxes builds the poller of every mailbox, each with its forwarder,
