@@ -102,8 +102,15 @@ func (s *redisStore) key(mailbox, suffix string) string {
 	return s.prefix + ":{" + mailbox + "}:" + suffix
 }
 
-// fail wraps err with the command, the object and the mailbox.
+// fail wraps err with the command, the object and the mailbox. A cluster
+// client keeps its map of slots to masters for a minute; an error that is
+// no Redis reply (a master gone, a connection refused) has it read the map
+// again, so that calls reach the replica that takes over as soon as it has.
 func (s *redisStore) fail(op, mailbox string, err error) error {
+	var reply redis.Error
+	if cc, ok := s.c.(*redis.ClusterClient); ok && !errors.As(err, &reply) {
+		cc.ReloadState(context.Background())
+	}
 	return fmt.Errorf("redis %s %s at %s: %w", op, mailbox, s.addr, err)
 }
 

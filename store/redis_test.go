@@ -15,14 +15,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// redisOpener opens stores on one server, each under its own prefix so
-// subtests never see each other's keys.
-func redisOpener(srv *testenv.Redis) opener {
+// redisOpener opens stores on one server or cluster, each under its own
+// prefix so subtests never see each other's keys.
+func redisOpener(url string) opener {
 	var n atomic.Int64
 	return func(t *testing.T, opt Options) Store {
 		t.Helper()
 		opt.Prefix = fmt.Sprintf("test%d", n.Add(1))
-		s, err := Open(t.Context(), srv.URL, opt)
+		s, err := Open(t.Context(), url, opt)
 		if err != nil {
 			t.Fatalf("Open redis: %v", err)
 		}
@@ -32,7 +32,7 @@ func redisOpener(srv *testenv.Redis) opener {
 }
 
 func TestRedisContract(t *testing.T) {
-	testContract(t, redisOpener(testenv.StartRedis(t)))
+	testContract(t, redisOpener(testenv.StartRedis(t).URL))
 }
 
 // TestRedisKeyLayout checks the layout the package comment documents.
