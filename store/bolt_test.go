@@ -2,8 +2,10 @@ package store
 
 import (
 	"errors"
+	"maps"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,13 +204,17 @@ func TestBoltExpiryIndex(t *testing.T) {
 	}
 }
 
-// boltKeys lists the keys of the msgids and threads buckets of support.
-func boltKeys(t *testing.T, s *boltStore) map[string][]string {
+// boltKeys lists the keys of the named buckets of support (the msgids and
+// threads buckets when none are named).
+func boltKeys(t *testing.T, s *boltStore, names ...[]byte) map[string][]string {
 	t.Helper()
+	if len(names) == 0 {
+		names = [][]byte{bucketMsgIDs, bucketThreads}
+	}
 	out := map[string][]string{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		mb := tx.Bucket([]byte("support"))
-		for _, name := range [][]byte{bucketMsgIDs, bucketThreads} {
+		for _, name := range names {
 			mb.Bucket(name).ForEach(func(k, _ []byte) error {
 				out[string(name)] = append(out[string(name)], string(k))
 				return nil
@@ -226,9 +232,7 @@ func boltKeys(t *testing.T, s *boltStore) map[string][]string {
 // at its expiry, and no other entry.
 func checkExpiryIndex(t *testing.T, s *boltStore) {
 	t.Helper()
-	err := s.db.View(func(tx *bolt.Tx) error {
-		mb := tx.Bucket([]byte("support"))
-		want := map[string]bool{}
+	checkIndex(t, s, bucketExpiry, func(mb *bolt.Bucket, want map[string]bool) {
 		for kind, name := range map[byte][]byte{kindMsgID: bucketMsgIDs, kindThread: bucketThreads} {
 			mb.Bucket(name).ForEach(func(k, v []byte) error {
 				x, err := recordExpiry(kind, v)
@@ -239,13 +243,24 @@ func checkExpiryIndex(t *testing.T, s *boltStore) {
 				return nil
 			})
 		}
+	})
+}
+
+// checkIndex requires the index bucket of support to hold exactly the
+// keys that records adds to want.
+func checkIndex(t *testing.T, s *boltStore, index []byte, records func(mb *bolt.Bucket, want map[string]bool)) {
+	t.Helper()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		mb := tx.Bucket([]byte("support"))
+		want := map[string]bool{}
+		records(mb, want)
 		got := map[string]bool{}
-		mb.Bucket(bucketExpiry).ForEach(func(k, _ []byte) error {
+		mb.Bucket(index).ForEach(func(k, _ []byte) error {
 			got[string(k)] = true
 			return nil
 		})
 		if !reflect.DeepEqual(got, want) {
-			t.Errorf("expiry index has %d entries, the records want %d: %v vs %v", len(got), len(want), got, want)
+			t.Errorf("index %s has %d entries, the records want %d: %q vs %q", index, len(got), len(want), slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 		}
 		return nil
 	})
@@ -328,26 +343,14 @@ func TestBoltRetention(t *testing.T) {
 // outcomeKeys lists the fingerprints in the outcomes bucket of support.
 func outcomeKeys(t *testing.T, s *boltStore) []string {
 	t.Helper()
-	var out []string
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("support")).Bucket(bucketOutcomes).ForEach(func(k, _ []byte) error {
-			out = append(out, string(k))
-			return nil
-		})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return boltKeys(t, s, bucketOutcomes)[string(bucketOutcomes)]
 }
 
 // checkDoneIndex requires one done index entry per outcome, at its At, and
 // no other entry.
 func checkDoneIndex(t *testing.T, s *boltStore) {
 	t.Helper()
-	err := s.db.View(func(tx *bolt.Tx) error {
-		mb := tx.Bucket([]byte("support"))
-		want := map[string]bool{}
+	checkIndex(t, s, bucketDone, func(mb *bolt.Bucket, want map[string]bool) {
 		mb.Bucket(bucketOutcomes).ForEach(func(k, v []byte) error {
 			o, err := decodeOutcome(string(k), v)
 			if err != nil {
@@ -356,17 +359,5 @@ func checkDoneIndex(t *testing.T, s *boltStore) {
 			want[string(doneKey(o.At, k))] = true
 			return nil
 		})
-		got := map[string]bool{}
-		mb.Bucket(bucketDone).ForEach(func(k, _ []byte) error {
-			got[string(k)] = true
-			return nil
-		})
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("done index has %d entries, the outcomes want %d", len(got), len(want))
-		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }

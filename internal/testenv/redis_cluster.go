@@ -104,6 +104,23 @@ func (c *RedisCluster) Heal() {
 	c.waitReady(true)
 }
 
+// client returns a client of this one server that never retries, for
+// probes; the caller closes it.
+func (r *Redis) client() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
+}
+
+// runningNodes returns the nodes whose process is up.
+func (c *RedisCluster) runningNodes() []*Redis {
+	var up []*Redis
+	for _, n := range c.Nodes {
+		if n.running() {
+			up = append(up, n)
+		}
+	}
+	return up
+}
+
 // running reports whether the server's process is up.
 func (r *Redis) running() bool {
 	r.mu.Lock()
@@ -121,7 +138,7 @@ type clusterNode struct {
 
 // clusterNodes asks n for its view of the cluster (CLUSTER NODES).
 func clusterNodes(ctx context.Context, n *Redis) ([]clusterNode, error) {
-	rdb := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
+	rdb := n.client()
 	defer rdb.Close()
 	text, err := rdb.ClusterNodes(ctx).Result()
 	if err != nil {
@@ -181,32 +198,30 @@ func (c *RedisCluster) node(addr string) *Redis {
 func (c *RedisCluster) masterOf(key string) (*Redis, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, n := range c.Nodes {
-		if !n.running() {
-			continue
-		}
-		rdb := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
-		slot, err := rdb.ClusterKeySlot(ctx, key).Result()
-		rdb.Close()
-		if err != nil {
-			return nil, err
-		}
-		nodes, err := clusterNodes(ctx, n)
-		if err != nil {
-			return nil, err
-		}
-		for _, cn := range nodes {
-			for _, r := range cn.slots {
-				if cn.master && !cn.failed && int(slot) >= r[0] && int(slot) <= r[1] {
-					if m := c.node(cn.addr); m != nil && m.running() {
-						return m, nil
-					}
+	up := c.runningNodes()
+	if len(up) == 0 {
+		return nil, fmt.Errorf("no node is running")
+	}
+	rdb := up[0].client()
+	slot, err := rdb.ClusterKeySlot(ctx, key).Result()
+	rdb.Close()
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := clusterNodes(ctx, up[0])
+	if err != nil {
+		return nil, err
+	}
+	for _, cn := range nodes {
+		for _, r := range cn.slots {
+			if cn.master && !cn.failed && int(slot) >= r[0] && int(slot) <= r[1] {
+				if m := c.node(cn.addr); m != nil && m.running() {
+					return m, nil
 				}
 			}
 		}
-		return nil, fmt.Errorf("no running master serves slot %d", slot)
 	}
-	return nil, fmt.Errorf("no node is running")
+	return nil, fmt.Errorf("no running master serves slot %d", slot)
 }
 
 // waitReady waits until every running node reports cluster_state:ok, the
@@ -228,11 +243,8 @@ func (c *RedisCluster) waitReady(replicas bool) {
 func (c *RedisCluster) ready(replicas bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, n := range c.Nodes {
-		if !n.running() {
-			continue
-		}
-		rdb := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
+	for _, n := range c.runningNodes() {
+		rdb := n.client()
 		info, err := rdb.ClusterInfo(ctx).Result()
 		rdb.Close()
 		if err != nil {
@@ -266,7 +278,7 @@ func (c *RedisCluster) ready(replicas bool) error {
 		return nil
 	}
 	for _, n := range c.Nodes {
-		rdb := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
+		rdb := n.client()
 		info, err := rdb.Info(ctx, "replication").Result()
 		rdb.Close()
 		if err != nil {
