@@ -14,9 +14,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Lease scripts: only the token's owner extends or deletes the lease.
-// expireOnceScript gives a key without an expiry one (EXPIRE NX needs
-// Redis 7.0).
+// Lua scripts, each on one key: expireOnceScript gives a key that has no
+// expiry one (as EXPIRE NX, which needs Redis 7.0); with the lease scripts
+// only the token's owner extends or deletes the lease.
 const (
 	expireOnceScript = `if redis.call("PTTL", KEYS[1]) == -1 then return redis.call("PEXPIRE", KEYS[1], ARGV[1]) end return 0`
 	renewScript      = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`
