@@ -379,7 +379,9 @@ func contractLease(t *testing.T, open opener) {
 func contractLeaseExpiry(t *testing.T, open opener) {
 	ctx := t.Context()
 	s := open(t, Options{})
-	const ttl = 200 * time.Millisecond
+	// Wide enough that a loaded machine running the race detector renews in
+	// time.
+	const ttl = 600 * time.Millisecond
 	a, err := s.AcquireLease(ctx, "support", ttl)
 	if err != nil {
 		t.Fatalf("AcquireLease: %v", err)
