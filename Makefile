@@ -1,5 +1,6 @@
 # mailtriage — build, test, fuzz, bench, lint.
-# `make test` is the test command; `.ci/run` installs what it needs and calls it.
+# `make test` is the test command: it installs what the tests need first
+# (scripts/deps.sh, as root on Debian; otherwise it prints the command).
 
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -10,18 +11,24 @@ BENCHTIME ?= 1s
 BENCH_N   ?= 10000
 BENCH_MAILBOXES ?= 500
 BENCH_ROUNDS ?= 3
+BENCH_STATE_N ?= 1000000
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: build test fuzz bench bench-micro bench-dovecot bench-growth lint corpus
+.PHONY: build deps test fuzz bench bench-micro bench-dovecot bench-growth bench-state lint corpus
 
 # The same build line as the Dockerfile's build stage.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/mailtriage ./cmd/mailtriage
 
-# Unit, contract, integration (Redis, in-process IMAP/SMTP) and Dovecot end-to-end suites.
-test:
+# The system packages the tests need (Dovecot, Redis, openssl, gpg, ...).
+deps:
+	./scripts/deps.sh
+
+# Unit, contract, integration (Redis, Redis Cluster, in-process IMAP/SMTP)
+# and Dovecot end-to-end suites, with the race detector.
+test: deps
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 
 # Every fuzz target in the tree, FUZZTIME each (CI runs them briefly).
 fuzz:
@@ -31,7 +38,7 @@ fuzz:
 # one mailbox of BENCH_N messages (full cycle, bare read-and-relay loop, idle
 # second cycle; BENCH_ROUNDS rounds, medians reported), and BENCH_MAILBOXES
 # mailboxes of 20 over 3 processes and one Redis. Figures, not pass/fail: see
-# README "Performance".
+# bench/README.md.
 bench: bench-micro bench-dovecot
 
 bench-micro:
@@ -43,6 +50,10 @@ bench-dovecot:
 # Time and memory of one cycle as the mailbox grows.
 bench-growth:
 	$(GO) test -run '^$$' -bench 'Cycle' -benchtime 1x -timeout 60m ./bench/ -args -bench.n=1000,10000,50000
+
+# The size of the state of BENCH_STATE_N messages: the bbolt file, Redis memory.
+bench-state:
+	$(GO) test -run '^$$' -bench 'StateSize' -benchtime 1x -timeout 60m ./bench/ -args -bench.state-n=$(BENCH_STATE_N)
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }

@@ -26,13 +26,16 @@ import (
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/store"
 )
 
 // Defaults filled in when a key is absent.
 const (
 	DefaultStateURL       = "file:/var/lib/mailtriage/state.db"
-	DefaultPrefix         = "mailtriage"
-	DefaultThreadTTL      = 30 * 24 * time.Hour
+	DefaultPrefix         = store.DefaultPrefix
+	DefaultThreadTTL      = store.DefaultThreadTTL
+	DefaultRetention      = store.DefaultRetention
+	minRetention          = time.Hour
 	DefaultSchedule       = "@every 1m"
 	DefaultFolder         = "INBOX"
 	DefaultReviewFolder   = "Triage/Review"
@@ -80,9 +83,10 @@ type Config struct {
 
 // State says where the store lives.
 type State struct {
-	URL          string        `json:"url"`    // file:/path, redis://host:port/db or rediss://...; never a password
+	URL          string        `json:"url"`    // file:/path, redis://host:port/db, rediss://..., redis+cluster://host:port?addr=host:port...; never a password
 	Prefix       string        `json:"prefix"` // key prefix in Redis
 	ThreadTTL    time.Duration `json:"thread_ttl"`
+	Retention    time.Duration `json:"retention"`               // how long outcome records are kept
 	PasswordFile string        `json:"password_file,omitempty"` // Redis AUTH password, read by StoreURL
 	PasswordEnv  string        `json:"password_env,omitempty"`
 	CAFile       string        `json:"ca_file,omitempty"` // PEM roots for a rediss:// server's certificate, added to the system's

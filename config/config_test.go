@@ -36,7 +36,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("Parse: %v", err)
 	}
 	want := &Config{
-		State: State{URL: "file:/var/lib/mailtriage/state.db", Prefix: "mailtriage", ThreadTTL: 720 * time.Hour},
+		State: State{URL: "file:/var/lib/mailtriage/state.db", Prefix: "mailtriage", ThreadTTL: 720 * time.Hour, Retention: 2160 * time.Hour},
 		Log:   Log{Format: "text", Level: "info"},
 		Mailboxes: []Mailbox{{
 			Name:     "support",
@@ -127,6 +127,11 @@ func TestValues(t *testing.T) {
 				return "state:\n  url: rediss://user@redis.example.com:6380/2\n  password_env: REDIS_PW\n  thread_ttl: 48h\n" + s
 			},
 			func(c *Config) (any, any) { return c.State.ThreadTTL, 48 * time.Hour }},
+		{"redis cluster state with a private CA and a retention",
+			func(s string) string {
+				return "state:\n  url: rediss+cluster://r1.example.com:7000?addr=r2.example.com:7000&addr=r3.example.com:7000\n  ca_file: /etc/ca.pem\n  retention: 720h\n" + s
+			},
+			func(c *Config) (any, any) { return c.State.Retention, 720 * time.Hour }},
 		{"explicit empty metrics listen is off",
 			func(s string) string { return "metrics:\n  listen: \"\"\nlog: {format: json, level: debug}\n" + s },
 			func(c *Config) (any, any) {
@@ -264,13 +269,17 @@ func TestErrors(t *testing.T) {
 		{"state url with password", "state: {url: \"redis://:hunter2@redis:6379/0\"}\n" + minimal,
 			[]string{`config.yaml:1: state.url: holds a password; put it in state.password_file or state.password_env`}},
 		{"state url bad scheme", "state: {url: \"postgres://db/x\"}\n" + minimal,
-			[]string{`config.yaml:1: state.url: scheme "postgres" is not one of file, redis, rediss`}},
+			[]string{`config.yaml:1: state.url: scheme "postgres" is not one of file, redis, rediss, redis+cluster, rediss+cluster`}},
 		{"state password with file url", "state: {password_env: PW}\n" + minimal,
 			[]string{`config.yaml:1: state: a password is only for redis:// and rediss:// state URLs`}},
 		{"state ca_file with file url", "state: {ca_file: /etc/ca.pem}\n" + minimal,
-			[]string{`config.yaml:1: state.ca_file: a CA file is only for rediss:// state URLs`}},
+			[]string{`config.yaml:1: state.ca_file: a CA file is only for rediss:// and rediss+cluster:// state URLs`}},
 		{"state ca_file with plain redis url", "state: {url: \"redis://r:6379/0\", ca_file: /etc/ca.pem}\n" + minimal,
-			[]string{`config.yaml:1: state.ca_file: a CA file is only for rediss:// state URLs`}},
+			[]string{`config.yaml:1: state.ca_file: a CA file is only for rediss:// and rediss+cluster:// state URLs`}},
+		{"retention shorter than an hour", "state: {retention: 30m}\n" + minimal,
+			[]string{`config.yaml:1: state.retention: 30m0s is shorter than 1h0m0s`}},
+		{"cluster with a database other than 0", "state: {url: \"redis+cluster://r1:7000/2?addr=r2:7000\"}\n" + minimal,
+			[]string{`config.yaml:1: state.url: a Redis Cluster has only database 0, not "2"`}},
 		{"bad thread_ttl", "state: {thread_ttl: forever}\n" + minimal,
 			[]string{`config.yaml:1: state.thread_ttl: "forever" is not a duration such as 720h or 90m`}},
 		{"bad metrics listen", "metrics: {listen: \"9090\"}\n" + minimal,
@@ -460,7 +469,7 @@ func TestExampleHasEveryKey(t *testing.T) {
 	}
 	text := string(data)
 	for _, key := range []string{
-		"state:", "url:", "prefix:", "thread_ttl:", "password_file:", "password_env:", "metrics:", "listen:",
+		"state:", "url:", "prefix:", "thread_ttl:", "retention:", "password_file:", "password_env:", "metrics:", "listen:",
 		"log:", "format:", "level:", "relays:", "service:", "domains:", "mailboxes:", "name:", "schedule:",
 		"idle:", "imap:", "address:", "tls:", "insecure_plaintext:", "ca_file:", "username:", "auth:",
 		"token_file:", "token_command:", "folder:", "review_folder:", "release_folder:", "after_forward:",

@@ -41,7 +41,7 @@ func policyClasses() []string {
 
 func (d *decoder) config(root *yaml.Node) *Config {
 	cfg := &Config{
-		State: State{URL: DefaultStateURL, Prefix: DefaultPrefix, ThreadTTL: DefaultThreadTTL},
+		State: State{URL: DefaultStateURL, Prefix: DefaultPrefix, ThreadTTL: DefaultThreadTTL, Retention: DefaultRetention},
 		Log:   Log{Format: DefaultLogFormat, Level: DefaultLogLevel},
 	}
 	d.mapping(root, "", []field{
@@ -66,6 +66,7 @@ func (d *decoder) state(n *yaml.Node, path string, st *State) {
 		{key: "url", decode: d.setStr(&st.URL)},
 		{key: "prefix", decode: d.setStr(&st.Prefix)},
 		{key: "thread_ttl", decode: d.duration(&st.ThreadTTL, time.Minute)},
+		{key: "retention", decode: d.duration(&st.Retention, minRetention)},
 		{key: "password_file", decode: d.setStr(&st.PasswordFile)},
 		{key: "password_env", decode: d.setStr(&st.PasswordEnv)},
 		{key: "ca_file", decode: d.setStr(&st.CAFile)},
@@ -82,8 +83,8 @@ func (d *decoder) state(n *yaml.Node, path string, st *State) {
 	if (st.PasswordFile != "" || st.PasswordEnv != "") && strings.HasPrefix(st.URL, "file:") {
 		d.errorf(n, path, "a password is only for redis:// and rediss:// state URLs")
 	}
-	if v, ok := seen["ca_file"]; ok && !strings.HasPrefix(st.URL, "rediss:") {
-		d.errorf(v, join(path, "ca_file"), "a CA file is only for rediss:// state URLs")
+	if v, ok := seen["ca_file"]; ok && !strings.HasPrefix(st.URL, "rediss:") && !strings.HasPrefix(st.URL, "rediss+cluster:") {
+		d.errorf(v, join(path, "ca_file"), "a CA file is only for rediss:// and rediss+cluster:// state URLs")
 	}
 }
 
@@ -100,15 +101,18 @@ func (d *decoder) checkStateURL(n *yaml.Node, path, raw string) {
 		if u.Opaque == "" && u.Path == "" {
 			d.errorf(n, path, "file: URL needs a path, as in file:/var/lib/mailtriage/state.db")
 		}
-	case "redis", "rediss":
+	case "redis", "rediss", "redis+cluster", "rediss+cluster":
 		if _, hasPassword := u.User.Password(); hasPassword {
 			d.errorf(n, path, "holds a password; put it in state.password_file or state.password_env")
 		}
 		if u.Host == "" {
 			d.errorf(n, path, "%s: URL needs a host, as in %s://localhost:6379/0", u.Scheme, u.Scheme)
 		}
+		if db := strings.Trim(u.Path, "/"); strings.HasSuffix(u.Scheme, "+cluster") && db != "" && db != "0" {
+			d.errorf(n, path, "a Redis Cluster has only database 0, not %q", db)
+		}
 	default:
-		d.errorf(n, path, "scheme %q is not one of file, redis, rediss", u.Scheme)
+		d.errorf(n, path, "scheme %q is not one of file, redis, rediss, redis+cluster, rediss+cluster", u.Scheme)
 	}
 }
 

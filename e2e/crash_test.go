@@ -76,18 +76,8 @@ func crashID(raw []byte) int {
 // both places, and duplicates may come only from the window between the
 // SMTP 250 and the outcome record: at most one per kill.
 func TestCrashRestart(t *testing.T) {
-	corpus := loadCorpus(t)
 	h := newHarness(t, setup{state: "redis", imapTLS: "implicit", afterForward: "seen"})
-	msgs := make([][]byte, crashMessages)
-	base := make([]corpusMessage, crashMessages)
-	for i := range msgs {
-		base[i] = corpus[i%len(corpus)]
-		msgs[i] = withMessageID(base[i].Raw, i)
-		if crashID(msgs[i]) != i {
-			t.Fatalf("%s: could not give it Message-ID number %d", base[i].File, i)
-		}
-	}
-	h.seed(msgs)
+	base := seedNumbered(t, h, crashMessages)
 	h.sink.SetFault(smtpsink.Fault{Delay: crashSMTPDelay})
 
 	rdb := redis.NewClient(&redis.Options{Addr: h.redis.Addr})
@@ -132,9 +122,50 @@ func TestCrashRestart(t *testing.T) {
 	h.sink.SetFault(smtpsink.Fault{})
 	h.runOnce("final")
 
+	tl := tallyCrashIDs(t, h, base)
+	if tl.duplicates > crashKills {
+		t.Errorf("%d duplicates after %d kills; the window (SMTP 250 -> outcome record) allows at most one per kill", tl.duplicates, crashKills)
+	}
+	t.Logf("crash test: %d kills (%d while forwarding), %d messages (%d clean, %d encrypted), %d forwarded, %d duplicates",
+		crashKills, midWork, crashMessages, tl.clean, tl.flagged, tl.forwarded, tl.duplicates)
+	fmt.Printf("e2e crash test: %d SIGKILLs (%d while forwarding), %d messages, %d forwarded, %d duplicates\n",
+		crashKills, midWork, crashMessages, tl.forwarded, tl.duplicates)
+}
+
+// seedNumbered seeds n messages, the corpus over and over, each given
+// Message-ID number i by withMessageID; it returns the corpus message
+// behind each.
+func seedNumbered(t *testing.T, h *harness, n int) []corpusMessage {
+	t.Helper()
+	corpus := loadCorpus(t)
+	msgs := make([][]byte, n)
+	base := make([]corpusMessage, n)
+	for i := range msgs {
+		base[i] = corpus[i%len(corpus)]
+		msgs[i] = withMessageID(base[i].Raw, i)
+		if crashID(msgs[i]) != i {
+			t.Fatalf("%s: could not give it Message-ID number %d", base[i].File, i)
+		}
+	}
+	h.seed(msgs)
+	return base
+}
+
+// crashTally counts what became of messages numbered by withMessageID.
+type crashTally struct {
+	clean, flagged, forwarded, duplicates int
+}
+
+// tallyCrashIDs reads the mailbox and the sink back after messages base[i]
+// were seeded as withMessageID(base[i].Raw, i): every message must be in
+// the mailbox exactly once, in its place with its marks, every clean one
+// must have reached the sink and no encrypted one. It counts the
+// forwarded messages and the duplicates.
+func tallyCrashIDs(t *testing.T, h *harness, base []corpusMessage) crashTally {
+	t.Helper()
 	// The mailbox: every message exactly once, in its place.
 	c := h.imapClient()
-	where := make([][]stored, crashMessages)
+	where := make([][]stored, len(base))
 	for _, folder := range []string{"INBOX", reviewFolder} {
 		sel, err := c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
 		if err != nil {
@@ -164,7 +195,7 @@ func TestCrashRestart(t *testing.T) {
 		}
 	}
 	// The sink: how often each message arrived.
-	sent := make([]int, crashMessages)
+	sent := make([]int, len(base))
 	for _, sm := range h.sink.Messages() {
 		n := crashID(sm.Data)
 		if n < 0 {
@@ -174,7 +205,7 @@ func TestCrashRestart(t *testing.T) {
 		sent[n]++
 	}
 
-	var clean, forwarded, duplicates, flagged int
+	var tl crashTally
 	unparseableForwarded := map[string]bool{}
 	for i, m := range base {
 		if len(where[i]) != 1 {
@@ -185,7 +216,7 @@ func TestCrashRestart(t *testing.T) {
 		encrypted := m.Action == "flag" && m.Encryption != "unparseable"
 		switch {
 		case encrypted:
-			flagged++
+			tl.flagged++
 			if s.Folder != reviewFolder || !s.has(imap.FlagFlagged) || !s.has("$Encrypted") {
 				t.Errorf("message %d (%s) is in %s with %v; want %s with \\Flagged and $Encrypted", i, m.File, s.Folder, s.Flags, reviewFolder)
 			}
@@ -193,7 +224,7 @@ func TestCrashRestart(t *testing.T) {
 				t.Errorf("encrypted message %d (%s) reached the sink %d times", i, m.File, sent[i])
 			}
 		case m.Action == "forward":
-			clean++
+			tl.clean++
 			if sent[i] == 0 {
 				t.Errorf("clean message %d (%s) never reached the sink", i, m.File)
 			}
@@ -205,18 +236,12 @@ func TestCrashRestart(t *testing.T) {
 			unparseableForwarded[m.File] = true
 		}
 		if sent[i] > 0 {
-			forwarded++
-			duplicates += sent[i] - 1
+			tl.forwarded++
+			tl.duplicates += sent[i] - 1
 		}
 	}
 	if len(unparseableForwarded) > 0 {
 		t.Logf("labelled unparseable but forwarded (TestRunOnceCorpus judges these): %v", slices.Sorted(maps.Keys(unparseableForwarded)))
 	}
-	if duplicates > crashKills {
-		t.Errorf("%d duplicates after %d kills; the window (SMTP 250 -> outcome record) allows at most one per kill", duplicates, crashKills)
-	}
-	t.Logf("crash test: %d kills (%d while forwarding), %d messages (%d clean, %d encrypted), %d forwarded, %d duplicates",
-		crashKills, midWork, crashMessages, clean, flagged, forwarded, duplicates)
-	fmt.Printf("e2e crash test: %d SIGKILLs (%d while forwarding), %d messages, %d forwarded, %d duplicates\n",
-		crashKills, midWork, crashMessages, forwarded, duplicates)
+	return tl
 }

@@ -62,7 +62,7 @@ func folders() []string { return []string{"INBOX", reviewFolder, releaseFolder, 
 
 // setup is what varies between harnesses.
 type setup struct {
-	state        string   // "redis", "redis-auth" (AUTH, password from the environment), "redis-tls" (rediss://, private CA) or "file"
+	state        string   // "redis", "redis-auth" (AUTH, password from the environment), "redis-tls" (rediss://, private CA), "redis-cluster" (3 masters with a replica each) or "file"
 	imapTLS      string   // "implicit" (Dovecot's IMAPS port) or "starttls" (its IMAP port)
 	afterForward string   // seen | move | delete
 	hide         []string // capabilities Dovecot does not advertise
@@ -78,14 +78,15 @@ func (su setup) noUIDPlus() bool { return slices.Contains(su.hide, "UIDPLUS") }
 // harness is one private world: Dovecot, a state store, an SMTP sink and a
 // config file pointing at them.
 type harness struct {
-	t      *testing.T
-	setup  setup
-	dc     *testenv.Dovecot
-	redis  *testenv.Redis // nil with the file store
-	sink   *smtpsink.Sink
-	dir    string
-	config string
-	env    []string // NAME=value for the mailtriage processes
+	t       *testing.T
+	setup   setup
+	dc      *testenv.Dovecot
+	redis   *testenv.Redis        // nil with the file store and a cluster
+	cluster *testenv.RedisCluster // the "redis-cluster" state's
+	sink    *smtpsink.Sink
+	dir     string
+	config  string
+	env     []string // NAME=value for the mailtriage processes
 }
 
 // redisPassword protects the "redis-auth" state's Redis.
@@ -120,6 +121,9 @@ func newHarness(t *testing.T, su setup) *harness {
 		h.redis = testenv.StartRedisTLS(t)
 		stateURL = h.redis.URL
 		stateAuth = fmt.Sprintf("  ca_file: %q\n", h.redis.TLS.CAFile)
+	case "redis-cluster":
+		h.cluster = testenv.StartRedisCluster(t, 3, 1)
+		stateURL = h.cluster.URL
 	}
 	pwFile := filepath.Join(h.dir, "imap-password")
 	if err := os.WriteFile(pwFile, []byte(h.dc.Password+"\n"), 0o600); err != nil {

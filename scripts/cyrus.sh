@@ -5,6 +5,8 @@
 # packages, dpkg -x unpacks them into the harness' directory
 # ($MAILTRIAGE_CYRUS_DIR, default .cache/cyrus at the top of the
 # repository); nothing outside it changes. Run as any user with apt access.
+# `cyrus.sh --check` exits 0 when it is unpacked already (scripts/deps.sh
+# asks so before it runs this script).
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,10 +15,17 @@ dest=${MAILTRIAGE_CYRUS_DIR:-$repo/.cache/cyrus}
 # system with dovecot-imapd lacks.
 pkgs="cyrus-imapd cyrus-common libxapian30 libpcre3 libical3"
 
+if [ "${1:-}" = --check ]; then
+	test -x "$dest/usr/lib/cyrus/bin/master"
+	exit
+fi
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 chmod 755 "$tmp" # apt's _apt user downloads into it
-(cd "$tmp" && apt-get download $pkgs)
+# A machine that never ran apt-get update has no package lists to download
+# from: update once and try again.
+(cd "$tmp" && apt-get download $pkgs) || { apt-get update -qq && (cd "$tmp" && apt-get download $pkgs); }
 mkdir -p "$tmp/root"
 for deb in "$tmp"/*.deb; do
 	dpkg -x "$deb" "$tmp/root"

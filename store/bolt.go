@@ -25,6 +25,7 @@ var (
 	bucketMsgIDs   = []byte("msgids")
 	bucketThreads  = []byte("threads")
 	bucketExpiry   = []byte("expiry") // the index of msgids and threads by expiry (expiryKey)
+	bucketDone     = []byte("done")   // the index of outcomes by their At (doneKey)
 	keyLease       = []byte("lease")
 	keyCycled      = []byte("cycled") // 8-byte big-endian Unix ns until which the last cycle counts as recent
 	keyUIDValidity = []byte("uidvalidity")
@@ -33,9 +34,15 @@ var (
 
 // boltStore is the embedded engine.
 type boltStore struct {
-	db  *bolt.DB
-	ttl time.Duration
+	db        *bolt.DB
+	ttl       time.Duration
+	retention time.Duration
 }
+
+// dropPerWrite bounds how many outcomes that outlived the retention one
+// RecordOutcomes deletes, so that a shortened retention cannot make one
+// write transaction huge; the rest go in later writes or at the next open.
+const dropPerWrite = 10000
 
 // msgIDRecord maps a Message-ID to its thread until expiry.
 type msgIDRecord struct {
@@ -73,7 +80,7 @@ func openBolt(ctx context.Context, path string, opt Options) (*boltStore, error)
 	if err != nil {
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
-	s := &boltStore{db: db, ttl: opt.ThreadTTL}
+	s := &boltStore{db: db, ttl: opt.ThreadTTL, retention: opt.Retention}
 	if opt.ReadOnly {
 		return s, nil
 	}
@@ -84,9 +91,10 @@ func openBolt(ctx context.Context, path string, opt Options) (*boltStore, error)
 	return s, nil
 }
 
-// tidy runs when the file is opened: it deletes expired thread entries and
-// every lease. The file lock proves that no other process has the file, so
-// a lease found now was left by a process that died holding it.
+// tidy runs when the file is opened: it deletes expired thread entries,
+// outcomes older than the retention and every lease. The file lock proves
+// that no other process has the file, so a lease found now was left by a
+// process that died holding it.
 func (s *boltStore) tidy() error {
 	now := time.Now()
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -97,9 +105,98 @@ func (s *boltStore) tidy() error {
 			if err := dropExpired(mb, now); err != nil {
 				return fmt.Errorf("expire threads of %s: %w", name, err)
 			}
+			if err := s.dropOutlived(mb, now, -1); err != nil {
+				return fmt.Errorf("expire outcomes of %s: %w", name, err)
+			}
 			return nil
 		})
 	})
+}
+
+// doneKey is an outcome's key in the done index: its At in Unix
+// nanoseconds, big-endian so that the index is in time order, then its
+// fingerprint. The index holds times, not expiries, so that a changed
+// retention applies to every record at once.
+func doneKey(at time.Time, fingerprint []byte) []byte {
+	k := make([]byte, 8+len(fingerprint))
+	binary.BigEndian.PutUint64(k, uint64(at.UnixNano()))
+	copy(k[8:], fingerprint)
+	return k
+}
+
+// doneIndex returns the mailbox's done index, built from the outcomes when
+// the file was written before the index existed (read whole once).
+func doneIndex(mb *bolt.Bucket) (*bolt.Bucket, error) {
+	if idx := mb.Bucket(bucketDone); idx != nil {
+		return idx, nil
+	}
+	idx, err := mb.CreateBucket(bucketDone)
+	if err != nil {
+		return nil, err
+	}
+	outs := mb.Bucket(bucketOutcomes)
+	if outs == nil {
+		return idx, nil
+	}
+	var bad [][]byte
+	err = outs.ForEach(func(k, v []byte) error {
+		o, err := decodeOutcome(string(k), v)
+		if err != nil {
+			bad = append(bad, slices.Clone(k)) // unreadable: as good as outlived
+			return nil
+		}
+		return idx.Put(doneKey(o.At, k), []byte{})
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range bad {
+		if err := outs.Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	return idx, nil
+}
+
+// dropOutlived deletes up to limit (all when negative) outcomes of a
+// mailbox older than the retention, reading only that old end of the done
+// index.
+func (s *boltStore) dropOutlived(mb *bolt.Bucket, now time.Time, limit int) error {
+	idx, err := doneIndex(mb)
+	if err != nil {
+		return err
+	}
+	outs := mb.Bucket(bucketOutcomes)
+	cutoff := uint64(now.Add(-s.retention).UnixNano())
+	var due [][]byte
+	c := idx.Cursor()
+	for k, _ := c.First(); k != nil && len(due) != limit; k, _ = c.Next() {
+		if len(k) >= 8 && binary.BigEndian.Uint64(k) > cutoff {
+			break
+		}
+		due = append(due, slices.Clone(k))
+	}
+	for _, k := range due {
+		if err := idx.Delete(k); err != nil {
+			return err
+		}
+		if len(k) < 8 || outs == nil {
+			continue
+		}
+		v := outs.Get(k[8:])
+		if v == nil {
+			continue
+		}
+		// A record replaced since by a newer one keeps it; an undecodable
+		// one is as good as outlived.
+		if o, err := decodeOutcome(string(k[8:]), v); err == nil && !outlived(o.At, now, s.retention) {
+			continue
+		}
+		if err := outs.Delete(k[8:]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Kinds of records in the expiry index.
@@ -277,6 +374,7 @@ func (s *boltStore) SetMailboxState(ctx context.Context, mailbox string, st Mail
 
 func (s *boltStore) Outcomes(ctx context.Context, mailbox string, fingerprints []string) (map[string]Outcome, error) {
 	found := make(map[string]Outcome)
+	now := time.Now()
 	err := s.view(ctx, "bolt read outcomes", mailbox, func(mb *bolt.Bucket) error {
 		if mb == nil {
 			return nil
@@ -294,7 +392,9 @@ func (s *boltStore) Outcomes(ctx context.Context, mailbox string, fingerprints [
 			if err != nil {
 				return err
 			}
-			found[fp] = o
+			if !outlived(o.At, now, s.retention) {
+				found[fp] = o
+			}
 		}
 		return nil
 	})
@@ -308,21 +408,38 @@ func (s *boltStore) RecordOutcomes(ctx context.Context, mailbox string, outs []O
 	if len(outs) == 0 {
 		return nil
 	}
+	now := time.Now()
 	return s.update(ctx, "bolt write outcomes", mailbox, func(mb *bolt.Bucket) error {
 		b, err := mb.CreateBucketIfNotExists(bucketOutcomes)
 		if err != nil {
 			return err
 		}
+		idx, err := doneIndex(mb)
+		if err != nil {
+			return err
+		}
 		for _, o := range outs {
+			o = stamp(o, now)
 			v, err := encodeOutcome(o)
 			if err != nil {
 				return err
 			}
-			if err := b.Put([]byte(o.Fingerprint), v); err != nil {
+			fp := []byte(o.Fingerprint)
+			if old := b.Get(fp); old != nil {
+				if prev, err := decodeOutcome(o.Fingerprint, old); err == nil {
+					if err := idx.Delete(doneKey(prev.At, fp)); err != nil {
+						return err
+					}
+				}
+			}
+			if err := idx.Put(doneKey(o.At, fp), []byte{}); err != nil {
+				return err
+			}
+			if err := b.Put(fp, v); err != nil {
 				return err
 			}
 		}
-		return nil
+		return s.dropOutlived(mb, now, dropPerWrite)
 	})
 }
 

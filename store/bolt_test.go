@@ -2,8 +2,10 @@ package store
 
 import (
 	"errors"
+	"maps"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,13 +204,17 @@ func TestBoltExpiryIndex(t *testing.T) {
 	}
 }
 
-// boltKeys lists the keys of the msgids and threads buckets of support.
-func boltKeys(t *testing.T, s *boltStore) map[string][]string {
+// boltKeys lists the keys of the named buckets of support (the msgids and
+// threads buckets when none are named).
+func boltKeys(t *testing.T, s *boltStore, names ...[]byte) map[string][]string {
 	t.Helper()
+	if len(names) == 0 {
+		names = [][]byte{bucketMsgIDs, bucketThreads}
+	}
 	out := map[string][]string{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		mb := tx.Bucket([]byte("support"))
-		for _, name := range [][]byte{bucketMsgIDs, bucketThreads} {
+		for _, name := range names {
 			mb.Bucket(name).ForEach(func(k, _ []byte) error {
 				out[string(name)] = append(out[string(name)], string(k))
 				return nil
@@ -226,9 +232,7 @@ func boltKeys(t *testing.T, s *boltStore) map[string][]string {
 // at its expiry, and no other entry.
 func checkExpiryIndex(t *testing.T, s *boltStore) {
 	t.Helper()
-	err := s.db.View(func(tx *bolt.Tx) error {
-		mb := tx.Bucket([]byte("support"))
-		want := map[string]bool{}
+	checkIndex(t, s, bucketExpiry, func(mb *bolt.Bucket, want map[string]bool) {
 		for kind, name := range map[byte][]byte{kindMsgID: bucketMsgIDs, kindThread: bucketThreads} {
 			mb.Bucket(name).ForEach(func(k, v []byte) error {
 				x, err := recordExpiry(kind, v)
@@ -239,17 +243,121 @@ func checkExpiryIndex(t *testing.T, s *boltStore) {
 				return nil
 			})
 		}
+	})
+}
+
+// checkIndex requires the index bucket of support to hold exactly the
+// keys that records adds to want.
+func checkIndex(t *testing.T, s *boltStore, index []byte, records func(mb *bolt.Bucket, want map[string]bool)) {
+	t.Helper()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		mb := tx.Bucket([]byte("support"))
+		want := map[string]bool{}
+		records(mb, want)
 		got := map[string]bool{}
-		mb.Bucket(bucketExpiry).ForEach(func(k, _ []byte) error {
+		mb.Bucket(index).ForEach(func(k, _ []byte) error {
 			got[string(k)] = true
 			return nil
 		})
 		if !reflect.DeepEqual(got, want) {
-			t.Errorf("expiry index has %d entries, the records want %d: %v vs %v", len(got), len(want), got, want)
+			t.Errorf("index %s has %d entries, the records want %d: %q vs %q", index, len(got), len(want), slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestBoltRetention: outcomes older than the retention are deleted from the
+// file when it is opened and by later writes, through the done index, which
+// follows replaced records; a changed retention applies to every record at
+// once; a file written before that index is indexed when opened. The
+// records' times are set in the past, so nothing waits.
+func TestBoltRetention(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "state.db")
+	open := func(retention time.Duration) *boltStore {
+		t.Helper()
+		s, err := Open(ctx, "file:"+path, Options{Retention: retention})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s.(*boltStore)
+	}
+	ago := func(o Outcome, d time.Duration) Outcome {
+		o.At = time.Now().Add(-d)
+		return o
+	}
+	record := func(s *boltStore, outs ...Outcome) {
+		t.Helper()
+		if err := s.RecordOutcomes(ctx, "support", outs); err != nil {
+			t.Fatalf("RecordOutcomes: %v", err)
+		}
+	}
+	a, b, c, d := testOutcome(1), testOutcome(2), testOutcome(3), testOutcome(4)
+	s := open(time.Hour)
+	record(s, ago(a, 50*time.Minute), ago(b, 40*time.Minute), ago(c, 10*time.Minute))
+	record(s, ago(b, 20*time.Minute)) // replaced: its done entry moves
+	checkDoneIndex(t, s)
+	s.Close()
+
+	s = open(30 * time.Minute) // a (50 min) has outlived it; b (20), c (10) have not
+	if got, want := outcomeKeys(t, s), []string{b.Fingerprint, c.Fingerprint}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after reopen with a shorter retention: outcomes %q, want %q", got, want)
+	}
+	checkDoneIndex(t, s)
+	s.retention = 15 * time.Minute
+	record(s, ago(d, time.Minute)) // this write drops b (20 min)
+	if got, want := outcomeKeys(t, s), []string{c.Fingerprint, d.Fingerprint}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after a write: outcomes %q, want %q", got, want)
+	}
+	checkDoneIndex(t, s)
+
+	// A file from before the index, with a record too old to keep: the
+	// index is built at open and that record dropped.
+	e := ago(testOutcome(5), 2*time.Hour)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		mb := tx.Bucket([]byte("support"))
+		v, err := encodeOutcome(e)
+		if err != nil {
+			return err
+		}
+		if err := mb.Bucket(bucketOutcomes).Put([]byte(e.Fingerprint), v); err != nil {
+			return err
+		}
+		return mb.DeleteBucket(bucketDone)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(time.Hour)
+	defer s.Close()
+	if got, want := outcomeKeys(t, s), []string{c.Fingerprint, d.Fingerprint}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after indexing an old file: outcomes %q, want %q", got, want)
+	}
+	checkDoneIndex(t, s)
+}
+
+// outcomeKeys lists the fingerprints in the outcomes bucket of support.
+func outcomeKeys(t *testing.T, s *boltStore) []string {
+	t.Helper()
+	return boltKeys(t, s, bucketOutcomes)[string(bucketOutcomes)]
+}
+
+// checkDoneIndex requires one done index entry per outcome, at its At, and
+// no other entry.
+func checkDoneIndex(t *testing.T, s *boltStore) {
+	t.Helper()
+	checkIndex(t, s, bucketDone, func(mb *bolt.Bucket, want map[string]bool) {
+		mb.Bucket(bucketOutcomes).ForEach(func(k, v []byte) error {
+			o, err := decodeOutcome(string(k), v)
+			if err != nil {
+				t.Errorf("outcome %s: %v", k, err)
+			}
+			want[string(doneKey(o.At, k))] = true
+			return nil
+		})
+	})
 }

@@ -24,6 +24,7 @@ func testContract(t *testing.T, open opener) {
 		{"bad mailbox names are refused", contractBadMailbox},
 		{"10,000 outcomes in one batch", contractOutcomesBatch},
 		{"outcomes replace by fingerprint, per mailbox", contractOutcomesReplace},
+		{"outcomes are kept for the retention after their time", contractOutcomesRetention},
 		{"thread notes merge", contractThreadMerge},
 		{"thread data expires after its TTL", contractThreadTTL},
 		{"a note restarts the thread TTL", contractThreadTTLRefresh},
@@ -109,7 +110,8 @@ func contractBadMailbox(t *testing.T, open opener) {
 	}
 }
 
-// testOutcome returns a distinct outcome for i.
+// testOutcome returns a distinct outcome for i, done within the last hour
+// (well inside the default retention).
 func testOutcome(i int) Outcome {
 	actions := []string{ActionForwarded, ActionFlagged, ActionForwardFailed}
 	return Outcome{
@@ -120,7 +122,7 @@ func testOutcome(i int) Outcome {
 		ThreadKey:   fmt.Sprintf("<root%d@example.com>", i%17),
 		UIDValidity: 1700000000,
 		UID:         uint32(i + 1),
-		At:          time.Date(2026, 11, 25, 10, 0, 0, i, time.UTC),
+		At:          time.Now().UTC().Truncate(time.Hour).Add(time.Duration(i)),
 	}
 }
 
@@ -168,7 +170,7 @@ func contractOutcomesReplace(t *testing.T, open opener) {
 	ctx := t.Context()
 	s := open(t, Options{})
 	first := Outcome{Fingerprint: "fp:{odd} ä", MessageID: "<x@y>", Action: ActionForwardFailed,
-		Folder: "INBOX", UIDValidity: 9, UID: 5, At: time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("X", 3600))}
+		Folder: "INBOX", UIDValidity: 9, UID: 5, At: time.Now().Add(-time.Hour).In(time.FixedZone("X", 3600))}
 	second := first
 	second.Action, second.Folder, second.UID = ActionForwarded, "INBOX", 6
 	for _, o := range []Outcome{first, second} {
@@ -189,6 +191,40 @@ func contractOutcomesReplace(t *testing.T, open opener) {
 	}
 	if err := s.RecordOutcomes(ctx, "support", []Outcome{{Action: ActionFlagged}}); err == nil {
 		t.Errorf("RecordOutcomes without a fingerprint succeeded; want an error")
+	}
+}
+
+func contractOutcomesRetention(t *testing.T, open opener) {
+	ctx := t.Context()
+	const retention = time.Second
+	s := open(t, Options{Retention: retention})
+	now := time.Now()
+	fresh, old, unstamped, aged := testOutcome(1), testOutcome(2), testOutcome(3), testOutcome(4)
+	fresh.At = now
+	old.At = now.Add(-retention - time.Second)
+	unstamped.At = time.Time{}
+	if err := s.RecordOutcomes(ctx, "support", []Outcome{fresh, old, unstamped, aged}); err != nil {
+		t.Fatalf("RecordOutcomes: %v", err)
+	}
+	// aged is replaced by a record older than the retention: it is gone.
+	aged.At = old.At
+	if err := s.RecordOutcomes(ctx, "support", []Outcome{aged}); err != nil {
+		t.Fatalf("RecordOutcomes: %v", err)
+	}
+	fps := []string{fresh.Fingerprint, old.Fingerprint, unstamped.Fingerprint, aged.Fingerprint}
+	got, err := s.Outcomes(ctx, "support", fps)
+	if err != nil {
+		t.Fatalf("Outcomes: %v", err)
+	}
+	if len(got) != 2 || !sameOutcome(got[fresh.Fingerprint], fresh) {
+		t.Errorf("Outcomes = %+v; want only the fresh and the unstamped record", got)
+	}
+	if u, ok := got[unstamped.Fingerprint]; !ok || u.At.Before(now) || u.At.After(time.Now()) {
+		t.Errorf("unstamped record = %+v, %v; want it stamped with the time of recording", u, ok)
+	}
+	time.Sleep(retention + 300*time.Millisecond)
+	if got, err := s.Outcomes(ctx, "support", fps); err != nil || len(got) != 0 {
+		t.Errorf("Outcomes after the retention = %+v, %v; want none", got, err)
 	}
 }
 
@@ -275,7 +311,9 @@ func contractThreadTTL(t *testing.T, open opener) {
 
 func contractThreadTTLRefresh(t *testing.T, open opener) {
 	ctx := t.Context()
-	const ttl = 600 * time.Millisecond
+	// Wide enough that a loaded machine running the race detector (and a
+	// cluster client's extra hop) notes in time.
+	const ttl = 1500 * time.Millisecond
 	s := open(t, Options{ThreadTTL: ttl})
 	first := ThreadNote{MessageID: "<a@x>", ThreadKey: "<a@x>", ReplyTokens: []string{"tok"}}
 	if err := s.NoteThreads(ctx, "support", []ThreadNote{first}); err != nil {
@@ -343,7 +381,9 @@ func contractLease(t *testing.T, open opener) {
 func contractLeaseExpiry(t *testing.T, open opener) {
 	ctx := t.Context()
 	s := open(t, Options{})
-	const ttl = 200 * time.Millisecond
+	// Wide enough that a loaded machine running the race detector (and a
+	// cluster client's extra hop) renews in time.
+	const ttl = 1500 * time.Millisecond
 	a, err := s.AcquireLease(ctx, "support", ttl)
 	if err != nil {
 		t.Fatalf("AcquireLease: %v", err)

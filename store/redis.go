@@ -2,56 +2,56 @@ package store
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// hsetChunk is how many fields one HSET carries; a batch is split into
-// chunks sent in one pipeline so no single command grows without bound.
-const hsetChunk = 1000
-
-// Lease scripts: only the token's owner extends or deletes the lease.
+// Lua scripts, each on one key: expireOnceScript gives a key that has no
+// expiry one (as EXPIRE NX, which needs Redis 7.0); with the lease scripts
+// only the token's owner extends or deletes the lease.
 const (
-	renewScript   = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`
-	releaseScript = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`
+	expireOnceScript = `if redis.call("PTTL", KEYS[1]) == -1 then return redis.call("PEXPIRE", KEYS[1], ARGV[1]) end return 0`
+	renewScript      = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`
+	releaseScript    = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`
 )
 
-// redisStore is the shared engine.
+// redisStore is the shared engine, on one server or a cluster.
 type redisStore struct {
-	c       *redis.Client
-	addr    string // for errors; never the URL, which may hold a password
-	prefix  string
-	ttl     time.Duration
-	renew   *redis.Script
-	release *redis.Script
+	c         redis.UniversalClient
+	addr      string // for errors; never the URL, which may hold a password
+	prefix    string
+	ttl       time.Duration
+	retention time.Duration
+	renew     *redis.Script
+	release   *redis.Script
 }
 
+// clusterSuffix marks the URL schemes of a Redis Cluster.
+const clusterSuffix = "+cluster"
+
 func openRedis(ctx context.Context, u *url.URL, opt Options) (*redisStore, error) {
-	ro, err := redis.ParseURL(u.String())
+	c, addr, err := newRedisClient(u, opt.RootCAs)
 	if err != nil {
-		// ParseURL's own messages name the scheme, path or option, never
+		// go-redis' own messages name the scheme, path or option, never
 		// the password; u.Redacted hides it in ours.
 		return nil, fmt.Errorf("open state %s: %w", u.Redacted(), err)
 	}
-	if ro.TLSConfig != nil && opt.RootCAs != nil {
-		ro.TLSConfig.RootCAs = opt.RootCAs
-	}
-	// Callers' context deadlines bound every network wait, not only
-	// go-redis' own dial, read and write timeouts.
-	ro.ContextTimeoutEnabled = true
 	s := &redisStore{
-		c:       redis.NewClient(ro),
-		addr:    ro.Addr,
-		prefix:  opt.Prefix,
-		ttl:     opt.ThreadTTL,
-		renew:   redis.NewScript(renewScript),
-		release: redis.NewScript(releaseScript),
+		c:         c,
+		addr:      addr,
+		prefix:    opt.Prefix,
+		ttl:       opt.ThreadTTL,
+		retention: opt.Retention,
+		renew:     redis.NewScript(renewScript),
+		release:   redis.NewScript(releaseScript),
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.c.Close()
@@ -60,13 +60,57 @@ func openRedis(ctx context.Context, u *url.URL, opt Options) (*redisStore, error
 	return s, nil
 }
 
+// newRedisClient returns a client for one server (redis://, rediss://) or,
+// for redis+cluster:// and rediss+cluster://, a cluster client seeded with
+// the URL's host and its addr= parameters (go-redis' ParseClusterURL form).
+// addr names the server or the seeds, for errors.
+func newRedisClient(u *url.URL, roots *x509.CertPool) (redis.UniversalClient, string, error) {
+	plain := *u
+	plain.Scheme = strings.TrimSuffix(u.Scheme, clusterSuffix)
+	if plain.Scheme == u.Scheme {
+		ro, err := redis.ParseURL(plain.String())
+		if err != nil {
+			return nil, "", err
+		}
+		if ro.TLSConfig != nil && roots != nil {
+			ro.TLSConfig.RootCAs = roots
+		}
+		// Callers' context deadlines bound every network wait, not only
+		// go-redis' own dial, read and write timeouts.
+		ro.ContextTimeoutEnabled = true
+		return redis.NewClient(ro), ro.Addr, nil
+	}
+	// A cluster has only database 0 (Redis Cluster specification,
+	// "Implemented subset").
+	if p := strings.Trim(plain.Path, "/"); p != "" && p != "0" {
+		return nil, "", fmt.Errorf("a Redis Cluster has only database 0, not %q", p)
+	}
+	plain.Path = ""
+	co, err := redis.ParseClusterURL(plain.String())
+	if err != nil {
+		return nil, "", err
+	}
+	if co.TLSConfig != nil && roots != nil {
+		co.TLSConfig.RootCAs = roots
+	}
+	co.ContextTimeoutEnabled = true
+	return redis.NewClusterClient(co), "cluster " + strings.Join(co.Addrs, ","), nil
+}
+
 // key returns P:{M}:suffix.
 func (s *redisStore) key(mailbox, suffix string) string {
 	return s.prefix + ":{" + mailbox + "}:" + suffix
 }
 
-// fail wraps err with the command, the object and the mailbox.
+// fail wraps err with the command, the object and the mailbox. A cluster
+// client keeps its map of slots to masters for a minute; an error that is
+// no Redis reply (a master gone, a connection refused) has it read the map
+// again, so that calls reach the replica that takes over as soon as it has.
 func (s *redisStore) fail(op, mailbox string, err error) error {
+	var reply redis.Error
+	if cc, ok := s.c.(*redis.ClusterClient); ok && !errors.As(err, &reply) {
+		cc.ReloadState(context.Background())
+	}
 	return fmt.Errorf("redis %s %s at %s: %w", op, mailbox, s.addr, err)
 }
 
@@ -106,56 +150,82 @@ func (s *redisStore) SetMailboxState(ctx context.Context, mailbox string, st Mai
 	return nil
 }
 
+// outcomeKey returns the key of one outcome record.
+func (s *redisStore) outcomeKey(mailbox, fingerprint string) string {
+	return s.key(mailbox, "outcome:"+fingerprint)
+}
+
 func (s *redisStore) Outcomes(ctx context.Context, mailbox string, fingerprints []string) (map[string]Outcome, error) {
 	if err := checkMailbox(mailbox); err != nil {
-		return nil, fmt.Errorf("redis hmget outcomes: %w", err)
+		return nil, fmt.Errorf("redis mget outcomes: %w", err)
 	}
 	found := make(map[string]Outcome)
 	if len(fingerprints) == 0 {
 		return found, nil
 	}
-	vals, err := s.c.HMGet(ctx, s.key(mailbox, "outcomes"), fingerprints...).Result()
-	if err != nil {
-		return nil, s.fail("hmget outcomes", mailbox, err)
+	keys := make([]string, len(fingerprints))
+	for i, fp := range fingerprints {
+		keys[i] = s.outcomeKey(mailbox, fp)
 	}
-	for i, v := range vals {
-		str, ok := v.(string)
-		if !ok {
-			continue
+	// The records, and the hash the previous layout kept them all in: one
+	// round trip, one slot.
+	var records, legacy *redis.SliceCmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		records = p.MGet(ctx, keys...)
+		legacy = p.HMGet(ctx, s.key(mailbox, "outcomes"), fingerprints...)
+		return nil
+	})
+	if err != nil {
+		return nil, s.fail("mget outcomes", mailbox, err)
+	}
+	now := time.Now()
+	for _, vals := range [][]any{legacy.Val(), records.Val()} {
+		for i, v := range vals {
+			str, ok := v.(string)
+			if !ok {
+				continue
+			}
+			o, err := decodeOutcome(fingerprints[i], []byte(str))
+			if err != nil {
+				return nil, s.fail("mget outcomes", mailbox, err)
+			}
+			if !outlived(o.At, now, s.retention) {
+				found[fingerprints[i]] = o // a record overrides the previous layout's
+			}
 		}
-		o, err := decodeOutcome(fingerprints[i], []byte(str))
-		if err != nil {
-			return nil, s.fail("hmget outcomes", mailbox, err)
-		}
-		found[fingerprints[i]] = o
 	}
 	return found, nil
 }
 
 func (s *redisStore) RecordOutcomes(ctx context.Context, mailbox string, outs []Outcome) error {
 	if err := checkMailbox(mailbox); err != nil {
-		return fmt.Errorf("redis hset outcomes: %w", err)
+		return fmt.Errorf("redis set outcomes: %w", err)
 	}
 	if len(outs) == 0 {
 		return nil
 	}
-	key := s.key(mailbox, "outcomes")
+	now := time.Now()
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for chunk := range slices.Chunk(outs, hsetChunk) {
-			args := make([]any, 0, 2*len(chunk))
-			for _, o := range chunk {
-				v, err := encodeOutcome(o)
-				if err != nil {
-					return err
-				}
-				args = append(args, o.Fingerprint, v)
+		for _, o := range outs {
+			o = stamp(o, now)
+			v, err := encodeOutcome(o)
+			if err != nil {
+				return err
 			}
-			p.HSet(ctx, key, args...)
+			key := s.outcomeKey(mailbox, o.Fingerprint)
+			if left := o.At.Add(s.retention).Sub(now); left >= time.Millisecond {
+				p.Set(ctx, key, v, left)
+			} else {
+				p.Del(ctx, key) // replaced by a record already too old to keep
+			}
 		}
+		// Every record of the previous layout's hash predates this write:
+		// all of them have outlived the retention once it has passed.
+		p.Eval(ctx, expireOnceScript, []string{s.key(mailbox, "outcomes")}, s.retention.Milliseconds())
 		return nil
 	})
 	if err != nil {
-		return s.fail("hset outcomes", mailbox, err)
+		return s.fail("set outcomes", mailbox, err)
 	}
 	return nil
 }

@@ -15,14 +15,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// redisOpener opens stores on one server, each under its own prefix so
-// subtests never see each other's keys.
-func redisOpener(srv *testenv.Redis) opener {
+// redisOpener opens stores on one server or cluster, each under its own
+// prefix so subtests never see each other's keys.
+func redisOpener(url string) opener {
 	var n atomic.Int64
 	return func(t *testing.T, opt Options) Store {
 		t.Helper()
 		opt.Prefix = fmt.Sprintf("test%d", n.Add(1))
-		s, err := Open(t.Context(), srv.URL, opt)
+		s, err := Open(t.Context(), url, opt)
 		if err != nil {
 			t.Fatalf("Open redis: %v", err)
 		}
@@ -32,7 +32,7 @@ func redisOpener(srv *testenv.Redis) opener {
 }
 
 func TestRedisContract(t *testing.T) {
-	testContract(t, redisOpener(testenv.StartRedis(t)))
+	testContract(t, redisOpener(testenv.StartRedis(t).URL))
 }
 
 // TestRedisKeyLayout checks the layout the package comment documents.
@@ -67,7 +67,7 @@ func TestRedisKeyLayout(t *testing.T) {
 		expires  bool
 	}{
 		{"mailtriage:{support}:state", "hash", false},
-		{"mailtriage:{support}:outcomes", "hash", false},
+		{"mailtriage:{support}:outcome:" + o.Fingerprint, "string", true},
 		{"mailtriage:{support}:msgid:<m@x>", "string", true},
 		{"mailtriage:{support}:thread:<r@x>:msgids", "set", true},
 		{"mailtriage:{support}:thread:<r@x>:relays", "set", true},
@@ -97,8 +97,72 @@ func TestRedisKeyLayout(t *testing.T) {
 	if got, _ := raw.Get(ctx, "mailtriage:{support}:lease").Result(); got != l.Token() {
 		t.Errorf("lease value = %q; want the token %q", got, l.Token())
 	}
-	if got, _ := raw.HGet(ctx, "mailtriage:{support}:outcomes", o.Fingerprint).Result(); !strings.HasPrefix(got, `{"m":"<m7@example.com>","a":"flagged"`) {
+	if got, _ := raw.Get(ctx, "mailtriage:{support}:outcome:"+o.Fingerprint).Result(); !strings.HasPrefix(got, `{"m":"<m7@example.com>","a":"flagged"`) {
 		t.Errorf("outcome value = %s; want compact JSON", got)
+	}
+	if ttl, _ := raw.PTTL(ctx, "mailtriage:{support}:outcome:"+o.Fingerprint).Result(); ttl > DefaultRetention || ttl < DefaultRetention-2*time.Hour {
+		t.Errorf("outcome PTTL = %v; want the default retention from its time (within the last hour)", ttl)
+	}
+}
+
+// TestRedisPreviousLayout: outcome records in the one hash of the previous
+// layout (P:{M}:outcomes, no expiry) are still read, within the retention;
+// the first write of the new layout gives that hash the retention as its
+// expiry, once, so that it goes when its last record is due.
+func TestRedisPreviousLayout(t *testing.T) {
+	ctx := t.Context()
+	srv := testenv.StartRedis(t)
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer raw.Close()
+	const hash = "mailtriage:{support}:outcomes"
+	kept, outlivedOne, replaced := testOutcome(1), testOutcome(2), testOutcome(3)
+	outlivedOne.At = time.Now().Add(-DefaultRetention - time.Hour)
+	for _, o := range []Outcome{kept, outlivedOne, replaced} {
+		v, err := encodeOutcome(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := raw.HSet(ctx, hash, o.Fingerprint, v).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(ctx, srv.URL, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	fps := []string{kept.Fingerprint, outlivedOne.Fingerprint, replaced.Fingerprint}
+	got, err := s.Outcomes(ctx, "support", fps)
+	if err != nil {
+		t.Fatalf("Outcomes: %v", err)
+	}
+	if len(got) != 2 || !sameOutcome(got[kept.Fingerprint], kept) || !sameOutcome(got[replaced.Fingerprint], replaced) {
+		t.Errorf("Outcomes from the previous layout = %+v; want the two records inside the retention", got)
+	}
+	if ttl, _ := raw.PTTL(ctx, hash).Result(); ttl != -1 {
+		t.Errorf("PTTL of the old hash after a read = %v; want none (-1)", ttl)
+	}
+
+	replaced.Action, replaced.UID = ActionForwarded, 99
+	if err := s.RecordOutcomes(ctx, "support", []Outcome{replaced}); err != nil {
+		t.Fatalf("RecordOutcomes: %v", err)
+	}
+	if got, err := s.Outcomes(ctx, "support", fps); err != nil || !sameOutcome(got[replaced.Fingerprint], replaced) {
+		t.Errorf("Outcomes after a new record = %+v, %v; want the new record over the old hash's", got, err)
+	}
+	ttl, _ := raw.PTTL(ctx, hash).Result()
+	if ttl <= DefaultRetention-time.Minute || ttl > DefaultRetention {
+		t.Fatalf("PTTL of the old hash after a write = %v; want the retention %v", ttl, DefaultRetention)
+	}
+	// Later writes leave that expiry alone.
+	if err := raw.PExpire(ctx, hash, time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordOutcomes(ctx, "support", []Outcome{testOutcome(4)}); err != nil {
+		t.Fatalf("RecordOutcomes: %v", err)
+	}
+	if ttl, _ := raw.PTTL(ctx, hash).Result(); ttl > time.Hour {
+		t.Errorf("PTTL of the old hash after a second write = %v; want the first expiry kept", ttl)
 	}
 }
 
@@ -191,7 +255,7 @@ func TestRedisRestart(t *testing.T) {
 		run  func() error
 	}{
 		{"hmget state", func() error { _, err := s.MailboxState(ctx, "support"); return err }},
-		{"hset outcomes", func() error { return s.RecordOutcomes(ctx, "support", []Outcome{testOutcome(1)}) }},
+		{"set outcomes", func() error { return s.RecordOutcomes(ctx, "support", []Outcome{testOutcome(1)}) }},
 		{"set nx lease", func() error { _, err := s.AcquireLease(ctx, "support", time.Second); return err }},
 		{"ping", func() error { return s.Ping(ctx) }},
 	}

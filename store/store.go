@@ -12,7 +12,12 @@
 //     live in the file and serialize the workers inside that one process.
 //   - Redis ("redis://user:password@host:6379/0", "rediss://…" for TLS,
 //     verified against the system roots or Options.RootCAs), for
-//     several replicas sharing mailboxes.
+//     several replicas sharing mailboxes; or a Redis Cluster through
+//     go-redis' cluster client, "redis+cluster://user:password@host1:6379?addr=host2:6379&addr=host3:6379"
+//     ("rediss+cluster://…" for TLS): the host and the addr parameters are
+//     the seeds the client learns the cluster's slots from (go-redis'
+//     ParseClusterURL form, its other parameters included); database 0
+//     only.
 //
 // The store never interprets what it holds. It never moves a high-water mark
 // on its own: SetMailboxState stores exactly what it is given, backwards
@@ -27,17 +32,23 @@
 //
 //	state     bucket: "uidvalidity", "highwater" → 4-byte big-endian uint32
 //	outcomes  bucket: fingerprint → outcome JSON (see below)
+//	done      bucket: 8-byte big-endian outcome time (Unix ns) + fingerprint → empty
 //	msgids    bucket: Message-ID → {"k": thread key, "x": expiry}
 //	threads   bucket: thread key → {"m": [Message-IDs], "r": [relay addresses], "t": [reply tokens], "x": expiry}
 //	expiry    bucket: 8-byte big-endian expiry (Unix ns) + "m" or "t" + Message-ID or thread key → empty
 //	lease     key:    {"t": token, "x": expiry}
+//	cycled    key:    8-byte big-endian Unix ns until which the last cycle is recent
 //
 // Expired thread entries are ignored on read, overwritten on the next note
-// and deleted when the file is opened, found through the expiry index, so
-// that opening reads only what expired, not the whole state (a file written
-// before the index is read whole once and indexed). Leases are deleted
-// when the file is opened too: holding the file lock proves their holder
-// has exited.
+// and deleted when the file is opened, found through the expiry index.
+// Outcomes older than Options.Retention are ignored on read and deleted
+// when the file is opened and by each RecordOutcomes (at most 10,000 per
+// write), found through the done index; it holds times rather than
+// expiries, so a changed retention applies to every record at once. So
+// opening reads only what expired, not the whole state (a file written
+// before an index existed is read whole once and indexed). Leases are
+// deleted when the file is opened too: holding the file lock proves their
+// holder has exited.
 //
 // # Redis key layout
 //
@@ -46,7 +57,8 @@
 // Redis Cluster slot (and one MULTI or Lua script may touch several):
 //
 //	P:{M}:state                  hash   uidvalidity, highwater (decimal)
-//	P:{M}:outcomes               hash   fingerprint → outcome JSON; no expiry
+//	P:{M}:outcome:<fingerprint>  string outcome JSON; PEXPIRE retention from the outcome's time
+//	P:{M}:outcomes               hash   fingerprint → outcome JSON: the layout before retention; read, never written
 //	P:{M}:msgid:<Message-ID>     string thread key; PEXPIRE thread TTL
 //	P:{M}:thread:<key>:msgids    set    Message-IDs of the thread; PEXPIRE thread TTL
 //	P:{M}:thread:<key>:relays    set    relay addresses seen; PEXPIRE thread TTL
@@ -54,11 +66,19 @@
 //	P:{M}:lease                  string lease token; SET NX PX lease TTL
 //	P:{M}:cycled                 string "1" while the last cycle is recent; SET PX spacing
 //
-// Outcomes of a batch are read with one HMGET and written with HSET of many
-// fields (in chunks, pipelined); thread notes go out in one pipeline. A lease
+// Outcome records are one key each, so that each expires on its own (a hash
+// field cannot expire before Redis 7.4's HPEXPIRE). The outcomes of a batch
+// are read with one MGET, pipelined with an HMGET of the old hash (a record
+// key wins over the hash), and written with one SET PX per record in one
+// pipeline. The first write also gives the old hash the retention as its
+// expiry, once: every record in it is older than that write, so all of
+// them are due when it expires. Thread notes go out in one pipeline. A lease
 // is taken with SET NX PX, renewed by a Lua compare-and-PEXPIRE and released
 // by a Lua compare-and-DEL, so a worker whose lease expired and was taken
-// over can neither extend nor delete the new owner's lease.
+// over can neither extend nor delete the new owner's lease. Every command,
+// pipeline and script touches the keys of one mailbox only, so in a
+// cluster each goes to the one node serving that mailbox's slot, scripts
+// included (their KEYS share the slot, as the cluster requires).
 //
 // An outcome record is compact JSON: {"m": Message-ID, "a": action,
 // "f": folder, "k": thread key, "v": UIDVALIDITY, "u": UID, "t": time}; the
@@ -89,10 +109,11 @@ var (
 	ErrLocked = errors.New("state file locked by another process")
 )
 
-// Defaults for Options.
+// Defaults for Options; config fills its state.* defaults from these.
 const (
 	DefaultPrefix    = "mailtriage"
-	DefaultThreadTTL = 90 * 24 * time.Hour
+	DefaultThreadTTL = 30 * 24 * time.Hour
+	DefaultRetention = 90 * 24 * time.Hour
 )
 
 // Actions recorded in Outcome.Action.
@@ -118,7 +139,7 @@ type Outcome struct {
 	ThreadKey   string
 	UIDValidity uint32
 	UID         uint32
-	At          time.Time
+	At          time.Time // when it was done; RecordOutcomes sets the time of recording when zero
 }
 
 // ThreadNote ties one message to its thread and adds what it showed.
@@ -158,10 +179,11 @@ type Store interface {
 	MailboxState(ctx context.Context, mailbox string) (MailboxState, error)
 	// SetMailboxState stores st as given; it never compares with the old one.
 	SetMailboxState(ctx context.Context, mailbox string, st MailboxState) error
-	// Outcomes looks fingerprints up in one batch; unknown ones are absent
-	// from the map.
+	// Outcomes looks fingerprints up in one batch; unknown ones, and those
+	// older than the retention, are absent from the map.
 	Outcomes(ctx context.Context, mailbox string, fingerprints []string) (map[string]Outcome, error)
-	// RecordOutcomes writes a batch, replacing records with the same fingerprint.
+	// RecordOutcomes writes a batch, replacing records with the same
+	// fingerprint. A record is kept for the retention after its At.
 	RecordOutcomes(ctx context.Context, mailbox string, outs []Outcome) error
 	// ThreadKey returns the thread of the first of messageIDs known, "" when none.
 	ThreadKey(ctx context.Context, mailbox string, messageIDs []string) (string, error)
@@ -193,6 +215,9 @@ type Options struct {
 	// ThreadTTL is how long thread data lives after its last note;
 	// DefaultThreadTTL when zero.
 	ThreadTTL time.Duration
+	// Retention is how long an outcome record is kept after its At;
+	// DefaultRetention when zero.
+	Retention time.Duration
 	// RootCAs verifies a rediss:// server instead of the system roots when
 	// set (a private CA). Verification is never turned off by this package.
 	RootCAs *x509.CertPool
@@ -203,7 +228,9 @@ type Options struct {
 }
 
 // Open opens the store named by rawURL: "file:/path/state.db" (also
-// "file:///path/state.db") for bbolt, "redis://…" or "rediss://…" for Redis.
+// "file:///path/state.db") for bbolt, "redis://…" or "rediss://…" for one
+// Redis server, "redis+cluster://…" or "rediss+cluster://…" for a Redis
+// Cluster.
 func Open(ctx context.Context, rawURL string, opt Options) (Store, error) {
 	if opt.Prefix == "" {
 		opt.Prefix = DefaultPrefix
@@ -216,6 +243,12 @@ func Open(ctx context.Context, rawURL string, opt Options) (Store, error) {
 	}
 	if opt.ThreadTTL < time.Millisecond {
 		return nil, fmt.Errorf("open state: thread TTL %v is below 1ms", opt.ThreadTTL)
+	}
+	if opt.Retention == 0 {
+		opt.Retention = DefaultRetention
+	}
+	if opt.Retention < time.Millisecond {
+		return nil, fmt.Errorf("open state: retention %v is below 1ms", opt.Retention)
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -232,10 +265,10 @@ func Open(ctx context.Context, rawURL string, opt Options) (Store, error) {
 			return nil, errors.New("open state: file URL without a path")
 		}
 		return openBolt(ctx, path, opt)
-	case "redis", "rediss":
+	case "redis", "rediss", "redis+cluster", "rediss+cluster":
 		return openRedis(ctx, u, opt)
 	default:
-		return nil, fmt.Errorf("open state %s: unsupported scheme %q (want file, redis or rediss)", u.Redacted(), u.Scheme)
+		return nil, fmt.Errorf("open state %s: unsupported scheme %q (want file, redis, rediss, redis+cluster or rediss+cluster)", u.Redacted(), u.Scheme)
 	}
 }
 
@@ -256,6 +289,21 @@ func newToken() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
+}
+
+// stamp gives o the time now when its At is zero: a record's age counts
+// from its At.
+func stamp(o Outcome, now time.Time) Outcome {
+	if o.At.IsZero() {
+		o.At = now
+	}
+	return o
+}
+
+// outlived reports whether an outcome done at at is older than retention
+// at now.
+func outlived(at, now time.Time, retention time.Duration) bool {
+	return !now.Before(at.Add(retention))
 }
 
 // outcomeRecord is an Outcome as stored, without its fingerprint.

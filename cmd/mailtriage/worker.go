@@ -57,7 +57,7 @@ func openStore(ctx context.Context, s config.State, readOnly bool) (store.Store,
 	if err != nil {
 		return nil, err
 	}
-	return store.Open(ctx, url.Reveal(), store.Options{Prefix: s.Prefix, ThreadTTL: s.ThreadTTL, RootCAs: roots, ReadOnly: readOnly})
+	return store.Open(ctx, url.Reveal(), store.Options{Prefix: s.Prefix, ThreadTTL: s.ThreadTTL, Retention: s.Retention, RootCAs: roots, ReadOnly: readOnly})
 }
 
 // mailboxState is what the pollers and the sender notices keep in the store.

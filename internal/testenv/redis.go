@@ -36,10 +36,11 @@ type Redis struct {
 	// rediss://), nil otherwise; TLS.RootCAs verifies it.
 	TLS *TLSCert
 
-	t    testing.TB
-	bin  string
-	dir  string
-	port int
+	t       testing.TB
+	bin     string
+	dir     string
+	port    int
+	busPort int // the cluster bus port of a cluster node, 0 otherwise
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -50,7 +51,7 @@ type Redis struct {
 // port, with no persistence, and stops it when the test ends.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	return startRedis(t, "", false)
+	return startRedis(t, "", false, false)
 }
 
 // StartRedisWithPassword is StartRedis with --requirepass password; URL
@@ -60,17 +61,20 @@ func StartRedisWithPassword(t testing.TB, password string) *Redis {
 	if password == "" {
 		t.Fatalf("testenv: StartRedisWithPassword needs a password")
 	}
-	return startRedis(t, password, false)
+	return startRedis(t, password, false, false)
 }
 
 // StartRedisTLS is StartRedis speaking only TLS, with a certificate from
 // NewTLSCert for 127.0.0.1; URL is rediss://.
 func StartRedisTLS(t testing.TB) *Redis {
 	t.Helper()
-	return startRedis(t, "", true)
+	return startRedis(t, "", true, false)
 }
 
-func startRedis(t testing.TB, password string, useTLS bool) *Redis {
+// startRedis starts one server; a cluster node (cluster) runs with
+// cluster mode on and its bus on a second free port, and keeps its
+// nodes.conf in its directory across Restart.
+func startRedis(t testing.TB, password string, useTLS, cluster bool) *Redis {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -88,6 +92,11 @@ func startRedis(t testing.TB, password string, useTLS bool) *Redis {
 			t.Fatalf("testenv: pick a port for redis-server: %v", err)
 		}
 		r.port = port
+		if cluster {
+			if r.busPort, err = freePort(); err != nil {
+				t.Fatalf("testenv: pick a cluster bus port for redis-server: %v", err)
+			}
+		}
 		if lastErr = r.start(); lastErr == nil {
 			r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 			scheme, auth := "redis://", ""
@@ -141,6 +150,10 @@ func (r *Redis) start() error {
 	)
 	if r.Password != "" {
 		args = append(args, "--requirepass", r.Password)
+	}
+	if r.busPort != 0 {
+		args = append(args, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(r.busPort),
+			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", strconv.Itoa(int(clusterNodeTimeout/time.Millisecond)))
 	}
 	cmd := exec.Command(r.bin, args...)
 	cmd.Dir = r.dir
@@ -238,13 +251,19 @@ func (r *Redis) logTail() string {
 
 // Stop terminates the server and waits for it to exit; it does nothing
 // when the server is not running, so it may be called more than once.
-func (r *Redis) Stop() {
+func (r *Redis) Stop() { r.stop(syscall.SIGTERM) }
+
+// Kill ends the server with SIGKILL, as a crash would, and waits for it to
+// exit; it does nothing when the server is not running.
+func (r *Redis) Kill() { r.stop(syscall.SIGKILL) }
+
+func (r *Redis) stop(sig syscall.Signal) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cmd == nil {
 		return
 	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	_ = r.cmd.Process.Signal(sig)
 	select {
 	case <-r.done:
 	case <-time.After(redisStopTimeout):
@@ -255,8 +274,8 @@ func (r *Redis) Stop() {
 }
 
 // Restart starts a stopped server again on the same port, with an empty
-// data set (it never persists). The test fails when the port was taken
-// meanwhile.
+// data set (it never persists); a cluster node rejoins its cluster from its
+// nodes.conf. The test fails when the port was taken meanwhile.
 func (r *Redis) Restart() {
 	r.t.Helper()
 	r.Stop()
