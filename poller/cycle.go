@@ -176,8 +176,12 @@ func (p *Poller) workContext(ctx context.Context) (context.Context, context.Canc
 }
 
 // keepLease renews the lease every LeaseTTL/3 until the returned stop is
-// called; a failed renewal cancels the cycle at once, since another worker
-// may take the mailbox over.
+// called. A lease found lost (store.ErrLeaseLost: expired or taken over)
+// cancels the cycle at once. A renewal that fails because the store does
+// not answer is tried again at the next tick while the lease is still ours
+// with a third of its TTL to spare, so that a store outage shorter than
+// that leaves the cycle time to mark the mail it sent (marks); after that
+// the cycle is cancelled, since another worker may take the mailbox over.
 func (p *Poller) keepLease(work context.Context, lease store.Lease, cancel context.CancelCauseFunc) func() {
 	quit := make(chan struct{})
 	done := make(chan struct{})
@@ -186,6 +190,7 @@ func (p *Poller) keepLease(work context.Context, lease store.Lease, cancel conte
 		defer close(done)
 		t := time.NewTicker(every)
 		defer t.Stop()
+		renewed := time.Now()
 		for {
 			select {
 			case <-quit:
@@ -196,11 +201,17 @@ func (p *Poller) keepLease(work context.Context, lease store.Lease, cancel conte
 				rctx, rcancel := context.WithTimeout(work, every)
 				err := lease.Renew(rctx)
 				rcancel()
-				if err != nil {
+				switch {
+				case err == nil:
+					renewed = time.Now()
+				case errors.Is(err, store.ErrLeaseLost) || time.Since(renewed) >= p.mb.LeaseTTL-every:
 					p.m.StoreError(p.mb.Name)
 					p.log.Error("lease renewal failed; cycle cancelled", "error", err)
 					cancel(fmt.Errorf("renew lease of %s: %w", p.mb.Name, err))
 					return
+				default:
+					p.m.StoreError(p.mb.Name)
+					p.log.Warn("lease renewal failed; trying again while the lease lasts", "expires_in", p.mb.LeaseTTL-time.Since(renewed), "error", err)
 				}
 			}
 		}
@@ -361,20 +372,16 @@ func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []ima
 	fetchNext()
 	for next != nil {
 		if err := cy.stopped(); err != nil {
-			// What is recorded is marked before stopping: a few commands.
-			if merr := cy.mark(released, after); merr != nil {
-				return errors.Join(err, merr)
-			}
-			return err
+			return cy.markBefore(err, released, after)
 		}
 		f := next.wait()
 		if f.err != nil {
 			next = nil
-			return f.err
+			return cy.markBefore(f.err, released, after)
 		}
 		fetchNext()
 		if err := cy.batch(f.msgs, released, settle); err != nil {
-			return err
+			return cy.markBefore(err, released, after)
 		}
 		cy.marks.queued(f.uids)
 		if cy.marks.due(cy.p.mb.MarkEvery, cy.p.mb.MarkDelay) {
@@ -384,6 +391,19 @@ func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []ima
 		}
 	}
 	return cy.mark(released, after)
+}
+
+// markBefore makes the queued marks before the cycle ends with err (a stop,
+// a failed fetch, a store that fails): a few commands, and mail sent but
+// not recorded is then marked on the server.
+func (cy *cycle) markBefore(err error, released bool, after func(batch []imap.UID, done map[imap.UID]bool) error) error {
+	if cy.c.broken() {
+		return err
+	}
+	if merr := cy.mark(released, after); merr != nil {
+		return errors.Join(err, merr)
+	}
+	return err
 }
 
 // release forwards every message of the release folder, whatever its class.
