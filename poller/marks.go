@@ -21,18 +21,18 @@ import (
 // costs a later cycle the marking of mail it finds done, never a second
 // forward. Flagged mail waiting here is simply read again.
 type marks struct {
-	forwarded []*message   // recorded as forwarded, or in unrecorded
+	forwarded []*message // recorded as forwarded, or in unrecorded
 	// unrecorded are the records of forwarded mail still to write: those a
 	// failed write left (recorder) and those rebuilt from the server's
 	// marks (batch). They are tried again before the marking, which is
 	// made whatever the result; when they still fail the cycle ends.
 	unrecorded  []store.Outcome
-	storeFailed bool // a record write failed and forwarding paused: mark now
-	flagged   []*message   // to flag; recorded says whose outcome is written already
-	batches   [][]imap.UID // read, in order
-	done      map[imap.UID]bool
-	read      int       // messages in batches
-	since     time.Time // when the first of batches was queued
+	storeFailed bool         // a record write failed and forwarding paused: mark now
+	flagged     []*message   // to flag; recorded says whose outcome is written already
+	batches     [][]imap.UID // read, in order
+	done        map[imap.UID]bool
+	read        int       // messages in batches
+	since       time.Time // when the first of batches was queued
 }
 
 func newMarks() *marks { return &marks{done: make(map[imap.UID]bool)} }

@@ -314,4 +314,3 @@ func fillDisk(t *testing.T, path string) {
 		}
 	}
 }
-
