@@ -29,22 +29,40 @@ const (
 // flat memory; the counts are always complete.
 const maxReportEntries = 1000
 
+// Why a cycle was skipped (Report.SkipReason).
+const (
+	SkipLeaseHeld = "lease-held" // another worker holds the mailbox lease
+	SkipSpacing   = "spacing"    // a worker cycled the mailbox less than Mailbox.Spacing ago
+)
+
 // Report is what one cycle did.
 type Report struct {
-	Mailbox  string
-	Skipped  bool // another worker held the mailbox lease: nothing was done
-	Duration time.Duration
-	Counts   Counts
-	Entries  []Entry // at most 1000, in the order handled
+	Mailbox string
+	// Skipped: the cycle did nothing, for SkipReason. A skipped cycle is
+	// not a finished one: `run --once` exits non-zero (75).
+	Skipped    bool
+	SkipReason string
+	// LeaseExpiresBy is, with SkipLeaseHeld, when the holder's lease ends
+	// at the latest unless its holder renews it: now plus Mailbox.LeaseTTL.
+	LeaseExpiresBy time.Time
+	// ForwardingPaused: forwarding was paused by SMTP trouble when the
+	// cycle ended (a temporary failure, or the backoff after one), so
+	// mail may be waiting.
+	ForwardingPaused bool
+	Duration         time.Duration
+	Counts           Counts
+	Entries          []Entry // at most 1000, in the order handled
 }
 
-// Counts are the per-message totals of a cycle.
+// Counts are the per-message totals of a cycle. The log keys of a cycle
+// (`seen`, `forwarded`, `flagged`, `skipped`, `failed`) are these counts
+// wherever they are logged.
 type Counts struct {
 	Seen      int // messages read (facts fetched)
 	Forwarded int
 	Flagged   int // including forward-failed
-	Skipped   int // done before, or deferred
-	Failed    int // forward-failed, or an error on the message
+	Skipped   int // messages not acted on this cycle: done before, or deferred
+	Failed    int // messages that failed: forward-failed, or an error on the message
 }
 
 // Entry is one message's line in the report.
@@ -77,6 +95,7 @@ func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error)
 	rep.Mailbox = p.mb.Name
 	defer func() {
 		rep.Duration = time.Since(start)
+		rep.ForwardingPaused = p.forwardingPaused()
 		if !rep.Skipped {
 			p.m.Cycle(p.mb.Name, rep.Duration, err)
 		}
@@ -95,15 +114,16 @@ func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error)
 		if recent {
 			p.m.Lease(p.mb.Name, false)
 			p.log.Debug("mailbox cycled by a worker less than the spacing ago; cycle skipped", "spacing", p.mb.Spacing)
-			rep.Skipped = true
+			rep.Skipped, rep.SkipReason = true, SkipSpacing
 			return rep, nil
 		}
 	}
 	lease, err := p.st.AcquireLease(ctx, p.mb.Name, p.mb.LeaseTTL)
 	if errors.Is(err, store.ErrLeaseHeld) {
 		p.m.Lease(p.mb.Name, false)
-		p.log.Debug("mailbox leased by another worker; cycle skipped")
-		rep.Skipped = true
+		rep.Skipped, rep.SkipReason = true, SkipLeaseHeld
+		rep.LeaseExpiresBy = time.Now().Add(p.mb.LeaseTTL)
+		p.log.Debug("mailbox leased by another worker; cycle skipped", "lease_expires_by", rep.LeaseExpiresBy)
 		return rep, nil
 	}
 	if err != nil {

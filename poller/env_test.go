@@ -394,6 +394,8 @@ type fakeMetrics struct {
 	failed   map[string]int // kind
 	cycles   int
 	errs     int
+
+	pausedSince time.Time // the last ForwardingPaused
 }
 
 func newFakeMetrics() *fakeMetrics {
@@ -423,6 +425,12 @@ func (f *fakeMetrics) Cycle(_ string, _ time.Duration, err error) {
 
 func (f *fakeMetrics) Lease(string, bool) {}
 func (f *fakeMetrics) StoreError(string)  {}
+
+func (f *fakeMetrics) ForwardingPaused(_ string, since time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pausedSince = since
+}
 
 // funcForwarder is a Forwarder made of a function, for faults the sink
 // cannot make (panics, slow sends).

@@ -139,6 +139,9 @@ type Metrics interface {
 	Cycle(mailbox string, d time.Duration, err error)
 	Lease(mailbox string, held bool)
 	StoreError(mailbox string)
+	// ForwardingPaused says since when forwarding of mailbox has been
+	// paused by SMTP trouble; the zero time when it resumed.
+	ForwardingPaused(mailbox string, since time.Time)
 }
 
 // State is the part of store.Store the poller uses.
@@ -235,3 +238,4 @@ func (noMetrics) ForwardFailed(string, string)           {}
 func (noMetrics) Cycle(string, time.Duration, error)     {}
 func (noMetrics) Lease(string, bool)                     {}
 func (noMetrics) StoreError(string)                      {}
+func (noMetrics) ForwardingPaused(string, time.Time)     {}
