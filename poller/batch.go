@@ -325,16 +325,27 @@ func bodyChunks(msgs []*message) [][]imap.UID {
 	return chunks
 }
 
+// headerFetch is how much of a header block the facts fetch asks for: one
+// octet more than the analyzer's limit, so that a block over it shows as
+// such (analyzer: "header block exceeds ... octets", unparseable) while a
+// batch's headers stay bounded in memory whatever the mail
+// (BODY.PEEK[HEADER]<0.262145>, RFC 9051 section 6.4.5).
+var headerFetch = int64(analyzer.DefaultLimits().MaxHeaderBytes + 1)
+
 // facts fetches UID, FLAGS, RFC822.SIZE, BODYSTRUCTURE and the header of
-// uids, then the samples the analyzer asks for: one FETCH per distinct set
-// of part paths (most messages of a batch share one).
+// uids (at most headerFetch octets of it), then the samples the analyzer
+// asks for: one FETCH per distinct set of part paths (most messages of a
+// batch share one).
 func (cy *cycle) facts(uids []imap.UID) ([]*message, error) {
 	bufs, err := cy.c.fetch(cy.ctx, uids, &imap.FetchOptions{
 		UID:           true,
 		Flags:         true,
 		RFC822Size:    true,
 		BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
-		BodySection:   []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, Peek: true}},
+		BodySection: []*imap.FetchItemBodySection{{
+			Specifier: imap.PartSpecifierHeader, Peek: true,
+			Partial: &imap.SectionPartial{Offset: 0, Size: headerFetch},
+		}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fetch facts of uids %v in %s: %w", imap.UIDSetNum(uids...), cy.folder, err)
@@ -663,6 +674,10 @@ func (cy *cycle) attrs(m *message, action string, err error) []any {
 		slog.String("encryption", string(m.v.Encryption)),
 		slog.String("relay", string(m.v.Relay)),
 		slog.String("action", action),
+	}
+	if action == EntryFlagged && m.v.Encryption == analyzer.EncryptionUnparseable {
+		// What a reviewer needs to know of a message that could not be read.
+		a = append(a, slog.Any("reasons", m.v.Reasons))
 	}
 	if err != nil {
 		a = append(a, slog.Any("error", err))
