@@ -33,6 +33,7 @@ var (
 // which fails the command in hand and every later one.
 type conn struct {
 	c       *imapclient.Client
+	guard   *nestingGuard // what the client reads
 	caps    imap.CapSet
 	timeout time.Duration // per command
 	body    time.Duration // per streamed body
@@ -71,17 +72,25 @@ func (p *Poller) dial(ctx context.Context, handler *imapclient.UnilateralDataHan
 	}
 	stop := context.AfterFunc(dctx, func() { raw.Close() })
 	var c *imapclient.Client
+	var guard *nestingGuard
 	switch cfg.TLS {
 	case TLSImplicit:
 		tc := tls.Client(raw, opts.TLSConfig)
 		if err = tc.HandshakeContext(dctx); err == nil {
-			c = imapclient.New(tc, opts)
+			guard = guardNesting(tc)
+			c = imapclient.New(guard, opts)
 			err = c.WaitGreeting()
 		}
 	case TLSStartTLS:
-		c, err = imapclient.NewStartTLS(raw, opts)
+		var tc *tls.Conn
+		if tc, err = startTLS(dctx, raw, opts.TLSConfig); err == nil {
+			guard = guardNesting(afterStartTLS(tc))
+			c = imapclient.New(guard, opts)
+			err = c.WaitGreeting()
+		}
 	case TLSNone:
-		c = imapclient.New(raw, opts)
+		guard = guardNesting(raw)
+		c = imapclient.New(guard, opts)
 		err = c.WaitGreeting()
 	default:
 		err = fmt.Errorf("unknown tls mode %q", cfg.TLS)
@@ -97,7 +106,7 @@ func (p *Poller) dial(ctx context.Context, handler *imapclient.UnilateralDataHan
 		return nil, fmt.Errorf("connect to %s (%s): %w", cfg.Address, cfg.TLS, err)
 	}
 
-	s := &conn{c: c, timeout: cfg.CommandTimeout, body: cfg.BodyTimeout}
+	s := &conn{c: c, guard: guard, timeout: cfg.CommandTimeout, body: cfg.BodyTimeout}
 	if err := s.login(ctx, cfg.Auth); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("log in to %s as %s: %w", cfg.Address, cfg.Auth.Username, err)
@@ -130,7 +139,7 @@ func (s *conn) within(ctx context.Context, d time.Duration, f func() error) erro
 	if !stop() {
 		return fmt.Errorf("%w (%v)", context.Cause(ctx), err)
 	}
-	return err
+	return nestingError(s.guard, err)
 }
 
 // login authenticates: PLAIN and LOGIN through AUTHENTICATE when the server
