@@ -9,10 +9,12 @@ import (
 	"github.com/mailtriage/mailtriage/store"
 )
 
-// recorderQueue bounds the records waiting to be written; a full queue
-// makes the forward loop wait for the disk, so the duplicate window stays
-// at most this many messages.
-const recorderQueue = 64
+// recorderWindow bounds the records added and not yet written: at the
+// limit the forward loop waits for the store before its next send, so a
+// crash costs at most recorderWindow+1 messages sent twice (those records
+// and the message whose 250 had just arrived). README "Guarantees" and the
+// crash test (e2e) hold this figure.
+const recorderWindow = 4
 
 // recordRetries are the waits before each further attempt to write the
 // records a failed write left behind, before the marking that follows
@@ -27,7 +29,7 @@ var recordRetries = []time.Duration{250 * time.Millisecond, 500 * time.Milliseco
 // instead of stalling it. Marking waits for flush: the order SMTP 250 →
 // record → IMAP marking → high-water holds for every message. The duplicate
 // window of DESIGN.md section 2 is the records queued but not yet written —
-// in practice the messages sent during one sync, at most recorderQueue.
+// in practice the messages sent during one sync, at most recorderWindow.
 //
 // A write that fails (store down, disk full, a timeout) stops the damage:
 // failed reports it to the forward loop, which sends nothing more this
@@ -38,6 +40,7 @@ var recordRetries = []time.Duration{250 * time.Millisecond, 500 * time.Milliseco
 type recorder struct {
 	cy      *cycle
 	queue   chan store.Outcome
+	slots   chan struct{}  // one per record added and not yet written or given up
 	pending sync.WaitGroup // records queued and not yet written
 	stopped chan struct{}
 
@@ -47,13 +50,20 @@ type recorder struct {
 }
 
 func (cy *cycle) startRecorder() *recorder {
-	r := &recorder{cy: cy, queue: make(chan store.Outcome, recorderQueue), stopped: make(chan struct{})}
+	r := &recorder{
+		cy:      cy,
+		queue:   make(chan store.Outcome, recorderWindow),
+		slots:   make(chan struct{}, recorderWindow),
+		stopped: make(chan struct{}),
+	}
 	go r.run()
 	return r
 }
 
-// add queues the record of a message the SMTP server accepted.
+// add queues the record of a message the SMTP server accepted, waiting
+// while recorderWindow records are unwritten.
 func (r *recorder) add(out store.Outcome) {
+	r.slots <- struct{}{}
 	r.pending.Add(1)
 	r.queue <- out
 }
@@ -84,11 +94,11 @@ func (r *recorder) stop() {
 
 func (r *recorder) run() {
 	defer close(r.stopped)
-	outs := make([]store.Outcome, 0, recorderQueue)
+	outs := make([]store.Outcome, 0, recorderWindow)
 	for first := range r.queue {
 		outs = append(outs[:0], first)
 	more:
-		for len(outs) < recorderQueue {
+		for len(outs) < recorderWindow {
 			select {
 			case next, ok := <-r.queue:
 				if !ok {
@@ -104,6 +114,9 @@ func (r *recorder) run() {
 			r.giveUp(outs, nil)
 		} else if err := r.cy.record(outs); err != nil {
 			r.giveUp(outs, err)
+		}
+		for range outs {
+			<-r.slots
 		}
 		r.pending.Add(-len(outs))
 	}
