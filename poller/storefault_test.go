@@ -48,6 +48,9 @@ const storeFaultMessages = 60
 type storeFault struct {
 	name string
 	n    int // messages in the mailbox; storeFaultMessages when 0
+	// stops: the fault fails record writes, so forwarding must stop at the
+	// message in hand when the first write fails.
+	stops bool
 	// open returns the store under test and the fault to run after the
 	// 10th SMTP 250; heal ends the fault before the later cycles.
 	open func(t *testing.T) (st store.Store, fault, heal func())
@@ -64,7 +67,8 @@ func TestStoreFaultsSendOnce(t *testing.T) {
 	var flush func()
 	rows := []storeFault{
 		{
-			name: "redis killed mid-cycle, restarted empty",
+			name:  "redis killed mid-cycle, restarted empty",
+			stops: true,
 			open: func(t *testing.T) (store.Store, func(), func()) {
 				r := testenv.StartRedis(t)
 				return openStore(t, r.URL), r.Stop, r.Restart
@@ -87,7 +91,8 @@ func TestStoreFaultsSendOnce(t *testing.T) {
 			name: "bbolt disk fills mid-cycle",
 			// bbolt reuses its free pages before it grows the file: enough
 			// mail that it must grow on the full disk.
-			n: 240,
+			n:     240,
+			stops: true,
 			open: func(t *testing.T) (store.Store, func(), func()) {
 				dir := smallTmpfs(t, "2m")
 				st := openStore(t, "file:"+filepath.Join(dir, "state.db"))
@@ -118,7 +123,8 @@ func TestStoreFaultsSendOnce(t *testing.T) {
 		t.Run(row.name, func(t *testing.T) {
 			e := newEnv(t, envOptions{discardBodies: false})
 			st, fault, heal := row.open(t)
-			e.st = st
+			watch := &failureWatch{Store: st, sent: e.sink.Count}
+			e.st = watch
 			n := row.n
 			if n == 0 {
 				n = storeFaultMessages
@@ -142,6 +148,10 @@ func TestStoreFaultsSendOnce(t *testing.T) {
 			})
 			_, err := p.Cycle(t.Context())
 			t.Logf("first cycle: %v", err)
+			if at := watch.sentAtFailure.Load(); row.stops && (at == 0 || int64(e.sink.Count()) > at+1) {
+				t.Errorf("the first cycle sent %d messages, %d when the first record write failed: want at most the message in hand after it",
+					e.sink.Count(), at)
+			}
 			e.checkMarkedWereSent()
 			if row.between != nil {
 				row.between(t)
@@ -192,6 +202,22 @@ func TestStoreFaultsSendOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// failureWatch notes how many messages the helpdesk had when a record
+// write first failed.
+type failureWatch struct {
+	store.Store
+	sent          func() int
+	sentAtFailure atomic.Int64
+}
+
+func (w *failureWatch) RecordOutcomes(ctx context.Context, mailbox string, outs []store.Outcome) error {
+	err := w.Store.RecordOutcomes(ctx, mailbox, outs)
+	if err != nil {
+		w.sentAtFailure.CompareAndSwap(0, int64(w.sent()))
+	}
+	return err
 }
 
 // checkMarkedWereSent fails the test when a message carries $Forwarded
