@@ -279,6 +279,24 @@ func (s *conn) fetch(ctx context.Context, uids []imap.UID, opts *imap.FetchOptio
 	return msgs, err
 }
 
+// uidOf returns the UID of message seq of the selected folder.
+func (s *conn) uidOf(ctx context.Context, seq uint32) (imap.UID, error) {
+	var uid imap.UID
+	err := s.do(ctx, func() error {
+		bufs, err := s.c.Fetch(imap.SeqSetNum(seq), &imap.FetchOptions{UID: true}).Collect()
+		for _, b := range bufs {
+			if b.SeqNum == seq {
+				uid = b.UID
+			}
+		}
+		return err
+	})
+	if err == nil && uid == 0 {
+		err = fmt.Errorf("no message %d: %w", seq, ErrGone)
+	}
+	return uid, err
+}
+
 // streamBodies fetches BODY.PEEK[] of uids with one FETCH and hands each
 // message's literal to fn as it arrives, never holding a body whole. Once
 // fn returns false the rest is drained unread. Each message gets the body

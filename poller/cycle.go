@@ -169,11 +169,11 @@ func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error)
 		p.log.Debug("forwarding backed off this cycle")
 	}
 	if err := cy.watched(); err != nil {
-		return rep, err
+		return rep, cy.setAsideAfterTrip(err)
 	}
 	if p.mb.ReleaseFolder != "" {
 		if err := cy.release(); err != nil {
-			return rep, err
+			return rep, cy.setAsideAfterTrip(err)
 		}
 	}
 	return rep, nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -29,6 +30,7 @@ type nestingGuard struct {
 
 	mu    sync.Mutex
 	err   error
+	seq   uint32 // the message sequence number of the data line being read ("* 12 FETCH"), 0 when none
 	state nestState
 	depth int
 	lit   int64 // octets of the literal still to skip
@@ -58,6 +60,18 @@ func (g *nestingGuard) tripped() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.err
+}
+
+// trippedAt returns the sequence number of the message whose response the
+// guard dropped the session in (a FETCH response names it first), 0 when
+// it has not tripped or the response named none.
+func (g *nestingGuard) trippedAt() uint32 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.err == nil {
+		return 0
+	}
+	return g.seq
 }
 
 func (g *nestingGuard) Read(b []byte) (int, error) {
@@ -170,7 +184,7 @@ func (g *nestingGuard) scan(b []byte) error {
 }
 
 func (g *nestingGuard) newLine() {
-	g.state, g.depth, g.text, g.head = nestHead, 0, false, g.head[:0]
+	g.state, g.depth, g.text, g.seq, g.head = nestHead, 0, false, 0, g.head[:0]
 }
 
 // classify decides, once the head of a line shows it, whether the line is
@@ -192,6 +206,10 @@ func (g *nestingGuard) classify() bool {
 	switch strings.ToUpper(word) {
 	case "OK", "NO", "BAD", "BYE", "PREAUTH":
 		g.text = true
+	default:
+		if n, err := strconv.ParseUint(word, 10, 32); err == nil && strings.HasPrefix(h, "* ") {
+			g.seq = uint32(n) // message data: "* 12 FETCH (...)" (RFC 9051 section 7.5.2)
+		}
 	}
 	return true
 }

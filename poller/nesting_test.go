@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,29 +88,60 @@ func FuzzNestingGuard(f *testing.F) {
 
 // A server whose BODYSTRUCTURE is nested 3 million deep (go-imap's
 // recursive reader dies of a stack overflow there) fails the cycle with
-// ErrNestingTooDeep; the worker lives on.
-func TestDeepBodyStructureFailsTheCycle(t *testing.T) {
+// ErrNestingTooDeep and the worker lives on; the message is flagged
+// $Unparseable and moved to review over a new session, so the next cycle
+// gets past it.
+func TestDeepBodyStructureSetAside(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	addr := fakeDeepIMAP(t, 3_000_000)
+	srv := &deepIMAP{depth: 3_000_000, uid: 7}
+	addr := srv.start(t)
 	p := e.poller(nil, func(mb *Mailbox) {
 		mb.IMAP = IMAP{
 			Address: addr, TLS: TLSNone, InsecurePlaintext: true,
 			Auth:        credential.Auth{Mechanism: credential.Plain, Username: testUser, Secret: credential.Static(secret.New(testPassword))},
 			DialTimeout: 5 * time.Second, CommandTimeout: 10 * time.Second, BodyTimeout: 10 * time.Second,
 		}
+		mb.ReleaseFolder = ""
 	})
-	_, err := p.Cycle(t.Context())
+	rep, err := p.Cycle(t.Context())
 	if !errors.Is(err, ErrNestingTooDeep) {
 		t.Fatalf("cycle against a 3-million-deep BODYSTRUCTURE returned %v, want ErrNestingTooDeep", err)
+	}
+	for _, want := range []string{`UID STORE 7 +FLAGS.SILENT ($Unparseable \Flagged)`, `UID MOVE 7 "Triage/Review"`} {
+		if !slices.Contains(srv.seen(), want) {
+			t.Errorf("the server never got %q; it got %q", want, srv.seen())
+		}
+	}
+	if len(rep.Entries) != 1 || rep.Entries[0].Action != EntryFlagged || rep.Entries[0].UID != 7 || rep.Counts.Flagged != 1 {
+		t.Errorf("report = %+v, want uid 7 flagged", rep)
+	}
+	if _, err := p.Cycle(t.Context()); err != nil {
+		t.Errorf("the cycle after the message was set aside: %v", err)
 	}
 	if n := e.sink.Count(); n != 0 {
 		t.Errorf("helpdesk received %d messages", n)
 	}
 }
 
-// fakeDeepIMAP serves one plaintext IMAP session on loopback whose INBOX
-// holds one message, its BODYSTRUCTURE opened depth times.
-func fakeDeepIMAP(t *testing.T, depth int) string {
+// deepIMAP is a plaintext IMAP server on loopback whose INBOX holds one
+// message (UID uid) with a BODYSTRUCTURE opened depth times; it takes
+// STORE and MOVE of it, after which INBOX is empty.
+type deepIMAP struct {
+	depth int
+	uid   int
+
+	mu    sync.Mutex
+	cmds  []string // STORE and MOVE commands, without their tags
+	moved bool
+}
+
+func (d *deepIMAP) seen() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.cmds)
+}
+
+func (d *deepIMAP) start(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -121,19 +154,19 @@ func fakeDeepIMAP(t *testing.T, depth int) string {
 			if err != nil {
 				return
 			}
-			go serveDeep(c, depth)
+			go d.serve(c)
 		}
 	}()
 	return ln.Addr().String()
 }
 
-func serveDeep(c net.Conn, depth int) {
+func (d *deepIMAP) serve(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	w := bufio.NewWriter(c)
 	defer w.Flush()
 	say := func(format string, args ...any) { fmt.Fprintf(w, format+"\r\n", args...) }
-	say("* OK [CAPABILITY IMAP4rev1] fake server ready")
+	say("* OK [CAPABILITY IMAP4rev1 MOVE UIDPLUS] fake server ready")
 	w.Flush()
 	r := bufio.NewReader(c)
 	for {
@@ -142,26 +175,47 @@ func serveDeep(c net.Conn, depth int) {
 			return
 		}
 		tag, cmd, _ := strings.Cut(strings.TrimSpace(line), " ")
-		cmd = strings.ToUpper(cmd)
+		upper := strings.ToUpper(cmd)
+		d.mu.Lock()
+		moved := d.moved
+		if strings.HasPrefix(upper, "UID STORE") || strings.HasPrefix(upper, "UID MOVE") {
+			d.cmds = append(d.cmds, cmd)
+			d.moved = d.moved || strings.HasPrefix(upper, "UID MOVE")
+		}
+		d.mu.Unlock()
 		switch {
-		case strings.HasPrefix(cmd, "CAPABILITY"):
-			say("* CAPABILITY IMAP4rev1")
-		case strings.HasPrefix(cmd, "SELECT"), strings.HasPrefix(cmd, "EXAMINE"):
-			say(`* 1 EXISTS`)
+		case strings.HasPrefix(upper, "CAPABILITY"):
+			say("* CAPABILITY IMAP4rev1 MOVE UIDPLUS")
+		case strings.HasPrefix(upper, "SELECT"), strings.HasPrefix(upper, "EXAMINE"):
+			n := 1
+			if moved {
+				n = 0
+			}
+			say("* %d EXISTS", n)
 			say(`* FLAGS (\Seen \Flagged)`)
 			say(`* OK [PERMANENTFLAGS (\Seen \Flagged \*)] ok`)
 			say(`* OK [UIDVALIDITY 1] ok`)
-			say(`* OK [UIDNEXT 2] ok`)
-		case strings.HasPrefix(cmd, "UID SEARCH"):
-			say("* SEARCH 1")
-		case strings.HasPrefix(cmd, "UID FETCH"):
+			say(`* OK [UIDNEXT %d] ok`, d.uid+1)
+		case strings.HasPrefix(upper, "STATUS"):
+			say(`* STATUS INBOX (UIDNEXT %d UIDVALIDITY 1)`, d.uid+1)
+		case strings.HasPrefix(upper, "LIST"):
+			say(`* LIST () "/" Triage/Review`)
+		case strings.HasPrefix(upper, "UID SEARCH"):
+			if moved {
+				say("* SEARCH")
+			} else {
+				say("* SEARCH %d", d.uid)
+			}
+		case strings.HasPrefix(upper, "FETCH 1 (UID)"):
+			say("* 1 FETCH (UID %d)", d.uid)
+		case strings.HasPrefix(upper, "UID FETCH") && strings.Contains(upper, "BODYSTRUCTURE"):
 			var b bytes.Buffer
-			b.WriteString("* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 100 BODYSTRUCTURE ")
-			b.WriteString(strings.Repeat("(", depth))
+			fmt.Fprintf(&b, "* 1 FETCH (UID %d FLAGS () RFC822.SIZE 100 BODYSTRUCTURE ", d.uid)
+			b.WriteString(strings.Repeat("(", d.depth))
 			w.Write(b.Bytes())
 			w.Flush()
 			return
-		case strings.HasPrefix(cmd, "LOGOUT"):
+		case strings.HasPrefix(upper, "LOGOUT"):
 			say("* BYE bye")
 		}
 		say("%s OK done", tag)

@@ -38,7 +38,9 @@
 // Hostile servers: the header block is fetched with a partial range (one
 // octet over the analyzer's limit, which then flags it unparseable), and a
 // guard under the IMAP client (nesting) drops a session whose responses
-// nest deeper than go-imap's recursive BODYSTRUCTURE reader survives.
+// nest deeper than go-imap's recursive BODYSTRUCTURE reader survives; the
+// message the response was about is then flagged over a new session
+// (quarantine), so that it cannot block the mailbox.
 //
 // Failures: a temporary SMTP failure (an error whose Temporary method says
 // so: connection trouble, 4xx) stops forwarding for the rest of the cycle
