@@ -313,6 +313,7 @@ func (s *conn) streamBodies(ctx context.Context, uids []imap.UID, fn func(uid im
 		if !stop() {
 			err = fmt.Errorf("%w (%v)", context.Cause(ctx), err)
 		}
+		err = nestingError(s.guard, err)
 	}()
 
 	cmd := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{

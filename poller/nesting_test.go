@@ -35,6 +35,7 @@ func scanAll(stream []byte, chunk int) bool {
 func TestNestingGuard(t *testing.T) {
 	deep := func(n int) string { return strings.Repeat("(", n) + strings.Repeat(")", n) }
 	past := deep(maxNesting + 1)
+	opens := strings.Repeat("(", maxNesting+1) // would trip, were they counted
 	tests := []struct {
 		name   string
 		stream string
@@ -44,18 +45,18 @@ func TestNestingGuard(t *testing.T) {
 		{"nesting at the bound", "* 1 FETCH " + deep(maxNesting) + "\r\n", false},
 		{"nesting past the bound", "* 1 FETCH " + past + "\r\n", true},
 		{"3 million deep", "* 1 FETCH (UID 1 BODYSTRUCTURE " + strings.Repeat("(", 3_000_000), true},
-		{"depth counts per response", strings.Repeat("* 1 FETCH "+strings.Repeat("(", 100)+"\r\n", 5), false},
-		{"parentheses in a quoted string", `* 1 FETCH (ENVELOPE ("` + strings.Repeat("(", 500) + `"))` + "\r\n", false},
-		{"an escaped quote keeps the string open", `* 1 FETCH (X "a\"` + strings.Repeat("(", 500) + `")` + "\r\n", false},
-		{"parentheses in a literal", "* 1 FETCH (BODY[HEADER] {500}\r\n" + strings.Repeat("(", 500) + ")\r\n", false},
+		{"depth counts per response", strings.Repeat("* 1 FETCH "+strings.Repeat("(", maxNesting/2+1)+"\r\n", 5), false},
+		{"parentheses in a quoted string", `* 1 FETCH (ENVELOPE ("` + opens + `"))` + "\r\n", false},
+		{"an escaped quote keeps the string open", `* 1 FETCH (X "a\"` + opens + `")` + "\r\n", false},
+		{"parentheses in a literal", "* 1 FETCH (BODY[HEADER] {" + fmt.Sprint(len(opens)) + "}\r\n" + opens + ")\r\n", false},
 		{"nesting after a literal counts", "* 1 FETCH (BODY[HEADER] {3}\r\nabc " + past + ")\r\n", true},
 		{"an empty literal", "* 1 FETCH (X {0}\r\n " + past + ")\r\n", true},
 		{"a brace that opens no literal", "* 1 FETCH (X {a} " + past + ")\r\n", true},
-		{"free text after OK", "* OK [ALERT] " + strings.Repeat("(", 500) + "\r\n", false},
-		{"free text of a tagged NO", "A12 NO " + strings.Repeat("(", 500) + "\r\n", false},
+		{"free text after OK", "* OK [ALERT] " + opens + "\r\n", false},
+		{"free text of a tagged NO", "A12 NO " + opens + "\r\n", false},
 		{"a literal-looking brace in free text is no literal", "* OK {200}\r\n* 1 FETCH " + past + "\r\n", true},
-		{"continuation text", "+ " + strings.Repeat("(", 500) + "\r\n", false},
-		{"data after free text counts", "* OK " + strings.Repeat("(", 500) + "\r\n* 2 FETCH " + past + "\r\n", true},
+		{"continuation text", "+ " + opens + "\r\n", false},
+		{"data after free text counts", "* OK " + opens + "\r\n* 2 FETCH " + past + "\r\n", true},
 	}
 	for _, tt := range tests {
 		for _, chunk := range []int{1, 7, 4096, 1 << 30} {
