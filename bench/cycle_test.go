@@ -335,12 +335,11 @@ func benchCycle(b *testing.B, bin string, ts templates, n int) round {
 		peakRSSMiB: float64(first.peakRSS) / (1 << 20)}
 }
 
-// cycleLine is the "cycle done" record `mailtriage run --once` logs per
-// mailbox.
+// cycleLine is the "cycle done" record a worker logs per mailbox cycle (a
+// skipped cycle logs none).
 type cycleLine struct {
 	Msg       string        `json:"msg"`
 	Mailbox   string        `json:"mailbox"`
-	Skipped   bool          `json:"skipped"`
 	Forwarded int           `json:"forwarded"`
 	Flagged   int           `json:"flagged"`
 	Duration  time.Duration `json:"duration"` // slog writes nanoseconds

@@ -87,7 +87,7 @@ func runMailboxes(b *testing.B, bin string, ts templates, boxes, per, procs int)
 		for i, path := range logPaths {
 			logs[i], _ = os.ReadFile(path)
 			for _, l := range cycles(logs[i]) {
-				if l.Skipped || l.Forwarded+l.Flagged == 0 {
+				if l.Forwarded+l.Flagged == 0 {
 					continue
 				}
 				mailboxes[l.Mailbox]++

@@ -68,7 +68,7 @@ func TestClusterFailover(t *testing.T) {
 	h.sink.SetFault(smtpsink.Fault{})
 	h.runOnce("after-failover")
 
-	tl := tallyCrashIDs(t, h, base)
+	tl := tallyCrashIDs(t, h, base, nil)
 	if tl.duplicates > failoverWindow {
 		t.Errorf("%d duplicates after a failover; the window allows at most %d", tl.duplicates, failoverWindow)
 	}

@@ -47,8 +47,11 @@ type watched struct {
 
 // Handler serves /metrics, /healthz and /readyz. /readyz answers 200 when
 // every mailbox had a successful cycle (or found its lease held by another
-// replica) within three schedule intervals and store answers Ping; otherwise
-// 503 with one line per thing not ready.
+// replica) within three schedule intervals, no mailbox has had its
+// forwarding paused by SMTP trouble for longer than one schedule interval
+// (a cycle that flags encrypted mail while every clean message waits is
+// not a healthy one), and store answers Ping; otherwise 503 with one line
+// per thing not ready.
 func (m *Metrics) Handler(mailboxes []Mailbox, store Pinger) (http.Handler, error) {
 	ws := make([]watched, 0, len(mailboxes))
 	for _, mb := range mailboxes {
@@ -92,6 +95,10 @@ func (m *Metrics) notReady(ctx context.Context, ws []watched, store Pinger) []st
 		if age := now.Sub(last); age > staleIntervals*interval {
 			problems = append(problems, fmt.Sprintf("mailbox %s: last successful cycle %s ago, more than %d intervals of %s",
 				w.name, age.Round(time.Second), staleIntervals, interval))
+		}
+		if since, ok := m.forwardingPausedSince(w.name); ok && now.Sub(since) > interval {
+			problems = append(problems, fmt.Sprintf("mailbox %s: forwarding paused by SMTP trouble for %s, more than one interval of %s",
+				w.name, now.Sub(since).Round(time.Second), interval))
 		}
 	}
 	if store != nil {

@@ -4,8 +4,9 @@
 // Metrics live on their own registry (never the process-global default one)
 // and are served with client_golang's text exposition format on
 // metrics.listen, next to /healthz (the process is up) and /readyz (every
-// mailbox had a successful cycle within three schedule intervals and the store
-// answers). Labels carry mailbox names, policy classes, actions and error
+// mailbox had a successful cycle within three schedule intervals, none has
+// had its forwarding paused by SMTP trouble for longer than one interval,
+// and the store answers). Labels carry mailbox names, policy classes, actions and error
 // kinds only: never an address, a subject or a credential.
 package metrics
 
@@ -33,6 +34,7 @@ type Metrics struct {
 	cycleDuration  *prometheus.HistogramVec
 	lastSuccess    *prometheus.GaugeVec
 	leaseHeld      *prometheus.GaugeVec
+	pausedSince    *prometheus.GaugeVec
 
 	now func() time.Time
 
@@ -40,6 +42,7 @@ type Metrics struct {
 	review  map[string]backlog   // mailbox → the review folder at its last cycle
 	checkIn map[string]time.Time // mailbox → last successful cycle, or last lease found held elsewhere
 	held    map[string]bool      // mailbox → this process holds its lease
+	paused  map[string]time.Time // mailbox → since when SMTP trouble pauses its forwarding
 }
 
 // New returns Metrics registered on a fresh registry, together with the Go
@@ -78,13 +81,19 @@ func New() *Metrics {
 			Name:      "lease_held",
 			Help:      "1 while this process holds the mailbox lease, 0 otherwise.",
 		}, []string{"mailbox"}),
+		pausedSince: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "forwarding_paused_since_timestamp_seconds",
+			Help:      "Unix time since which SMTP trouble pauses the mailbox's forwarding; 0 while it forwards.",
+		}, []string{"mailbox"}),
 		now:     time.Now,
 		checkIn: make(map[string]time.Time),
 		held:    make(map[string]bool),
 		review:  make(map[string]backlog),
+		paused:  make(map[string]time.Time),
 	}
 	m.reg.MustRegister(
-		m.messages, m.forwardFailure, m.storeErrors, m.cycleDuration, m.lastSuccess, m.leaseHeld,
+		m.messages, m.forwardFailure, m.storeErrors, m.cycleDuration, m.lastSuccess, m.leaseHeld, m.pausedSince,
 		reviewCollector{m},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -144,6 +153,31 @@ func (m *Metrics) Lease(mailbox string, held bool) {
 // StoreError counts one failed store operation for mailbox.
 func (m *Metrics) StoreError(mailbox string) {
 	m.storeErrors.WithLabelValues(mailbox).Inc()
+}
+
+// ForwardingPaused records since when SMTP trouble has paused the
+// forwarding of mailbox; the zero time when it forwards again.
+func (m *Metrics) ForwardingPaused(mailbox string, since time.Time) {
+	v := 0.0
+	if !since.IsZero() {
+		v = float64(since.UnixNano()) / 1e9
+	}
+	m.pausedSince.WithLabelValues(mailbox).Set(v)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if since.IsZero() {
+		delete(m.paused, mailbox)
+	} else {
+		m.paused[mailbox] = since
+	}
+}
+
+// forwardingPausedSince returns since when the forwarding of mailbox has been paused.
+func (m *Metrics) forwardingPausedSince(mailbox string) (time.Time, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.paused[mailbox]
+	return t, ok
 }
 
 // lastCheckIn returns when mailbox last completed a cycle without error or

@@ -158,6 +158,16 @@ func TestReadyz(t *testing.T) {
 			m.Cycle("sales", time.Second, errors.New("select INBOX: timeout"))
 		}, false, "mailbox sales"},
 		{"another replica holds the sales lease: skipped, but alive", func() { m.Lease("sales", false) }, true, ""},
+		{"support's forwarding paused less than one 1m interval ago", func() {
+			m.ForwardingPaused("support", m.now())
+			advance(59 * time.Second)
+			m.Cycle("support", time.Second, nil)
+		}, true, ""},
+		{"support's forwarding paused longer than one interval, though its cycles succeed", func() {
+			advance(2 * time.Second)
+			m.Cycle("support", time.Second, nil)
+		}, false, "mailbox support: forwarding paused by SMTP trouble for 1m1s"},
+		{"support forwards again", func() { m.ForwardingPaused("support", time.Time{}) }, true, ""},
 	}
 	for _, s := range steps {
 		s.do()

@@ -8,6 +8,7 @@ import "time"
 type backoff struct {
 	delay time.Duration // zero when forwarding is healthy
 	until time.Time
+	since time.Time // when forwarding went from healthy to paused
 }
 
 // forwardingAllowed reports whether this cycle may forward, and until when
@@ -25,6 +26,7 @@ func (p *Poller) forwardFailedTemporarily(now time.Time, err error) {
 	first := p.backoff.delay == 0
 	if first {
 		p.backoff.delay = min(minBackoff, p.mb.MaxBackoff)
+		p.backoff.since = now
 	} else {
 		p.backoff.delay = min(2*p.backoff.delay, p.mb.MaxBackoff)
 	}
@@ -32,6 +34,7 @@ func (p *Poller) forwardFailedTemporarily(now time.Time, err error) {
 	delay := p.backoff.delay
 	p.mu.Unlock()
 	if first {
+		p.m.ForwardingPaused(p.mb.Name, now)
 		p.log.Warn("forwarding paused after a temporary SMTP failure", "retry_in", delay, "error", err)
 	} else {
 		p.log.Debug("forwarding still failing", "retry_in", delay, "error", err)
@@ -45,6 +48,14 @@ func (p *Poller) forwardSucceeded() {
 	p.backoff = backoff{}
 	p.mu.Unlock()
 	if was {
+		p.m.ForwardingPaused(p.mb.Name, time.Time{})
 		p.log.Info("forwarding resumed")
 	}
+}
+
+// forwardingPaused reports whether forwarding is paused by SMTP trouble.
+func (p *Poller) forwardingPaused() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.backoff.delay != 0
 }

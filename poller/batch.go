@@ -70,6 +70,22 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) error {
 	for _, m := range msgs {
 		out, known := outcomes[m.v.Fingerprint]
 		switch {
+		case !known && hasFlag(m.flags, KeywordForwarded):
+			// The mailbox's own mark counts as the record: the store lost
+			// it (flushed, evicted, restored, a record that could not be
+			// written) or UIDVALIDITY changed under it. The record is
+			// rebuilt before the marking is made sure of.
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
+			if m.v.Fingerprint != "" {
+				mk.unrecorded = append(mk.unrecorded, cy.outcome(m, store.ActionForwarded, cy.forwardedFolder(released)))
+			}
+			mk.forwarded = append(mk.forwarded, m.queue())
+		case !known && hasFlag(m.flags, imap.FlagDeleted) && flaggedByUs(m.flags):
+			// Our original of mail flagged into the review folder by a
+			// server without UIDPLUS, the store having lost its record:
+			// the copy is there already.
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
+			mk.done[m.uid] = true
 		case known && hasFlag(m.flags, imap.FlagDeleted):
 			// Handled before and since marked deleted (our originals on a
 			// server without UIDPLUS): nothing more to do.
@@ -104,97 +120,87 @@ func (m *message) queue() *message {
 	return m
 }
 
-// forward streams msgs into the forwarder, chunk by chunk, then queues the
-// marking of what was sent and the flagging of what was refused for good.
-// settle is called before the first body streams.
-func (cy *cycle) forward(forward []*message, released bool, settle func()) error {
+// forward streams msgs into the forwarder, chunk by chunk, then handles
+// what became of each (one sendResult per message, in order): the marking
+// of what was sent, the flagging of what was refused for good or cut
+// short, a deferral for the rest. settle is called before the first body
+// streams. Forwarding stops at a temporary SMTP failure, a stop request, or
+// an outcome record that could not be written (recorder): the mail sent
+// until then is marked all the same.
+func (cy *cycle) forward(msgs []*message, released bool, settle func()) error {
 	p := cy.p
-	var sent, failed, broken, copies []*message
-	// A multipart cut short shows only while its body streams by
-	// (analyzer.CloseCheck); released mail goes as the reviewer said.
-	checkClose := !released && p.mb.Policy.Action(analyzer.ClassUnparseable) == analyzer.ActionFlag
-	var outs []store.Outcome
-	var fatal error
-	sentFP := make(map[string]bool)
-	handled := make(map[imap.UID]bool, len(forward))
-	byUID := make(map[imap.UID]*message, len(forward))
-	for _, m := range forward {
-		byUID[m.uid] = m
-	}
 	rec := cy.startRecorder()
 	defer rec.stop()
-	// send forwards one message; false stops the chunk.
-	send := func(uid imap.UID, body io.Reader) bool {
-		m := byUID[uid]
-		if m == nil || handled[uid] {
-			return true
-		}
-		handled[uid] = true
-		if fp := m.v.Fingerprint; fp != "" && sentFP[fp] {
-			// A second copy of a message sent moments ago (a double
-			// delivery): the outcome record covers it, as in a later batch.
-			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
-			copies = append(copies, m)
-			return true
-		}
-		if checkClose {
-			body = analyzer.CloseCheck(body, m.bs)
-		}
-		err := p.fw.Forward(cy.ctx, m.v, released, m.size, body)
-		var truncated *analyzer.TruncationError
-		switch {
-		case err == nil:
-			p.forwardSucceeded()
-			out := cy.outcome(m, store.ActionForwarded, cy.forwardedFolder(released))
-			// Queued at once, written behind the next transfer, and
-			// flushed before any marking (recorder.go).
-			rec.add(m, out)
-			sent = append(sent, m)
-			outs = append(outs, out)
-			sentFP[m.v.Fingerprint] = true
-		case errors.As(err, &truncated):
-			// DATA was abandoned before its end: nothing reached the helpdesk.
-			m.v.MarkUnparseable(truncated.Error(), p.mb.Policy)
-			broken = append(broken, m)
-		case cy.ctx.Err() != nil || cy.c.broken():
-			// The lease was lost, the stop grace ran out or the IMAP side
-			// failed: not the SMTP server's fault, so no backoff and no flag.
-			cause := err
-			if cy.ctx.Err() != nil {
-				cause = context.Cause(cy.ctx)
-			}
-			fatal = fmt.Errorf("forward uid %d in %s: %w", m.uid, cy.folder, cause)
-			return false
-		case temporary(err):
-			p.m.ForwardFailed(p.mb.Name, failureKind(err))
-			p.forwardFailedTemporarily(time.Now(), err)
-			cy.forwarding = false
-			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v, Err: err})
-		default:
-			p.m.ForwardFailed(p.mb.Name, failureKind(err))
-			p.log.Warn("forward refused for good: flagging", cy.attrs(m, EntryForwardFailed, err)...)
-			m.flags = append(m.flags, KeywordForwardFailed)
-			failed = append(failed, m)
-		}
-		return cy.forwarding && cy.stopped() == nil
+	f := &sending{
+		cy:       cy,
+		rec:      rec,
+		released: released,
+		// A multipart cut short shows only while its body streams by
+		// (analyzer.CloseCheck); released mail goes as the reviewer said.
+		checkClose: !released && p.mb.Policy.Action(analyzer.ClassUnparseable) == analyzer.ActionFlag,
+		byUID:      make(map[imap.UID]*message, len(msgs)),
+		sentFP:     make(map[string]bool),
+		handled:    make(map[imap.UID]bool, len(msgs)),
 	}
-	if len(forward) > 0 {
+	for _, m := range msgs {
+		f.byUID[m.uid] = m
+	}
+	if len(msgs) > 0 {
 		settle()
 	}
-	for _, uids := range bodyChunks(forward) {
+	for _, uids := range bodyChunks(msgs) {
 		if !cy.forwarding || cy.stopped() != nil {
 			break
 		}
-		err := cy.c.streamBodies(cy.ctx, uids, send)
-		if fatal != nil {
-			return fatal
+		err := cy.c.streamBodies(cy.ctx, uids, f.send)
+		if f.fatal != nil {
+			return f.fatal
 		}
 		if err != nil {
 			return fmt.Errorf("fetch bodies of uids %v in %s: %w", imap.UIDSetNum(uids...), cy.folder, err)
 		}
 	}
-	for _, m := range forward {
-		if handled[m.uid] {
+	unwritten, recErr := rec.flush()
+	mk := cy.marks
+	if recErr != nil {
+		cy.forwarding = false
+		mk.unrecorded = append(mk.unrecorded, unwritten...)
+		mk.storeFailed = true
+		p.log.Error("outcome records not written: forwarding paused; the mail sent is marked on the server and its records retried",
+			"folder", cy.folder, "messages", len(unwritten), "error", recErr)
+	}
+	for _, r := range f.results {
+		m := r.m
+		switch r.action {
+		case EntryForwarded:
+			p.forwardSucceeded()
+			p.m.Message(p.mb.Name, m.v.Class, EntryForwarded)
+			p.log.Info("forwarded", cy.attrs(m, EntryForwarded, nil)...)
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryForwarded,
+				MovedTo: r.movedTo, Verdict: m.v})
+			mk.forwarded = append(mk.forwarded, m.queue())
+		case EntryDone:
+			// A second copy of a message sent moments ago (a double
+			// delivery): the first one's record covers it.
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
+			mk.forwarded = append(mk.forwarded, m.queue())
+		case EntryFlagged:
+			// Cut short (DATA abandoned before its end): nothing reached the
+			// helpdesk; flag() notes it.
+			mk.flagged = append(mk.flagged, m.queue())
+		case EntryForwardFailed:
+			p.m.ForwardFailed(p.mb.Name, failureKind(r.err))
+			p.log.Warn("forward refused for good: flagging", cy.attrs(m, EntryForwardFailed, r.err)...)
+			m.flags = append(m.flags, KeywordForwardFailed)
+			mk.flagged = append(mk.flagged, m.queue())
+		case EntryDeferred:
+			p.m.ForwardFailed(p.mb.Name, failureKind(r.err))
+			p.forwardFailedTemporarily(time.Now(), r.err)
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v, Err: r.err})
+		}
+	}
+	for _, m := range msgs {
+		if f.handled[m.uid] {
 			continue
 		}
 		e := Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v}
@@ -203,22 +209,96 @@ func (cy *cycle) forward(forward []*message, released bool, settle func()) error
 		}
 		cy.note(e)
 	}
-	rec.flush()
-	mk := cy.marks
-	for i, m := range sent {
-		p.m.Message(p.mb.Name, m.v.Class, EntryForwarded)
-		p.log.Info("forwarded", cy.attrs(m, EntryForwarded, nil)...)
-		cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryForwarded,
-			MovedTo: outs[i].Folder, Verdict: m.v})
-		mk.forwarded = append(mk.forwarded, m.queue())
-	}
-	for _, m := range copies {
-		mk.forwarded = append(mk.forwarded, m.queue())
-	}
-	for _, m := range append(failed, broken...) {
-		mk.flagged = append(mk.flagged, m.queue())
-	}
 	return nil
+}
+
+// sending is one forward call's pass over the streamed bodies: send is
+// the streamBodies callback, and results what became of each message sent
+// or tried, in order.
+type sending struct {
+	cy         *cycle
+	rec        *recorder
+	released   bool
+	checkClose bool
+	byUID      map[imap.UID]*message
+	sentFP     map[string]bool
+	handled    map[imap.UID]bool
+	results    []sendResult
+	fatal      error // the session or the lease is gone: the cycle ends
+}
+
+// sendResult is what became of one message handed to send. action is an
+// Entry* constant: EntryForwarded (250, record queued), EntryDone (a copy
+// of a message just sent), EntryFlagged (cut short: now unparseable),
+// EntryForwardFailed (refused for good), EntryDeferred (temporary failure).
+type sendResult struct {
+	m       *message
+	action  string
+	movedTo string // EntryForwarded: where after_forward puts it
+	err     error
+}
+
+// send forwards the message of uid; false stops the chunk.
+func (f *sending) send(uid imap.UID, body io.Reader) bool {
+	cy := f.cy
+	m := f.byUID[uid]
+	if m == nil || f.handled[uid] {
+		return true
+	}
+	if f.rec.failed() != nil {
+		// A record could not be written: nothing more goes out until the
+		// marking has made the mail sent so far safe.
+		cy.forwarding = false
+		return false
+	}
+	f.handled[uid] = true
+	r, err := f.one(m, body)
+	if err != nil {
+		f.fatal = err
+		return false
+	}
+	f.results = append(f.results, r)
+	if r.action == EntryDeferred {
+		cy.forwarding = false
+	}
+	return cy.forwarding && cy.stopped() == nil
+}
+
+// one forwards m and says what became of it; an error means the session or
+// the lease is gone, which is not the SMTP server's fault (no backoff, no
+// flag).
+func (f *sending) one(m *message, body io.Reader) (sendResult, error) {
+	cy, p := f.cy, f.cy.p
+	if fp := m.v.Fingerprint; fp != "" && f.sentFP[fp] {
+		return sendResult{m: m, action: EntryDone}, nil
+	}
+	if f.checkClose {
+		body = analyzer.CloseCheck(body, m.bs)
+	}
+	err := p.fw.Forward(cy.ctx, m.v, f.released, m.size, body)
+	var truncated *analyzer.TruncationError
+	switch {
+	case err == nil:
+		out := cy.outcome(m, store.ActionForwarded, cy.forwardedFolder(f.released))
+		// Queued at once, written behind the next transfer, and flushed
+		// before any marking (recorder.go).
+		f.rec.add(out)
+		f.sentFP[m.v.Fingerprint] = true
+		return sendResult{m: m, action: EntryForwarded, movedTo: out.Folder}, nil
+	case errors.As(err, &truncated):
+		m.v.MarkUnparseable(truncated.Error(), p.mb.Policy)
+		return sendResult{m: m, action: EntryFlagged, err: err}, nil
+	case cy.ctx.Err() != nil || cy.c.broken():
+		cause := err
+		if cy.ctx.Err() != nil {
+			cause = context.Cause(cy.ctx)
+		}
+		return sendResult{}, fmt.Errorf("forward uid %d in %s: %w", m.uid, cy.folder, cause)
+	case temporary(err):
+		return sendResult{m: m, action: EntryDeferred, err: err}, nil
+	default:
+		return sendResult{m: m, action: EntryForwardFailed, err: err}, nil
+	}
 }
 
 // Bounds of one body FETCH: after a temporary SMTP failure or a stop the
@@ -246,16 +326,27 @@ func bodyChunks(msgs []*message) [][]imap.UID {
 	return chunks
 }
 
+// headerFetch is how much of a header block the facts fetch asks for: one
+// octet more than the analyzer's limit, so that a block over it shows as
+// such (analyzer: "header block exceeds ... octets", unparseable) while a
+// batch's headers stay bounded in memory whatever the mail
+// (BODY.PEEK[HEADER]<0.262145>, RFC 9051 section 6.4.5).
+var headerFetch = int64(analyzer.DefaultLimits().MaxHeaderBytes + 1)
+
 // facts fetches UID, FLAGS, RFC822.SIZE, BODYSTRUCTURE and the header of
-// uids, then the samples the analyzer asks for: one FETCH per distinct set
-// of part paths (most messages of a batch share one).
+// uids (at most headerFetch octets of it), then the samples the analyzer
+// asks for: one FETCH per distinct set of part paths (most messages of a
+// batch share one).
 func (cy *cycle) facts(uids []imap.UID) ([]*message, error) {
 	bufs, err := cy.c.fetch(cy.ctx, uids, &imap.FetchOptions{
 		UID:           true,
 		Flags:         true,
 		RFC822Size:    true,
 		BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
-		BodySection:   []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, Peek: true}},
+		BodySection: []*imap.FetchItemBodySection{{
+			Specifier: imap.PartSpecifierHeader, Peek: true,
+			Partial: &imap.SectionPartial{Offset: 0, Size: headerFetch},
+		}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fetch facts of uids %v in %s: %w", imap.UIDSetNum(uids...), cy.folder, err)
@@ -590,10 +681,24 @@ func (cy *cycle) attrs(m *message, action string, err error) []any {
 		slog.String("relay", string(m.v.Relay)),
 		slog.String("action", action),
 	}
+	if action == EntryFlagged && m.v.Encryption == analyzer.EncryptionUnparseable {
+		// What a reviewer needs to know of a message that could not be read.
+		a = append(a, slog.Any("reasons", m.v.Reasons))
+	}
 	if err != nil {
 		a = append(a, slog.Any("error", err))
 	}
 	return a
+}
+
+// flaggedByUs reports whether flags hold one of the keywords flagging sets.
+func flaggedByUs(flags []imap.Flag) bool {
+	for _, k := range []imap.Flag{KeywordEncrypted, KeywordUnparseable, KeywordPrivateRelay, KeywordForwardFailed} {
+		if hasFlag(flags, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasFlag reports whether flags holds f; flags and keywords are

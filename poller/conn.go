@@ -35,6 +35,7 @@ var (
 // which fails the command in hand and every later one.
 type conn struct {
 	c       *imapclient.Client
+	guard   *nestingGuard // what the client reads
 	caps    imap.CapSet
 	timeout time.Duration // per command
 	body    time.Duration // per streamed body
@@ -99,17 +100,25 @@ func (p *Poller) connect(ctx context.Context, handler *imapclient.UnilateralData
 	}
 	stop := context.AfterFunc(dctx, func() { raw.Close() })
 	var c *imapclient.Client
+	var guard *nestingGuard
 	switch cfg.TLS {
 	case TLSImplicit:
 		tc := tls.Client(raw, opts.TLSConfig)
 		if err = tc.HandshakeContext(dctx); err == nil {
-			c = imapclient.New(tc, opts)
+			guard = guardNesting(tc)
+			c = imapclient.New(guard, opts)
 			err = c.WaitGreeting()
 		}
 	case TLSStartTLS:
-		c, err = imapclient.NewStartTLS(raw, opts)
+		var tc *tls.Conn
+		if tc, err = startTLS(dctx, raw, opts.TLSConfig); err == nil {
+			guard = guardNesting(afterStartTLS(tc))
+			c = imapclient.New(guard, opts)
+			err = c.WaitGreeting()
+		}
 	case TLSNone:
-		c = imapclient.New(raw, opts)
+		guard = guardNesting(raw)
+		c = imapclient.New(guard, opts)
 		err = c.WaitGreeting()
 	default:
 		err = fmt.Errorf("unknown tls mode %q", cfg.TLS)
@@ -125,7 +134,7 @@ func (p *Poller) connect(ctx context.Context, handler *imapclient.UnilateralData
 		return nil, secret.Secret{}, fmt.Errorf("connect to %s (%s): %w", cfg.Address, cfg.TLS, err)
 	}
 
-	s := &conn{c: c, timeout: cfg.CommandTimeout, body: cfg.BodyTimeout}
+	s := &conn{c: c, guard: guard, timeout: cfg.CommandTimeout, body: cfg.BodyTimeout}
 	presented, err := s.login(ctx, cfg.Auth)
 	if err != nil {
 		c.Close()
@@ -159,7 +168,7 @@ func (s *conn) within(ctx context.Context, d time.Duration, f func() error) erro
 	if !stop() {
 		return fmt.Errorf("%w (%v)", context.Cause(ctx), err)
 	}
-	return err
+	return nestingError(s.guard, err)
 }
 
 // login authenticates: PLAIN and LOGIN through AUTHENTICATE when the server
@@ -301,6 +310,24 @@ func (s *conn) fetch(ctx context.Context, uids []imap.UID, opts *imap.FetchOptio
 	return msgs, err
 }
 
+// uidOf returns the UID of message seq of the selected folder.
+func (s *conn) uidOf(ctx context.Context, seq uint32) (imap.UID, error) {
+	var uid imap.UID
+	err := s.do(ctx, func() error {
+		bufs, err := s.c.Fetch(imap.SeqSetNum(seq), &imap.FetchOptions{UID: true}).Collect()
+		for _, b := range bufs {
+			if b.SeqNum == seq {
+				uid = b.UID
+			}
+		}
+		return err
+	})
+	if err == nil && uid == 0 {
+		err = fmt.Errorf("no message %d: %w", seq, ErrGone)
+	}
+	return uid, err
+}
+
 // streamBodies fetches BODY.PEEK[] of uids with one FETCH and hands each
 // message's literal to fn as it arrives, never holding a body whole. Once
 // fn returns false the rest is drained unread. Each message gets the body
@@ -317,6 +344,7 @@ func (s *conn) streamBodies(ctx context.Context, uids []imap.UID, fn func(uid im
 		if !stop() {
 			err = fmt.Errorf("%w (%v)", context.Cause(ctx), err)
 		}
+		err = nestingError(s.guard, err)
 	}()
 
 	cmd := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{

@@ -29,22 +29,40 @@ const (
 // flat memory; the counts are always complete.
 const maxReportEntries = 1000
 
+// Why a cycle was skipped (Report.SkipReason).
+const (
+	SkipLeaseHeld = "lease-held" // another worker holds the mailbox lease
+	SkipSpacing   = "spacing"    // a worker cycled the mailbox less than Mailbox.Spacing ago
+)
+
 // Report is what one cycle did.
 type Report struct {
-	Mailbox  string
-	Skipped  bool // another worker held the mailbox lease: nothing was done
-	Duration time.Duration
-	Counts   Counts
-	Entries  []Entry // at most 1000, in the order handled
+	Mailbox string
+	// Skipped: the cycle did nothing, for SkipReason. A skipped cycle is
+	// not a finished one: `run --once` exits non-zero (75).
+	Skipped    bool
+	SkipReason string
+	// LeaseExpiresBy is, with SkipLeaseHeld, when the holder's lease ends
+	// at the latest unless its holder renews it: now plus Mailbox.LeaseTTL.
+	LeaseExpiresBy time.Time
+	// ForwardingPaused: forwarding was paused by SMTP trouble when the
+	// cycle ended (a temporary failure, or the backoff after one), so
+	// mail may be waiting.
+	ForwardingPaused bool
+	Duration         time.Duration
+	Counts           Counts
+	Entries          []Entry // at most 1000, in the order handled
 }
 
-// Counts are the per-message totals of a cycle.
+// Counts are the per-message totals of a cycle. The log keys of a cycle
+// (`seen`, `forwarded`, `flagged`, `skipped`, `failed`) are these counts
+// wherever they are logged.
 type Counts struct {
 	Seen      int // messages read (facts fetched)
 	Forwarded int
 	Flagged   int // including forward-failed
-	Skipped   int // done before, or deferred
-	Failed    int // forward-failed, or an error on the message
+	Skipped   int // messages not acted on this cycle: done before, or deferred
+	Failed    int // messages that failed: forward-failed, or an error on the message
 	Notified  int // sender notices sent
 }
 
@@ -78,6 +96,7 @@ func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error)
 	rep.Mailbox = p.mb.Name
 	defer func() {
 		rep.Duration = time.Since(start)
+		rep.ForwardingPaused = p.forwardingPaused()
 		if !rep.Skipped {
 			p.m.Cycle(p.mb.Name, rep.Duration, err)
 		}
@@ -96,15 +115,16 @@ func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error)
 		if recent {
 			p.m.Lease(p.mb.Name, false)
 			p.log.Debug("mailbox cycled by a worker less than the spacing ago; cycle skipped", "spacing", p.mb.Spacing)
-			rep.Skipped = true
+			rep.Skipped, rep.SkipReason = true, SkipSpacing
 			return rep, nil
 		}
 	}
 	lease, err := p.st.AcquireLease(ctx, p.mb.Name, p.mb.LeaseTTL)
 	if errors.Is(err, store.ErrLeaseHeld) {
 		p.m.Lease(p.mb.Name, false)
-		p.log.Debug("mailbox leased by another worker; cycle skipped")
-		rep.Skipped = true
+		rep.Skipped, rep.SkipReason = true, SkipLeaseHeld
+		rep.LeaseExpiresBy = time.Now().Add(p.mb.LeaseTTL)
+		p.log.Debug("mailbox leased by another worker; cycle skipped", "lease_expires_by", rep.LeaseExpiresBy)
 		return rep, nil
 	}
 	if err != nil {
@@ -159,11 +179,11 @@ func (p *Poller) cycle(ctx context.Context, spaced bool) (rep Report, err error)
 		p.log.Debug("forwarding backed off this cycle")
 	}
 	if err := cy.watched(); err != nil {
-		return rep, err
+		return rep, cy.setAsideAfterTrip(err)
 	}
 	if f.Release != "" {
 		if err := cy.release(); err != nil {
-			return rep, err
+			return rep, cy.setAsideAfterTrip(err)
 		}
 	}
 	cy.markNotified()
@@ -189,8 +209,12 @@ func (p *Poller) workContext(ctx context.Context) (context.Context, context.Canc
 }
 
 // keepLease renews the lease every LeaseTTL/3 until the returned stop is
-// called; a failed renewal cancels the cycle at once, since another worker
-// may take the mailbox over.
+// called. A lease found lost (store.ErrLeaseLost: expired or taken over)
+// cancels the cycle at once. A renewal that fails because the store does
+// not answer is tried again at the next tick while the lease is still ours
+// with a third of its TTL to spare, so that a store outage shorter than
+// that leaves the cycle time to mark the mail it sent (marks); after that
+// the cycle is cancelled, since another worker may take the mailbox over.
 func (p *Poller) keepLease(work context.Context, lease store.Lease, cancel context.CancelCauseFunc) func() {
 	quit := make(chan struct{})
 	done := make(chan struct{})
@@ -199,6 +223,7 @@ func (p *Poller) keepLease(work context.Context, lease store.Lease, cancel conte
 		defer close(done)
 		t := time.NewTicker(every)
 		defer t.Stop()
+		renewed := time.Now()
 		for {
 			select {
 			case <-quit:
@@ -209,11 +234,17 @@ func (p *Poller) keepLease(work context.Context, lease store.Lease, cancel conte
 				rctx, rcancel := context.WithTimeout(work, every)
 				err := lease.Renew(rctx)
 				rcancel()
-				if err != nil {
+				switch {
+				case err == nil:
+					renewed = time.Now()
+				case errors.Is(err, store.ErrLeaseLost) || time.Since(renewed) >= p.mb.LeaseTTL-every:
 					p.m.StoreError(p.mb.Name)
 					p.log.Error("lease renewal failed; cycle cancelled", "error", err)
 					cancel(fmt.Errorf("renew lease of %s: %w", p.mb.Name, err))
 					return
+				default:
+					p.m.StoreError(p.mb.Name)
+					p.log.Warn("lease renewal failed; trying again while the lease lasts", "expires_in", p.mb.LeaseTTL-time.Since(renewed), "error", err)
 				}
 			}
 		}
@@ -377,20 +408,16 @@ func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []ima
 	fetchNext()
 	for next != nil {
 		if err := cy.stopped(); err != nil {
-			// What is recorded is marked before stopping: a few commands.
-			if merr := cy.mark(released, after); merr != nil {
-				return errors.Join(err, merr)
-			}
-			return err
+			return cy.markBefore(err, released, after)
 		}
 		f := next.wait()
 		if f.err != nil {
 			next = nil
-			return f.err
+			return cy.markBefore(f.err, released, after)
 		}
 		fetchNext()
 		if err := cy.batch(f.msgs, released, settle); err != nil {
-			return err
+			return cy.markBefore(err, released, after)
 		}
 		cy.marks.queued(f.uids)
 		if cy.marks.due(cy.p.mb.MarkEvery, cy.p.mb.MarkDelay) {
@@ -400,6 +427,19 @@ func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []ima
 		}
 	}
 	return cy.mark(released, after)
+}
+
+// markBefore makes the queued marks before the cycle ends with err (a stop,
+// a failed fetch, a store that fails): a few commands, and mail sent but
+// not recorded is then marked on the server.
+func (cy *cycle) markBefore(err error, released bool, after func(batch []imap.UID, done map[imap.UID]bool) error) error {
+	if cy.c.broken() {
+		return err
+	}
+	if merr := cy.mark(released, after); merr != nil {
+		return errors.Join(err, merr)
+	}
+	return err
 }
 
 // release forwards every message of the release folder, whatever its class.

@@ -371,6 +371,8 @@ type fakeMetrics struct {
 	errs     int
 	review   int       // the review folder's messages, as last reported
 	oldest   time.Time // and its oldest arrival
+
+	pausedSince time.Time // the last ForwardingPaused
 }
 
 func newFakeMetrics() *fakeMetrics {
@@ -405,6 +407,12 @@ func (f *fakeMetrics) Review(_ string, n int, oldest time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.review, f.oldest = n, oldest
+}
+
+func (f *fakeMetrics) ForwardingPaused(_ string, since time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pausedSince = since
 }
 
 // funcForwarder is a Forwarder made of a function, for faults the sink

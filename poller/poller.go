@@ -21,12 +21,27 @@
 // marks), then the high-water mark, which only advances over a contiguous
 // prefix of done UIDs. A crash between the 250 and the record is the only
 // way to send a message twice, and the window is the records queued behind
-// the transfer (recorder). Flagged mail: keywords and \Flagged (one STORE
-// per distinct flag set), MOVE to the review folder, then the outcome
-// records of the round. Every
-// message read again (a crash, a UIDVALIDITY reset, a copy restored) is
-// looked up by fingerprint first: a recorded outcome is never acted on
-// twice, only its marking made sure of.
+// the transfer (recorder: at most 4, so 5 messages per crash). Flagged
+// mail: keywords and \Flagged (one STORE per distinct flag set), MOVE to
+// the review folder, then the outcome records of the round. Every message
+// read again (a crash, a UIDVALIDITY reset, a copy restored) is looked up
+// by fingerprint first: a recorded outcome is never acted on twice, only
+// its marking made sure of. The mailbox's own marks count as records: a
+// message carrying $Forwarded is never forwarded again, and when the store
+// has no record of it (state lost, a record that could not be written) the
+// record is rebuilt from the mark.
+//
+// A record that cannot be written (store down, disk full, a timeout)
+// stops forwarding at once; the mail sent is marked on the server all the
+// same, the records are retried before the marking, and if they still
+// fail the cycle ends with an error before the high-water mark moves.
+//
+// Hostile servers: the header block is fetched with a partial range (one
+// octet over the analyzer's limit, which then flags it unparseable), and a
+// guard under the IMAP client (nesting) drops a session whose responses
+// nest deeper than go-imap's recursive BODYSTRUCTURE reader survives; the
+// message the response was about is then flagged over a new session
+// (quarantine), so that it cannot block the mailbox.
 //
 // Failures: a temporary SMTP failure (an error whose Temporary method says
 // so: connection trouble, 4xx) stops forwarding for the rest of the cycle
@@ -47,9 +62,10 @@
 // (Metrics.Review) and, once per period, sends its digest
 // (Mailbox.Digest).
 //
-// It follows RFC 9051 / RFC 3501 (IMAP), RFC 6851 (MOVE), RFC 4315
-// (UIDPLUS), RFC 2177 (IDLE), RFC 4959 (SASL-IR), RFC 7628 (OAUTHBEARER),
-// RFC 2342 (NAMESPACE), RFC 6154 (SPECIAL-USE) and RFC 5550 ($Forwarded).
+// It follows RFC 9051 / RFC 3501 (IMAP), RFC 2595 (STARTTLS), RFC 6851
+// (MOVE), RFC 4315 (UIDPLUS), RFC 2177 (IDLE), RFC 4959 (SASL-IR), RFC 7628
+// (OAUTHBEARER), RFC 2342 (NAMESPACE), RFC 6154 (SPECIAL-USE) and RFC 5550
+// ($Forwarded).
 package poller
 
 import (
@@ -157,6 +173,9 @@ type Metrics interface {
 	// Review reports the review folder's messages and the arrival of the
 	// one waiting longest (zero when empty).
 	Review(mailbox string, messages int, oldest time.Time)
+	// ForwardingPaused says since when forwarding of mailbox has been
+	// paused by SMTP trouble; the zero time when it resumed.
+	ForwardingPaused(mailbox string, since time.Time)
 }
 
 // State is the part of store.Store the poller uses.
@@ -256,3 +275,4 @@ func (noMetrics) Cycle(string, time.Duration, error)     {}
 func (noMetrics) Lease(string, bool)                     {}
 func (noMetrics) StoreError(string)                      {}
 func (noMetrics) Review(string, int, time.Time)          {}
+func (noMetrics) ForwardingPaused(string, time.Time)     {}

@@ -1,15 +1,26 @@
 package poller
 
 import (
+	"context"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/mailtriage/mailtriage/store"
 )
 
-// recorderQueue bounds the records waiting to be written; a full queue
-// makes the forward loop wait for the disk, so the duplicate window stays
-// at most this many messages.
-const recorderQueue = 64
+// recorderWindow bounds the records added and not yet written: at the
+// limit the forward loop waits for the store before its next send, so a
+// crash costs at most recorderWindow+1 messages sent twice (those records
+// and the message whose 250 had just arrived). README "Guarantees" and the
+// crash test (e2e) hold this figure.
+const recorderWindow = 4
+
+// recordRetries are the waits before each further attempt to write the
+// records a failed write left behind, before the marking that follows
+// them (marks): about two seconds in all, so that a store that blinked
+// (a Redis failover, a restart) still gets them.
+var recordRetries = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second}
 
 // recorder writes the outcome records of forwarded mail behind the forward
 // loop. Each record is queued right after its SMTP 250 and written together
@@ -18,37 +29,64 @@ const recorderQueue = 64
 // instead of stalling it. Marking waits for flush: the order SMTP 250 →
 // record → IMAP marking → high-water holds for every message. The duplicate
 // window of DESIGN.md section 2 is the records queued but not yet written —
-// in practice the messages sent during one sync, at most recorderQueue.
+// in practice the messages sent during one sync, at most recorderWindow.
+//
+// A write that fails (store down, disk full, a timeout) stops the damage:
+// failed reports it to the forward loop, which sends nothing more this
+// cycle; the records of that write, and every one queued after it, are
+// not tried again here but handed back by flush, so that the marking
+// retries them and marks the mail on the server whatever the result — the
+// server's marks then count as the record (batch).
 type recorder struct {
 	cy      *cycle
-	queue   chan recorded
+	queue   chan store.Outcome
+	slots   chan struct{}  // one per record added and not yet written or given up
 	pending sync.WaitGroup // records queued and not yet written
 	stopped chan struct{}
-}
 
-// recorded is one queued record and what to log if it cannot be written.
-type recorded struct {
-	out store.Outcome
-	m   *message
+	mu        sync.Mutex // guards the fields below
+	err       error      // the first failed write; nil while the store works
+	unwritten []store.Outcome
 }
 
 func (cy *cycle) startRecorder() *recorder {
-	r := &recorder{cy: cy, queue: make(chan recorded, recorderQueue), stopped: make(chan struct{})}
+	r := &recorder{
+		cy:      cy,
+		queue:   make(chan store.Outcome, recorderWindow),
+		slots:   make(chan struct{}, recorderWindow),
+		stopped: make(chan struct{}),
+	}
 	go r.run()
 	return r
 }
 
-// add queues the record of a message the SMTP server accepted.
-func (r *recorder) add(m *message, out store.Outcome) {
+// add queues the record of a message the SMTP server accepted, waiting
+// while recorderWindow records are unwritten.
+func (r *recorder) add(out store.Outcome) {
+	r.slots <- struct{}{}
 	r.pending.Add(1)
-	r.queue <- recorded{out: out, m: m}
+	r.queue <- out
 }
 
-// flush waits until every record added so far is written (or failed and
-// logged).
-func (r *recorder) flush() { r.pending.Wait() }
+// failed reports the first failed write, nil while every write succeeded.
+func (r *recorder) failed() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
 
-// stop flushes and ends the writer goroutine.
+// flush waits until every record added so far is written or given up, and
+// returns those given up with the first error.
+func (r *recorder) flush() ([]store.Outcome, error) {
+	r.pending.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.unwritten
+	r.unwritten = nil
+	return out, r.err
+}
+
+// stop ends the writer goroutine once the queue is written.
 func (r *recorder) stop() {
 	close(r.queue)
 	<-r.stopped
@@ -56,32 +94,60 @@ func (r *recorder) stop() {
 
 func (r *recorder) run() {
 	defer close(r.stopped)
-	batch := make([]recorded, 0, recorderQueue)
-	outs := make([]store.Outcome, 0, recorderQueue)
+	outs := make([]store.Outcome, 0, recorderWindow)
 	for first := range r.queue {
-		batch = append(batch[:0], first)
+		outs = append(outs[:0], first)
 	more:
-		for len(batch) < recorderQueue {
+		for len(outs) < recorderWindow {
 			select {
 			case next, ok := <-r.queue:
 				if !ok {
 					break more
 				}
-				batch = append(batch, next)
+				outs = append(outs, next)
 			default:
 				break more
 			}
 		}
-		outs = outs[:0]
-		for _, rec := range batch {
-			outs = append(outs, rec.out)
+		if r.failed() != nil {
+			// The store failed a moment ago: the marking retries these.
+			r.giveUp(outs, nil)
+		} else if err := r.cy.record(outs); err != nil {
+			r.giveUp(outs, err)
 		}
-		if err := r.cy.record(outs); err != nil {
-			for _, rec := range batch {
-				r.cy.p.log.Error("forwarded but not recorded: a UIDVALIDITY reset would send it again",
-					r.cy.attrs(rec.m, EntryForwarded, err)...)
-			}
+		for range outs {
+			<-r.slots
 		}
-		r.pending.Add(-len(batch))
+		r.pending.Add(-len(outs))
 	}
+}
+
+// giveUp keeps outs for the marking's retry; err, when set, is the write's.
+func (r *recorder) giveUp(outs []store.Outcome, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.unwritten = append(r.unwritten, outs...)
+	if r.err == nil && err != nil {
+		r.err = err
+	}
+}
+
+// recordWithRetries writes outs, trying again after each of recordRetries
+// while the store fails; it returns the last error.
+func (cy *cycle) recordWithRetries(outs []store.Outcome) error {
+	err := cy.record(outs)
+	for _, wait := range recordRetries {
+		if err == nil {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-cy.ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (gave up: %w)", err, context.Cause(cy.ctx))
+		case <-t.C:
+		}
+		err = cy.record(outs)
+	}
+	return err
 }

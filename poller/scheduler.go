@@ -97,7 +97,8 @@ func RunOnce(ctx context.Context, pollers []*Poller) error {
 }
 
 // RunOnceReports is RunOnce that also returns each mailbox's report, in the
-// order of pollers.
+// order of pollers. A skipped cycle (Report.Skipped) and paused forwarding
+// (Report.ForwardingPaused) are not errors: the reports say so.
 func RunOnceReports(ctx context.Context, pollers []*Poller) ([]Report, error) {
 	reports := make([]Report, len(pollers))
 	errs := make([]error, len(pollers))

@@ -28,6 +28,13 @@ const (
 	exitOK    = 0
 	exitFail  = 1 // the command ran and something failed
 	exitUsage = 2 // bad arguments
+	// run --once: forwarding was paused by SMTP trouble (a connection
+	// error, a 4xx), so clean mail waits; sysexits.h EX_UNAVAILABLE.
+	exitUnavailable = 69
+	// run --once: a mailbox was skipped, its lease held by another worker
+	// (a replica, or a killed worker's until its lease expires); sysexits.h
+	// EX_TEMPFAIL: try again later.
+	exitTempFail = 75
 )
 
 func main() {

@@ -16,7 +16,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration `FILE` (YAML)")
-	once := fs.Bool("once", false, "run one cycle of every mailbox and exit: 0 when every mailbox succeeded")
+	once := fs.Bool("once", false, "run one cycle of every mailbox and exit: 0 when every mailbox finished, 75 when one was leased by another worker, 69 when SMTP trouble paused forwarding, 1 on a failure")
 	format := fs.String("log-format", "", "log format: text or json (default: the config's log.format)")
 	dry := addDryRunFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -52,11 +52,30 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	if _, err := runConfig(ctx, cfg, *once, log); err != nil {
+	reports, err := runConfig(ctx, cfg, *once, log)
+	if err != nil {
 		log.Error("run failed", "error", err)
 		return exitFail
 	}
-	return exitOK
+	return onceExit(reports)
+}
+
+// onceExit is the exit code of `run --once` whose cycles all ended without
+// an error: 0 only when every mailbox finished its cycle; exitUnavailable
+// when SMTP trouble paused forwarding in one; else exitTempFail when one
+// was skipped because another worker held its lease. A failed cycle
+// (exitFail) outranks both.
+func onceExit(reports []poller.Report) int {
+	code := exitOK
+	for _, rep := range reports {
+		switch {
+		case rep.ForwardingPaused:
+			code = exitUnavailable
+		case rep.Skipped && code == exitOK:
+			code = exitTempFail
+		}
+	}
+	return code
 }
 
 // runConfig is `mailtriage run`: with once, one cycle of every mailbox and

@@ -117,9 +117,21 @@ func (w *worker) Close() error {
 func (w *worker) once(ctx context.Context) ([]poller.Report, error) {
 	reports, err := poller.RunOnceReports(ctx, w.pollers)
 	for _, rep := range reports {
-		w.log.Info("cycle done", "mailbox", rep.Mailbox, "skipped", rep.Skipped, "duration", rep.Duration,
-			"seen", rep.Counts.Seen, "forwarded", rep.Counts.Forwarded, "flagged", rep.Counts.Flagged,
-			"skipped_messages", rep.Counts.Skipped, "failed", rep.Counts.Failed, "notified", rep.Counts.Notified)
+		switch {
+		case rep.SkipReason == poller.SkipLeaseHeld:
+			w.log.Warn("mailbox leased by another worker: cycle skipped; the lease ends by lease_expires_by unless its holder renews it", "mailbox", rep.Mailbox,
+				"lease_expires_by", rep.LeaseExpiresBy.UTC().Format(time.RFC3339))
+		case rep.Skipped:
+			w.log.Info("mailbox cycled by another worker moments ago: cycle skipped", "mailbox", rep.Mailbox, "reason", rep.SkipReason)
+		default:
+			// The keys of poller's "cycle done" line, with the same meaning.
+			w.log.Info("cycle done", "mailbox", rep.Mailbox, "duration", rep.Duration,
+				"seen", rep.Counts.Seen, "forwarded", rep.Counts.Forwarded, "flagged", rep.Counts.Flagged,
+				"skipped", rep.Counts.Skipped, "failed", rep.Counts.Failed, "notified", rep.Counts.Notified)
+		}
+		if rep.ForwardingPaused {
+			w.log.Warn("forwarding paused by SMTP trouble: clean mail waits", "mailbox", rep.Mailbox)
+		}
 	}
 	return reports, err
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 	"time"
+
+	"github.com/mailtriage/mailtriage/poller"
 )
 
 func TestSpacing(t *testing.T) {
@@ -20,6 +22,30 @@ func TestSpacing(t *testing.T) {
 	for _, tt := range tests {
 		if got := spacing(tt.schedule, now); got != tt.want {
 			t.Errorf("spacing(%q) = %v, want %v", tt.schedule, got, tt.want)
+		}
+	}
+}
+
+// run --once's exit code from the reports of cycles that ended without an
+// error (a failed cycle exits 1 before this).
+func TestOnceExit(t *testing.T) {
+	finished := poller.Report{Mailbox: "a"}
+	leased := poller.Report{Mailbox: "b", Skipped: true, SkipReason: poller.SkipLeaseHeld}
+	paused := poller.Report{Mailbox: "c", ForwardingPaused: true}
+	tests := []struct {
+		name    string
+		reports []poller.Report
+		want    int
+	}{
+		{"every mailbox finished", []poller.Report{finished, finished}, exitOK},
+		{"one leased by another worker", []poller.Report{finished, leased}, exitTempFail},
+		{"SMTP trouble paused forwarding", []poller.Report{paused, finished}, exitUnavailable},
+		{"paused outranks leased, in any order", []poller.Report{leased, paused}, exitUnavailable},
+		{"paused outranks leased after it", []poller.Report{paused, leased}, exitUnavailable},
+	}
+	for _, tt := range tests {
+		if got := onceExit(tt.reports); got != tt.want {
+			t.Errorf("%s: onceExit = %d, want %d", tt.name, got, tt.want)
 		}
 	}
 }
