@@ -90,6 +90,11 @@ func TestValues(t *testing.T) {
 				return strings.Replace(s, "address: smtp.example.com", "address: smtp.example.com\n        tls: implicit", 1)
 			},
 			func(c *Config) (any, any) { return c.Mailboxes[0].Forward.SMTP.Address, "smtp.example.com:465" }},
+		{"ehlo_name",
+			func(s string) string {
+				return strings.Replace(s, "address: smtp.example.com", "address: smtp.example.com\n        ehlo_name: triage.example.com", 1)
+			},
+			func(c *Config) (any, any) { return c.Mailboxes[0].Forward.SMTP.EHLOName, "triage.example.com" }},
 		{"explicit port kept",
 			func(s string) string { return strings.Replace(s, "imap.example.com", "imap.example.com:1993", 1) },
 			func(c *Config) (any, any) { return c.Mailboxes[0].IMAP.Address, "imap.example.com:1993" }},
@@ -234,6 +239,10 @@ func TestErrors(t *testing.T) {
 			}},
 		{"bad forward mode", strings.Replace(minimal, "      smtp:\n", "      mode: bounce\n      smtp:\n", 1),
 			[]string{`config.yaml:10: mailboxes[0].forward.mode: "bounce" is not one of redirect, attach`}},
+		{"ehlo_name a bare host name", strings.Replace(minimal, "address: smtp.example.com\n", "address: smtp.example.com\n        ehlo_name: 3f2a9c1b7d4e\n", 1),
+			[]string{`config.yaml:12: mailboxes[0].forward.smtp.ehlo_name: "3f2a9c1b7d4e" is not a fully qualified domain name such as mail.example.com`}},
+		{"ehlo_name is for smtp only", imap("      password_file: /s\n      ehlo_name: triage.example.com\n"),
+			[]string{`config.yaml:7: mailboxes[0].imap.ehlo_name: unknown key`}},
 		{"smtp secret without username", strings.Replace(minimal, "address: smtp.example.com\n", "address: smtp.example.com\n        password_env: SMTP_PW\n", 1),
 			[]string{`config.yaml:12: mailboxes[0].forward.smtp.username: required with password_env`}},
 		{"missing required keys", "mailboxes:\n  - name: support\n",

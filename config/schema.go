@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/forwarder"
 	"github.com/mailtriage/mailtriage/internal/credential"
 )
 
@@ -354,6 +355,7 @@ type serverKind struct {
 	ports       map[string]string // default port by tls
 	needsLogin  bool
 	exampleHost string
+	ehlo        bool // takes ehlo_name (SMTP)
 }
 
 // imapServer: implicit TLS on 993 by default, and a login is required.
@@ -367,7 +369,7 @@ func imapServer() serverKind {
 // smtpServer: STARTTLS on 587 by default (RFC 6409), login optional.
 func smtpServer() serverKind {
 	return serverKind{
-		defaultTLS: TLSStartTLS, exampleHost: "smtp.example.com:587",
+		defaultTLS: TLSStartTLS, exampleHost: "smtp.example.com:587", ehlo: true,
 		ports: map[string]string{TLSImplicit: defaultSMTPSPort, TLSStartTLS: defaultSMTPPort, TLSNone: defaultSMTPPlainPort},
 	}
 }
@@ -379,7 +381,7 @@ func secretKeys() []string {
 
 func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
 	s := Server{TLS: kind.defaultTLS}
-	seen := d.mapping(n, path, []field{
+	fields := []field{
 		{key: "address", required: true, decode: d.setStr(&s.Address)},
 		{key: "tls", decode: d.setEnum(&s.TLS, TLSImplicit, TLSStartTLS, TLSNone)},
 		{key: "ca_file", decode: d.setStr(&s.CAFile)},
@@ -395,7 +397,14 @@ func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
 				d.errorf(n, p, "must list the command and its arguments")
 			}
 		}},
-	})
+	}
+	if kind.ehlo {
+		fields = append(fields, field{key: "ehlo_name", decode: d.setStr(&s.EHLOName)})
+	}
+	seen := d.mapping(n, path, fields)
+	if v, ok := seen["ehlo_name"]; ok && !forwarder.Qualified(s.EHLOName) {
+		d.errorf(v, join(path, "ehlo_name"), "%q is not a fully qualified domain name such as mail.example.com", s.EHLOName)
+	}
 	if v, ok := seen["address"]; ok {
 		s.Address = d.hostPort(v, join(path, "address"), s.Address, kind.ports[s.TLS], kind.exampleHost)
 	}

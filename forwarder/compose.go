@@ -25,11 +25,12 @@ type wrapping struct {
 // three boundary lines and the two part headers.
 const partOverhead = 512
 
-// wrap prepares the wrapping of the configured mode for v.
-func (f *Forwarder) wrap(v analyzer.Verdict, released, eightBit bool) wrapping {
+// wrap prepares the wrapping of the configured mode for v; idDomain is the
+// right side of the Message-ID it writes.
+func (f *Forwarder) wrap(v analyzer.Verdict, released, eightBit bool, idDomain string) wrapping {
 	now := time.Now()
 	if f.cfg.Mode == ModeRedirect {
-		return wrapping{header: annotation(v, released) + resent(f.cfg.From, f.cfg.To, f.cfg.Hostname, now)}
+		return wrapping{header: annotation(v, released) + resent(f.cfg.From, f.cfg.To, idDomain, now)}
 	}
 	var r [12]byte
 	rand.Read(r[:])
@@ -44,7 +45,7 @@ func (f *Forwarder) wrap(v analyzer.Verdict, released, eightBit bool) wrapping {
 			field("To", strings.Join(f.cfg.To, ", ")) +
 			field("Subject", "[mailtriage] "+encodeSubject(v.Subject)) +
 			field("Date", date(now)) +
-			field("Message-ID", messageID(f.cfg.Hostname)) +
+			field("Message-ID", messageID(idDomain)) +
 			field("MIME-Version", "1.0") +
 			field("Content-Type", `multipart/mixed; boundary="`+boundary+`"`),
 		summary:  qp.String(),

@@ -28,7 +28,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -68,16 +67,17 @@ type Config struct {
 	From              string           // envelope sender and Resent-From / From
 	To                []string         // envelope recipients and Resent-To / To
 	Mode              string           // redirect (default) | attach
-	Hostname          string           // EHLO name and Message-ID domain; the host name when empty
+	Hostname          string           // EHLO name and Message-ID domain; when empty, the machine's FQDN or an address literal (ehloName)
 	Timeout           time.Duration    // for every read or write on the connection; DefaultTimeout when 0
 }
 
 // Forwarder sends messages over one SMTP session at a time. It is safe for
 // concurrent use; forwards are serialized.
 type Forwarder struct {
-	cfg  Config
-	host string // server host name, for TLS verification
-	log  *slog.Logger
+	cfg      Config
+	host     string // server host name, for TLS verification
+	log      *slog.Logger
+	resolver resolver // for the EHLO name when none is configured
 
 	mu   sync.Mutex
 	sess *session // nil when not connected
@@ -86,6 +86,7 @@ type Forwarder struct {
 // session is one open SMTP connection.
 type session struct {
 	client *smtp.Client
+	hello  string // the name we gave in EHLO
 	conn   *deadlineConn
 	wire   net.Conn    // what go-smtp writes to: conn, or TLS over it
 	data   *dataWriter // DATA's encoder, reused message after message
@@ -128,11 +129,8 @@ func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
 			return nil, err
 		}
 	}
-	if cfg.Hostname == "" {
-		cfg.Hostname, _ = os.Hostname()
-	}
-	if !validHostname(cfg.Hostname) {
-		cfg.Hostname = "localhost"
+	if cfg.Hostname != "" && !Qualified(cfg.Hostname) {
+		return nil, fmt.Errorf("forwarder: ehlo name %q: want a fully qualified domain name", cfg.Hostname)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
@@ -141,7 +139,7 @@ func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.To = append([]string(nil), cfg.To...)
-	return &Forwarder{cfg: cfg, host: host, log: log.With("smtp", cfg.Address)}, nil
+	return &Forwarder{cfg: cfg, host: host, log: log.With("smtp", cfg.Address), resolver: net.DefaultResolver}, nil
 }
 
 // checkAddress rejects an empty address or one that would break an SMTP
@@ -223,7 +221,7 @@ func (f *Forwarder) send(ctx context.Context, s *session, v analyzer.Verdict, re
 	}
 
 	eightBit, _ := c.Extension("8BITMIME")
-	m := f.wrap(v, released, eightBit)
+	m := f.wrap(v, released, eightBit, messageIDDomain(s.hello, f.cfg.From))
 	total := m.overhead()
 	if size > 0 {
 		total += size
@@ -234,25 +232,26 @@ func (f *Forwarder) send(ctx context.Context, s *session, v analyzer.Verdict, re
 	}
 
 	opts := &smtp.MailOptions{}
+	mailPhase := phaseMail
 	if size > 0 {
-		opts.Size = total
+		opts.Size, mailPhase = total, phaseMailSize
 	}
 	if ok, _ := c.Extension("SMTPUTF8"); ok {
 		opts.UTF8 = true
 	}
 	if e := c.Mail(f.cfg.From, opts); e != nil {
 		s.dirty = true
-		return false, 0, fail("MAIL FROM <"+f.cfg.From+">"+at, phaseMail, e)
+		return false, 0, fail("MAIL FROM <"+f.cfg.From+">"+at, mailPhase, e)
 	}
 	s.dirty = true
 	for _, to := range f.cfg.To {
 		if e := c.Rcpt(to, nil); e != nil {
-			return false, 0, fail("RCPT TO <"+to+">"+at, phaseMail, e)
+			return false, 0, fail("RCPT TO <"+to+">"+at, phaseRcpt, e)
 		}
 	}
 	w, e := c.Data()
 	if e != nil {
-		return false, 0, fail("DATA"+at, phaseMail, e)
+		return false, 0, fail("DATA"+at, phaseRcpt, e)
 	}
 
 	// The content goes straight to the connection through the session's
@@ -271,11 +270,11 @@ func (f *Forwarder) send(ctx context.Context, s *session, v analyzer.Verdict, re
 		return true, d.n, &Error{Op: "read message body for DATA" + at, Kind: KindTemporary, Err: src.err}
 	}
 	if e != nil {
-		return true, d.n, fail("DATA"+at, phaseMail, e)
+		return true, d.n, fail("DATA"+at, phaseContent, e)
 	}
 	if e := w.Close(); e != nil {
 		s.dirty = false
-		return true, d.n, fail("end of DATA"+at, phaseMail, e)
+		return true, d.n, fail("end of DATA"+at, phaseContent, e)
 	}
 	s.dirty = false
 	return true, d.n, nil
@@ -307,6 +306,7 @@ func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Erro
 	at := " " + f.cfg.Address
 	tlsConfig := &tls.Config{ServerName: f.host, RootCAs: f.cfg.RootCAs, MinVersion: tls.VersionTLS12}
 	var wire net.Conn = dc
+	hello := ehloName(ctx, f.resolver, f.cfg.Hostname, dc.LocalAddr())
 	helloPhase := phaseConnect
 	switch f.cfg.TLS {
 	case TLSImplicit:
@@ -316,21 +316,21 @@ func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Erro
 		}
 		wire = tc
 	case TLSStartTLS:
-		tc, err := startTLS(ctx, dc, at, f.cfg.Hostname, tlsConfig)
+		tc, err := startTLS(ctx, dc, at, hello, tlsConfig)
 		if err != nil {
 			return nil, err
 		}
 		wire, helloPhase = tc, phaseTLS
 	}
 	c := smtp.NewClient(wire)
-	if err := c.Hello(f.cfg.Hostname); err != nil {
+	if err := c.Hello(hello); err != nil {
 		return nil, fail("EHLO to"+at, helloPhase, err)
 	}
 	if err := f.auth(ctx, c); err != nil {
 		return nil, err
 	}
-	f.log.Debug("smtp session open", "tls", f.cfg.TLS, "auth", f.cfg.Auth != nil)
-	return &session{client: c, conn: dc, wire: wire, data: newDataWriter(bufferSize)}, nil
+	f.log.Debug("smtp session open", "tls", f.cfg.TLS, "auth", f.cfg.Auth != nil, "ehlo", hello)
+	return &session{client: c, hello: hello, conn: dc, wire: wire, data: newDataWriter(bufferSize)}, nil
 }
 
 // auth authenticates with the configured mechanism, when there is one.
@@ -396,7 +396,7 @@ func (f *Forwarder) Check(ctx context.Context) error {
 	}
 	for _, to := range f.cfg.To {
 		if err := s.client.Rcpt(to, nil); err != nil {
-			return fail("RCPT TO <"+to+">"+at, phaseMail, err)
+			return fail("RCPT TO <"+to+">"+at, phaseRcpt, err)
 		}
 	}
 	if err := s.client.Quit(); err != nil {

@@ -3,6 +3,7 @@ package forwarder
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
+	"github.com/emersion/go-smtp"
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
@@ -295,6 +297,12 @@ func TestAttachMode(t *testing.T) {
 	}
 }
 
+// heloRejected is Postfix's reply text of reject_non_fqdn_helo_hostname.
+const heloRejected = "<localhost>: Helo command rejected: need fully-qualified hostname"
+
+// TestFaults: a refusal of the session (EHLO, our sender, 421, a protocol
+// refusal at RCPT) is KindSession and temporary, so the poller pauses and
+// leaves the message alone; only a refusal about the message is permanent.
 func TestFaults(t *testing.T) {
 	big := "Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", 4096)
 	tests := []struct {
@@ -305,10 +313,15 @@ func TestFaults(t *testing.T) {
 		temporary bool
 		conns     int // connections after the failed and a successful forward
 	}{
-		{"421 at MAIL", smtpsink.Fault{Reject: smtpsink.StageMail, Code: 421, Times: 1}, KindTemporary, 421, true, 2},
+		{"421 at MAIL", smtpsink.Fault{Reject: smtpsink.StageMail, Code: 421, Times: 1}, KindSession, 421, true, 2},
+		{"421 at RCPT", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 421, Times: 1}, KindSession, 421, true, 2},
+		{"504 to EHLO", smtpsink.Fault{Reject: smtpsink.StageEHLO, Code: 504, Enhanced: smtp.EnhancedCode{5, 5, 2}, Text: heloRejected, Times: 1}, KindSession, 504, true, 2},
+		{"421 to EHLO", smtpsink.Fault{Reject: smtpsink.StageEHLO, Code: 421, Times: 1}, KindSession, 421, true, 2},
+		{"504 Helo rejected at RCPT (delayed)", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 504, Enhanced: smtp.EnhancedCode{5, 5, 2}, Text: heloRejected, Times: 1}, KindSession, 504, true, 2},
 		{"452 at RCPT", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 452, Times: 1}, KindTemporary, 452, true, 1},
-		{"550 at RCPT", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 550, Times: 1}, KindRejected, 550, false, 1},
-		{"550 at MAIL", smtpsink.Fault{Reject: smtpsink.StageMail, Code: 550, Times: 1}, KindRejected, 550, false, 1},
+		{"552 at RCPT", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 552, Enhanced: smtp.EnhancedCode{5, 2, 2}, Times: 1}, KindTemporary, 552, true, 1},
+		{"550 at RCPT", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 550, Enhanced: smtp.EnhancedCode{5, 1, 1}, Times: 1}, KindRejected, 550, false, 1},
+		{"550 at MAIL", smtpsink.Fault{Reject: smtpsink.StageMail, Code: 550, Times: 1}, KindSession, 550, true, 2},
 		{"552 after DATA", smtpsink.Fault{Reject: smtpsink.StageData, Code: 552, Times: 1}, KindRejected, 552, false, 1},
 		{"451 after DATA", smtpsink.Fault{Reject: smtpsink.StageData, Code: 451, Times: 1}, KindTemporary, 451, true, 1},
 		{"dropped in DATA", smtpsink.Fault{DropAfter: 1000, Times: 1}, KindConnect, 0, true, 2},
@@ -326,7 +339,7 @@ func TestFaults(t *testing.T) {
 			if fe.Kind != tt.kind || fe.Code != tt.code || fe.Temporary() != tt.temporary {
 				t.Errorf("error %v: kind %s code %d temporary %v, want %s %d %v", fe, fe.Kind, fe.Code, fe.Temporary(), tt.kind, tt.code, tt.temporary)
 			}
-			if tt.code != 0 && !strings.Contains(fe.Message, "injected fault") {
+			if tt.code != 0 && !strings.Contains(fe.Message, cmp.Or(tt.fault.Text, "injected fault")) {
 				t.Errorf("Message = %q, want the server's reply text", fe.Message)
 			}
 			if sink.Count() != 0 {
