@@ -3,17 +3,21 @@
 // It streams each message from its source (the IMAP FETCH literal) into SMTP
 // DATA through one 64 KiB buffer, on one connection reused from message to
 // message, and prepends the annotation header fields of DESIGN.md §3. In
-// redirect mode (the default) the original follows byte for byte under the
-// annotation and a Resent-* block (RFC 5322 §3.6.6); in attach mode a new
-// message carries a short summary of the verdict and the original as a
-// message/rfc822 part (RFC 2046 §5.2.1).
+// redirect mode (the default) the original follows under the annotation and
+// a Resent-* block (RFC 5322 §3.6.6); in attach mode a new message carries a
+// short summary of the verdict and the original as a message/rfc822 part
+// (RFC 2046 §5.2.1). In both, the sender's own X-Mailtriage-* fields are
+// renamed X-Original-Mailtriage-* (ownfields.go), so that each of ours is
+// there once and only ours.
 //
 // It follows RFC 5321 (SMTP), RFC 3207 (STARTTLS), RFC 8314 (implicit TLS),
 // RFC 4954 (AUTH), RFC 1870 (SIZE), RFC 6152 (8BITMIME) and RFC 6531
 // (SMTPUTF8). It never sends over plain text unless told to, never skips
 // certificate verification, never holds a whole message in memory, never
-// changes the original except to turn bare CR or LF into CRLF, and never
-// puts a credential in an error or a log line.
+// changes the original except to end its lines in CRLF (a line ends at LF, as
+// the analyzer reads it; a bare CR goes out as a space: dataWriter) and to
+// rename the sender's X-Mailtriage-* fields, and never puts a credential in
+// an error or a log line.
 //
 // Errors are *Error values whose Kind and Temporary method tell the caller
 // whether to retry the message later or to flag it.
@@ -90,6 +94,7 @@ type session struct {
 	conn   *deadlineConn
 	wire   net.Conn    // what go-smtp writes to: conn, or TLS over it
 	data   *dataWriter // DATA's encoder, reused message after message
+	rename *renamer    // the sender's X-Mailtriage-* fields, reused likewise
 	dirty  bool        // a transaction was left open; RSET before the next
 }
 
@@ -260,7 +265,9 @@ func (f *Forwarder) send(ctx context.Context, s *session, v analyzer.Verdict, re
 	src := &sourceReader{r: body}
 	d := s.data
 	d.reset(s.wire)
-	e = m.write(d, src)
+	s.rename.reset(src)
+	e = m.write(d, s.rename)
+	s.rename.reset(nil)
 	if e == nil {
 		e = d.finish()
 	}
@@ -330,7 +337,7 @@ func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Erro
 		return nil, err
 	}
 	f.log.Debug("smtp session open", "tls", f.cfg.TLS, "auth", f.cfg.Auth != nil, "ehlo", hello)
-	return &session{client: c, hello: hello, conn: dc, wire: wire, data: newDataWriter(bufferSize)}, nil
+	return &session{client: c, hello: hello, conn: dc, wire: wire, data: newDataWriter(bufferSize), rename: newRenamer()}, nil
 }
 
 // auth authenticates with the configured mechanism, when there is one.
