@@ -6,9 +6,14 @@ import (
 )
 
 // dataWriter encodes a message as the content of SMTP DATA and writes it
-// to the session's connection, under go-smtp: every line break becomes CRLF
-// (a bare LF or CR too, RFC 5321 §2.3.8) and a line that starts with "."
-// gets a second one (§4.5.2). It does in one pass, with vectorized scans for
+// to the session's connection, under go-smtp: every line ends in CRLF (a
+// bare LF too, RFC 5321 §2.3.8) and a line that starts with "." gets a
+// second one (§4.5.2). A line is what ends in LF, as the analyzer, the IMAP
+// server (its BODYSTRUCTURE) and the renamer read it, so a bare CR, which
+// SMTP must not carry, goes out as a space: made a line break, it would give
+// the helpdesk header fields or MIME boundaries that nobody classified (a
+// "Subject: x\rContent-Type: multipart/encrypted" smuggled past the
+// analyzer). It does in one pass, with vectorized scans for
 // the line breaks, what go-smtp's DataCommand writer (net/textproto's
 // DotWriter) does a byte at a time; that writer cost more CPU than the rest
 // of a forward.
@@ -26,12 +31,13 @@ type dataWriter struct {
 
 	bol bool // the next octet starts a line
 	eol bool // a line break is held back
-	cr  bool // the input so far ends with a CR, whose LF may come next
+	cr  bool // the input so far ends with a CR, not yet written: a line break if LF comes next, else a space
 }
 
 var (
-	crlf = []byte("\r\n")
-	dot  = []byte(".")
+	crlf  = []byte("\r\n")
+	dot   = []byte(".")
+	space = []byte(" ")
 )
 
 func newDataWriter(bufSize int) *dataWriter {
@@ -50,12 +56,14 @@ func (d *dataWriter) Write(p []byte) (int, error) {
 	}
 	n := len(p)
 	for len(p) > 0 {
-		if d.cr { // the CR that ended the last write was a line break
+		if d.cr { // the CR that ended the last write
 			d.cr = false
 			if p[0] == '\n' {
+				d.eol = true
 				p = p[1:]
 				continue
 			}
+			d.put(space)
 		}
 		if d.eol {
 			d.put(crlf)
@@ -80,16 +88,17 @@ func (d *dataWriter) Write(p []byte) (int, error) {
 			d.put(p[:end])
 			d.eol = true
 			p = p[end+1:]
-		default: // CR, CRLF or a bare CR
+		default: // CRLF, a bare CR, or a CR that ends p
 			d.put(p[:r])
-			d.eol = true
 			switch {
 			case r+1 == len(p):
 				d.cr = true
 				p = nil
 			case p[r+1] == '\n':
+				d.eol = true
 				p = p[r+2:]
 			default:
+				d.put(space)
 				p = p[r+1:]
 			}
 		}
@@ -121,8 +130,13 @@ func (d *dataWriter) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// finish writes what is buffered, but not the held-back line break.
+// finish writes what is buffered, but not the held-back line break; a CR
+// that ended the message was bare.
 func (d *dataWriter) finish() error {
+	if d.cr {
+		d.cr = false
+		d.put(space)
+	}
 	d.flush()
 	return d.err
 }

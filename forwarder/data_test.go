@@ -31,9 +31,9 @@ func wireData(t *testing.T, in []byte, step int) []byte {
 	return append(out.Bytes(), "\r\n.\r\n"...)
 }
 
-// dotWriterData is the reference: bare CR and LF made CRLF (a CR at the very
-// end left for the DotWriter to complete), then net/textproto's DotWriter,
-// which is what go-smtp's DataCommand writes through.
+// dotWriterData is the reference: a bare LF made CRLF, a bare CR a space,
+// then net/textproto's DotWriter, which is what go-smtp's DataCommand writes
+// through.
 func dotWriterData(in []byte) []byte {
 	var clean []byte
 	for i := 0; i < len(in); i++ {
@@ -41,9 +41,9 @@ func dotWriterData(in []byte) []byte {
 		case b == '\r' && i+1 < len(in) && in[i+1] == '\n':
 			clean = append(clean, '\r', '\n')
 			i++
-		case b == '\r' && i+1 == len(in):
-			clean = append(clean, '\r')
-		case b == '\r' || b == '\n':
+		case b == '\r':
+			clean = append(clean, ' ')
+		case b == '\n':
 			clean = append(clean, '\r', '\n')
 		default:
 			clean = append(clean, b)
@@ -65,12 +65,14 @@ func TestDataWriter(t *testing.T) {
 		{"no final line break", "a\r\nb", "a\r\nb\r\n.\r\n"},
 		{"empty", "", "\r\n.\r\n"},
 		{"bare LF", "a\nb\n", "a\r\nb\r\n.\r\n"},
-		{"bare CR", "a\rb\r", "a\r\nb\r\n.\r\n"},
-		{"CR CR LF", "a\r\r\n", "a\r\n\r\n.\r\n"},
+		{"bare CR is a space, not a line break", "a\rb\r", "a b \r\n.\r\n"},
+		{"CR CR LF", "a\r\r\n", "a \r\n.\r\n"},
+		{"bare CR smuggling a field", "Subject: x\rX-Mailtriage-Released: yes\r\n", "Subject: x X-Mailtriage-Released: yes\r\n.\r\n"},
+		{"bare CR before a dot", "a\r.b\r\n", "a .b\r\n.\r\n"},
 		{"dot first", ".a\r\n", "..a\r\n.\r\n"},
 		{"dot lines", "a\r\n.\r\n..b\n.", "a\r\n..\r\n...b\r\n..\r\n.\r\n"},
 		{"dot inside a line", "a.b\r\n", "a.b\r\n.\r\n"},
-		{"empty lines", "\r\n\n\r", "\r\n\r\n\r\n.\r\n"},
+		{"empty lines", "\r\n\n\r", "\r\n\r\n \r\n.\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
