@@ -2,10 +2,12 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/mail"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,7 +74,7 @@ func (d *decoder) state(n *yaml.Node, path string, st *State) {
 		{key: "ca_file", decode: d.setStr(&st.CAFile)},
 	})
 	if v, ok := seen["url"]; ok {
-		d.checkStateURL(v, join(path, "url"), st.URL)
+		d.checkStateURL(v, join(path, "url"), st.URL, st.PasswordFile != "" || st.PasswordEnv != "")
 	}
 	if v, ok := seen["prefix"]; ok && (st.Prefix == "" || strings.ContainsAny(st.Prefix, " \t\r\n")) {
 		d.errorf(v, join(path, "prefix"), "must be a non-empty word without spaces")
@@ -88,7 +90,10 @@ func (d *decoder) state(n *yaml.Node, path string, st *State) {
 	}
 }
 
-func (d *decoder) checkStateURL(n *yaml.Node, path, raw string) {
+// checkStateURL refuses a state URL that holds a secret or weakens TLS
+// verification. Its messages never quote the URL or a part of it: any part
+// might be a password put in the wrong place.
+func (d *decoder) checkStateURL(n *yaml.Node, path, raw string, passwordSource bool) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// Not the parser's message: it quotes the input, which might hold a
@@ -104,12 +109,43 @@ func (d *decoder) checkStateURL(n *yaml.Node, path, raw string) {
 	case "redis", "rediss":
 		if _, hasPassword := u.User.Password(); hasPassword {
 			d.errorf(n, path, "holds a password; put it in state.password_file or state.password_env")
+		} else if u.User != nil && !passwordSource {
+			// redis://PASSWORD@host: a lone user name is often the password.
+			d.errorf(n, path, "holds a user name but no state.password_file or state.password_env; a password goes there, a Redis ACL user name beside it")
 		}
 		if u.Host == "" {
 			d.errorf(n, path, "%s: URL needs a host, as in %s://localhost:6379/0", u.Scheme, u.Scheme)
 		}
+		if u.Fragment != "" || u.RawFragment != "" || strings.HasSuffix(raw, "#") {
+			d.errorf(n, path, "has a #fragment; a state URL has none")
+		}
+		if db := strings.TrimPrefix(u.Path, "/"); db != "" && strings.Trim(db, "0123456789") != "" {
+			d.errorf(n, path, "path must be a database number, as in %s://localhost:6379/0", u.Scheme)
+		}
+		d.checkStateQuery(n, path, u.RawQuery)
 	default:
 		d.errorf(n, path, "scheme %q is not one of file, redis, rediss", u.Scheme)
+	}
+}
+
+// checkStateQuery refuses the query options of a redis:// or rediss:// URL
+// that carry a secret or weaken verification; go-redis checks the rest
+// (naming only the option) when the store opens.
+func (d *decoder) checkStateQuery(n *yaml.Node, path, rawQuery string) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		d.errorf(n, path, "query does not parse")
+		return
+	}
+	for _, key := range slices.Sorted(maps.Keys(q)) {
+		k := strings.ToLower(key)
+		switch {
+		case k == "skip_verify":
+			// go-redis: skip_verify=true accepts any certificate.
+			d.errorf(n, path, "query option skip_verify turns off certificate verification; trust a private CA with state.ca_file")
+		case strings.Contains(k, "pass") || strings.Contains(k, "secret") || strings.Contains(k, "token") || k == "auth":
+			d.errorf(n, path, "a query option holds a password; put it in state.password_file or state.password_env")
+		}
 	}
 }
 
