@@ -357,9 +357,24 @@ func (f *Forwarder) auth(ctx context.Context, c *smtp.Client) *Error {
 		return &Error{Op: op, Kind: KindAuth, Err: err}
 	}
 	if err := c.Auth(sc); err != nil {
-		return fail(op, phaseAuth, err)
+		return fail(op, phaseAuth, withholdText(err))
 	}
 	return nil
+}
+
+// withholdText keeps of an AUTH failure the reply code and the network
+// error, not the server's text nor what the SASL client made of a challenge:
+// either may quote the credential (credential.Withheld).
+func withholdText(err error) error {
+	var se *smtp.SMTPError
+	var ne net.Error
+	switch {
+	case errors.As(err, &se):
+		return &smtp.SMTPError{Code: se.Code, EnhancedCode: se.EnhancedCode, Message: credential.Withheld}
+	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return err
+	}
+	return errors.New(credential.Withheld)
 }
 
 // drop closes the current session without QUIT.

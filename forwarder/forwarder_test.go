@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"encoding/base64"
 	"context"
 	"errors"
 	"fmt"
@@ -506,6 +507,45 @@ func TestTLS(t *testing.T) {
 			}
 			if sink.Count() != 0 {
 				t.Errorf("message sent despite the TLS failure")
+			}
+		})
+	}
+}
+
+// TestAuthEchoWithheld: a server whose AUTH refusal quotes the client's
+// response (base64 of "\x00user\x00password", of the XOAUTH2 string, ...)
+// gets it into no error and no log line; the code stays.
+func TestAuthEchoWithheld(t *testing.T) {
+	const token = "tok-echoed-Wz93kq"
+	for _, mech := range []credential.Mechanism{credential.Plain, credential.XOAuth2, credential.OAuthBearer} {
+		t.Run(string(mech), func(t *testing.T) {
+			sink := startSink(t, smtpsink.Options{TLS: smtpsink.TLSStartTLS, Username: "triage", Password: token})
+			sink.SetFault(smtpsink.Fault{Reject: smtpsink.StageAuth, Code: 535, Enhanced: smtp.EnhancedCode{5, 7, 8}, Text: "authentication failed: %s"})
+			var logged strings.Builder
+			cfg := Config{
+				Address: sink.Addr(), TLS: TLSStartTLS, RootCAs: sink.RootCAs(), From: "triage@example.com",
+				To: []string{"support@helpdesk.example"}, Hostname: "mailtriage.test", Timeout: 5 * time.Second,
+				Auth: &credential.Auth{Mechanism: mech, Username: "triage", Secret: credential.Static(secret.New(token))},
+			}
+			f, err := New(cfg, slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			err = forward(t, f, cleanVerdict(), false, original)
+			var fe *Error
+			if !errors.As(err, &fe) || fe.Kind != KindAuth || fe.Code != 535 || !fe.Temporary() {
+				t.Fatalf("Forward = %v, want a temporary auth error with code 535", err)
+			}
+			text := fmt.Sprintf("%v %+v %#v %v %s", err, fe, fe, errors.Unwrap(err), logged.String())
+			if strings.Contains(text, "authentication failed: ") && !strings.Contains(text, credential.Withheld) {
+				t.Errorf("the server's text is in the error: %s", text)
+			}
+			for _, word := range strings.FieldsFunc(text, func(r rune) bool { return !strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", r) }) {
+				decoded, _ := base64.StdEncoding.DecodeString(word)
+				if strings.Contains(word, token) || strings.Contains(string(decoded), token) {
+					t.Errorf("the credential reached the error or log in %q: %s", word, text)
+				}
 			}
 		})
 	}

@@ -150,7 +150,7 @@ func (s *conn) login(ctx context.Context, auth credential.Auth) error {
 		if err != nil {
 			return err
 		}
-		return s.do(ctx, func() error { return s.c.Authenticate(client) })
+		return s.do(ctx, func() error { return withholdText(s.c.Authenticate(client)) })
 	}
 	if mech.OAuth() || caps.Has(imap.CapLoginDisabled) {
 		return fmt.Errorf("%s: %w", strings.ToUpper(string(mech)), ErrNoMechanism)
@@ -162,7 +162,18 @@ func (s *conn) login(ctx context.Context, auth credential.Auth) error {
 	if err != nil {
 		return fmt.Errorf("credential for %s: %w", auth.Username, err)
 	}
-	return s.do(ctx, func() error { return s.c.Login(auth.Username, pw.Reveal()).Wait() })
+	return s.do(ctx, func() error { return withholdText(s.c.Login(auth.Username, pw.Reveal()).Wait()) })
+}
+
+// withholdText keeps of a refused login the server's response type and code
+// (NO [AUTHENTICATIONFAILED]), not its text, which may quote the credential
+// (credential.Withheld).
+func withholdText(err error) error {
+	var ie *imap.Error
+	if !errors.As(err, &ie) {
+		return err
+	}
+	return &imap.Error{Type: ie.Type, Code: ie.Code, Text: credential.Withheld}
 }
 
 // logout ends the session politely and closes the connection.
