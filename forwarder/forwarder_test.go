@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"encoding/base64"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -541,7 +541,9 @@ func TestAuthEchoWithheld(t *testing.T) {
 			if strings.Contains(text, "authentication failed: ") && !strings.Contains(text, credential.Withheld) {
 				t.Errorf("the server's text is in the error: %s", text)
 			}
-			for _, word := range strings.FieldsFunc(text, func(r rune) bool { return !strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", r) }) {
+			for _, word := range strings.FieldsFunc(text, func(r rune) bool {
+				return !strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", r)
+			}) {
 				decoded, _ := base64.StdEncoding.DecodeString(word)
 				if strings.Contains(word, token) || strings.Contains(string(decoded), token) {
 					t.Errorf("the credential reached the error or log in %q: %s", word, text)
