@@ -13,15 +13,15 @@ import (
 // SMTP must not carry, goes out as a space: made a line break, it would give
 // the helpdesk header fields or MIME boundaries that nobody classified (a
 // "Subject: x\rContent-Type: multipart/encrypted" smuggled past the
-// analyzer). It does in one pass, with vectorized scans for
-// the line breaks, what go-smtp's DataCommand writer (net/textproto's
-// DotWriter) does a byte at a time; that writer cost more CPU than the rest
-// of a forward.
+// analyzer). It does in one pass, with vectorized scans for the line
+// breaks, what go-smtp's DataCommand writer (net/textproto's DotWriter) does
+// a byte at a time; that writer cost more CPU than the rest of a forward.
 //
 // The last line break is held back: DataCommand.Close, which the caller
 // calls without having written through the DataCommand, sends "\r\n.\r\n",
 // ending the last line and the data. So the wire carries exactly what
-// DotWriter would have sent, a message without a final line break included.
+// DotWriter would have sent for the message with its bare CRs made spaces,
+// a message without a final line break included.
 type dataWriter struct {
 	w   io.Writer // where go-smtp writes: the connection, or TLS over it
 	out []byte    // encoded, not yet written; cap is the write size
