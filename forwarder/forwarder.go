@@ -403,12 +403,18 @@ func (f *Forwarder) Close() error {
 
 // Check opens a separate session, authenticates, has the sender and every
 // recipient accepted (MAIL and RCPT, no DATA), and quits. It is what
-// `mailtriage check` runs.
-func (f *Forwarder) Check(ctx context.Context) error {
+// `mailtriage check` runs; hello is the name it gave in EHLO, "" when it
+// did not get that far.
+func (f *Forwarder) Check(ctx context.Context) (hello string, err error) {
 	s, err := f.dial(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
+	return s.hello, f.check(ctx, s)
+}
+
+// check runs the rest of Check on the new session s.
+func (f *Forwarder) check(ctx context.Context, s *session) error {
 	release := s.conn.bind(ctx)
 	defer release()
 	defer s.client.Close()

@@ -650,11 +650,11 @@ func TestReconnectAfter421OnReusedSession(t *testing.T) {
 func TestCheck(t *testing.T) {
 	sink := startSink(t, smtpsink.Options{})
 	f := newForwarder(t, sink, nil)
-	if err := f.Check(context.Background()); err != nil {
-		t.Fatalf("Check: %v", err)
+	if hello, err := f.Check(context.Background()); err != nil || hello != "mailtriage.test" {
+		t.Fatalf("Check = %q, %v; want the EHLO name mailtriage.test", hello, err)
 	}
 	sink.SetFault(smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 550})
-	err := f.Check(context.Background())
+	_, err := f.Check(context.Background())
 	var fe *Error
 	if !errors.As(err, &fe) || fe.Code != 550 {
 		t.Fatalf("Check with RCPT refused = %v", err)

@@ -271,7 +271,7 @@ func TestCheck(t *testing.T) {
 				lines = lines[:1]
 			}
 			if tc.ok {
-				lines = append(lines, "folder INBOX", "review folder")
+				lines = append(lines, "folder INBOX", "review folder", ", EHLO ")
 			}
 			for _, line := range lines {
 				if !strings.Contains(string(out), line) {
