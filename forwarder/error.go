@@ -61,17 +61,6 @@ func (e *Error) Temporary() bool {
 	return e.Kind != KindRejected && e.Kind != KindSize
 }
 
-// Session reports whether the failure is of the session, not of this
-// message: every message would meet it until the cause is gone (the server,
-// the network, TLS, the credential). The message is left untouched.
-func (e *Error) Session() bool {
-	switch e.Kind {
-	case KindConnect, KindSession, KindTLS, KindAuth:
-		return true
-	}
-	return false
-}
-
 // FailureKind is Kind as a string, for callers that label metrics without
 // importing this package.
 func (e *Error) FailureKind() string { return string(e.Kind) }

@@ -58,28 +58,3 @@ func TestFailKinds(t *testing.T) {
 		})
 	}
 }
-
-// TestSessionKinds: the failures of the session leave the message untouched
-// (temporary); of the rest, a 4xx about the message and a garbled reply are
-// temporary, a refusal of the message and over SIZE are not.
-func TestSessionKinds(t *testing.T) {
-	tests := []struct {
-		kind               Kind
-		session, temporary bool
-	}{
-		{KindConnect, true, true},
-		{KindSession, true, true},
-		{KindTLS, true, true},
-		{KindAuth, true, true},
-		{KindTemporary, false, true},
-		{KindProtocol, false, true},
-		{KindRejected, false, false},
-		{KindSize, false, false},
-	}
-	for _, tt := range tests {
-		e := &Error{Kind: tt.kind}
-		if e.Session() != tt.session || e.Temporary() != tt.temporary {
-			t.Errorf("%s: Session %v Temporary %v, want %v %v", tt.kind, e.Session(), e.Temporary(), tt.session, tt.temporary)
-		}
-	}
-}
