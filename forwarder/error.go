@@ -121,7 +121,7 @@ func replyKind(p phase, se *smtp.SMTPError) Kind {
 		// RFC 5321 §3.8: 421 closes the session, whatever the command.
 		return KindSession
 	case p == phaseMailSize && se.Code == 552:
-		// RFC 1870 §6.1: 552 to MAIL with SIZE, over the fixed maximum.
+		// RFC 1870: 552 to MAIL with SIZE, the size over the fixed maximum.
 		return KindSize
 	case p == phaseMail || p == phaseMailSize:
 		// The sender is ours: refused now, refused for every message.
