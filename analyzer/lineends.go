@@ -5,17 +5,16 @@ import (
 	"fmt"
 )
 
-// A line of a header block ends at LF, here as on the IMAP server, and the
-// forwarder sends a bare CR (one not ending its line) as a space, since SMTP
-// must not carry it (RFC 5321 §2.3.8). Inside a line that changes how a
-// reader of the forwarded copy splits it into fields: "Content-Type\r: x"
-// is no field here but "Content-Type : x" there (RFC 5322 §4.5.1 allows
-// white space before the colon), and "\rContent-Type: x" continues the
-// field before it. A bare CR or a NUL (RFC 5322 §2.2 allows neither) within
-// a header line therefore makes the message unparseable, with the reason,
-// rather than judged on lines that are not the ones the helpdesk reads. CRs
-// that only end a line ("\r\r\n", as some mailers write) become trailing
-// white space and are left alone.
+// A line of a header block ends at LF, here as on the IMAP server and in
+// the forwarder, which drops the CRs that end a line ("\r\r\n", as some
+// mailers write) and sends any other CR, a bare one, as "?" (SMTP must not
+// carry it, RFC 5321 §2.3.8). Other readers take a bare CR for a line break
+// or for white space, and split the header into other fields: the CR of
+// "Subject: x\rContent-Type: multipart/encrypted" gave the helpdesk a
+// Content-Type nobody had classified. A bare CR or a NUL (RFC 5322 §2.2
+// allows neither) inside a header line therefore makes the message
+// unparseable, with the reason, rather than judged on lines that are not
+// the ones every reader sees.
 
 // lineEndProblems returns the problem of a header block, up to its first
 // empty line and within lim.MaxHeaderBytes, that holds a bare CR or a NUL
@@ -36,7 +35,7 @@ func lineEndProblems(block []byte, lim Limits, what string) []string {
 		body := bytes.TrimRight(line, "\r")
 		switch {
 		case bytes.IndexByte(body, '\r') >= 0:
-			return []string{fmt.Sprintf("%s: header line %d holds a bare CR, which the forwarded copy would read as white space", what, n)}
+			return []string{fmt.Sprintf("%s: header line %d holds a bare CR, a line break to some readers and none to others", what, n)}
 		case bytes.IndexByte(body, 0) >= 0:
 			return []string{fmt.Sprintf("%s: header line %d holds a NUL octet", what, n)}
 		}

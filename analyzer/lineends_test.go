@@ -12,9 +12,9 @@ import (
 )
 
 // TestHeaderLineEnds: a header line holding a bare CR or a NUL is judged
-// unparseable, by FromRaw and FromIMAP alike, since the forwarded copy (a
-// bare CR goes out as a space) would not split into the fields judged here.
-// CRs that only end a line, and any in the body, change nothing.
+// unparseable, by FromRaw and FromIMAP alike, since readers of the
+// forwarded copy would not all split it into the fields judged here. CRs
+// that only end a line, and any in the body, change nothing.
 func TestHeaderLineEnds(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -23,13 +23,13 @@ func TestHeaderLineEnds(t *testing.T) {
 	}{
 		{"bare CR smuggling fields into Subject",
 			"From: a@example.com\r\nSubject: hi\rX-Mailtriage-Released: yes\rContent-Type: multipart/encrypted; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n",
-			"message: header line 2 holds a bare CR, which the forwarded copy would read as white space"},
+			"message: header line 2 holds a bare CR, a line break to some readers and none to others"},
 		{"bare CR before the colon", "From: a@example.com\r\nContent-Type\r: multipart/encrypted; boundary=b\r\n\r\nx\r\n",
-			"message: header line 2 holds a bare CR, which the forwarded copy would read as white space"},
+			"message: header line 2 holds a bare CR, a line break to some readers and none to others"},
 		{"bare CR opening a line", "From: a@example.com\r\nContent-Type:\r\n\rmultipart/encrypted; boundary=b\r\n\r\nx\r\n",
-			"message: header line 3 holds a bare CR, which the forwarded copy would read as white space"},
+			"message: header line 3 holds a bare CR, a line break to some readers and none to others"},
 		{"LF-only lines with a bare CR", "From: a@example.com\nSubject: a\rb\n\nx\n",
-			"message: header line 2 holds a bare CR, which the forwarded copy would read as white space"},
+			"message: header line 2 holds a bare CR, a line break to some readers and none to others"},
 		{"NUL in a value", "From: a@example.com\r\nSubject: a\x00Content-Type: multipart/encrypted\r\n\r\nx\r\n",
 			"message: header line 2 holds a NUL octet"},
 		{"CR CR LF line ends", "From: a@example.com\r\r\nSubject: hi\r\r\n\r\nx\r\n", ""},

@@ -15,9 +15,9 @@
 // (SMTPUTF8). It never sends over plain text unless told to, never skips
 // certificate verification, never holds a whole message in memory, never
 // changes the original except to end its lines in CRLF (a line ends at LF, as
-// the analyzer reads it; a bare CR goes out as a space: dataWriter) and to
-// rename the sender's X-Mailtriage-* fields, and never puts a credential in
-// an error or a log line.
+// the analyzer reads it; a bare CR goes out as "?": dataWriter) and to rename
+// the sender's X-Mailtriage-* fields, and never puts a credential in an error
+// or a log line.
 //
 // Errors are *Error values whose Kind and Temporary method tell the caller
 // whether to retry the message later or to flag it.

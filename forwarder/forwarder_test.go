@@ -130,7 +130,8 @@ func TestRedirectKeepsOriginal(t *testing.T) {
 		{"CRLF with dot lines", original, original},
 		{"8-bit UTF-8 header and body", "Subject: Grüße\r\nFrom: jörg@example.de\r\n\r\nÄrger mit dem Drucker\r\n", "Subject: Grüße\r\nFrom: jörg@example.de\r\n\r\nÄrger mit dem Drucker\r\n"},
 		{"bare LF normalized", "Subject: x\n\nline one\n.\nline two\n", "Subject: x\r\n\r\nline one\r\n.\r\nline two\r\n"},
-		{"bare CR a space", "Subject: x\r\n\r\nold\rmac\r\n", "Subject: x\r\n\r\nold mac\r\n"},
+		{"bare CR no line break", "Subject: x\r\n\r\nold\rmac\r\n", "Subject: x\r\n\r\nold?mac\r\n"},
+		{"CR CR LF line ends", "Subject: x\r\r\n\r\nbody\r\r\n", "Subject: x\r\n\r\nbody\r\n"},
 		{"no final line break", "Subject: x\r\n\r\nno newline at end", "Subject: x\r\n\r\nno newline at end\r\n"},
 		{"long line kept", "Subject: x\r\n\r\n" + strings.Repeat("y", 990) + "\r\n", "Subject: x\r\n\r\n" + strings.Repeat("y", 990) + "\r\n"},
 	}
