@@ -96,7 +96,11 @@ func (d *dataWriter) Write(p []byte) (int, error) {
 			d.put(p[:end])
 			d.eol = true
 			p = p[end+1:]
-		default: // a CR, for the top of the loop
+		case r+1 < len(p) && p[r+1] == '\n': // CRLF, the common case
+			d.put(p[:r])
+			d.eol = true
+			p = p[r+2:]
+		default: // another CR, for the top of the loop
 			d.put(p[:r])
 			p = p[r:]
 		}
