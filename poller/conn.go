@@ -166,14 +166,21 @@ func (s *conn) login(ctx context.Context, auth credential.Auth) error {
 }
 
 // withholdText keeps of a refused login the server's response type and code
-// (NO [AUTHENTICATIONFAILED]), not its text, which may quote the credential
+// (NO [AUTHENTICATIONFAILED]) and a network error, not the server's text nor
+// what the SASL client made of a challenge: either may quote the credential
 // (credential.Withheld).
 func withholdText(err error) error {
 	var ie *imap.Error
-	if !errors.As(err, &ie) {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ie):
+		return &imap.Error{Type: ie.Type, Code: ie.Code, Text: credential.Withheld}
+	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		return err
 	}
-	return &imap.Error{Type: ie.Type, Code: ie.Code, Text: credential.Withheld}
+	return errors.New(credential.Withheld)
 }
 
 // logout ends the session politely and closes the connection.

@@ -40,6 +40,26 @@ func (echoingSASL) AuthenticateMechanisms() []string { return []string{sasl.Plai
 
 func (echoingSASL) Authenticate(string) (sasl.Server, error) { return echoResponse{}, nil }
 
+// echoingOAuth answers AUTHENTICATE OAUTHBEARER with an RFC 7628 error
+// challenge whose status quotes the client's response.
+type echoingOAuth struct{ echoingLogin }
+
+func (echoingOAuth) AuthenticateMechanisms() []string { return []string{sasl.OAuthBearer} }
+
+func (echoingOAuth) Authenticate(string) (sasl.Server, error) { return echoChallenge{}, nil }
+
+type echoChallenge struct{}
+
+func (echoChallenge) Next(response []byte) ([]byte, bool, error) {
+	if response == nil {
+		return []byte{}, false, nil
+	}
+	if len(response) == 1 && response[0] == 0x01 { // the client's reply to an error challenge
+		return nil, false, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed, Text: "rejected"}
+	}
+	return []byte(`{"status":"invalid_token ` + strings.ReplaceAll(string(response), "\x01", " ") + `","schemes":"bearer"}`), false, nil
+}
+
 type echoResponse struct{}
 
 func (echoResponse) Next(response []byte) ([]byte, bool, error) {
@@ -51,17 +71,22 @@ func (echoResponse) Next(response []byte) ([]byte, bool, error) {
 }
 
 // TestLoginEchoWithheld: an IMAP server that quotes the password, or the
-// base64 of the SASL response, in its refusal gets neither into the
-// poller's errors, check results or log; the response code stays.
+// base64 of the SASL response, in its refusal or in an error challenge gets
+// neither into the poller's errors, check results or log; the response code
+// of a refusal stays.
 func TestLoginEchoWithheld(t *testing.T) {
 	const password = "imap-secret-echoed-Pq7"
 	forms := []string{password, base64.StdEncoding.EncodeToString([]byte("\x00" + testUser + "\x00" + password))}
 	for _, tc := range []struct {
 		name    string
+		mech    credential.Mechanism
 		session func(imapserver.Session) imapserver.Session
+		code    bool // the server's NO ends the exchange: its response code stays
 	}{
-		{"LOGIN", func(s imapserver.Session) imapserver.Session { return echoingLogin{s} }},
-		{"AUTHENTICATE PLAIN", func(s imapserver.Session) imapserver.Session { return echoingSASL{echoingLogin{s}} }},
+		{"LOGIN", credential.Plain, func(s imapserver.Session) imapserver.Session { return echoingLogin{s} }, true},
+		{"AUTHENTICATE PLAIN", credential.Plain, func(s imapserver.Session) imapserver.Session { return echoingSASL{echoingLogin{s}} }, true},
+		{"AUTHENTICATE OAUTHBEARER, echo in the error challenge", credential.OAuthBearer,
+			func(s imapserver.Session) imapserver.Session { return echoingOAuth{echoingLogin{s}} }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := imapmemserver.New()
@@ -91,7 +116,7 @@ func TestLoginEchoWithheld(t *testing.T) {
 				Name: "support", Schedule: "@every 1h",
 				IMAP: IMAP{
 					Address: ln.Addr().String(), TLS: TLSNone, InsecurePlaintext: true,
-					Auth:        credential.Auth{Mechanism: credential.Plain, Username: testUser, Secret: credential.Static(secret.New(password))},
+					Auth:        credential.Auth{Mechanism: tc.mech, Username: testUser, Secret: credential.Static(secret.New(password))},
 					DialTimeout: 5 * time.Second, CommandTimeout: 5 * time.Second, BodyTimeout: 5 * time.Second,
 				},
 				Folder: "INBOX", ReviewFolder: "Triage/Review", ReleaseFolder: "Triage/Release", BatchSize: 10, LeaseTTL: 3 * time.Second,
@@ -114,7 +139,7 @@ func TestLoginEchoWithheld(t *testing.T) {
 					t.Errorf("the credential (%q) reached an error or the log:\n%s", f, all)
 				}
 			}
-			if !strings.Contains(err.Error(), "AUTHENTICATIONFAILED") {
+			if tc.code && !strings.Contains(err.Error(), "AUTHENTICATIONFAILED") {
 				t.Errorf("the refusal lost its response code: %v", err)
 			}
 		})

@@ -359,22 +359,31 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return echoingServer{Server: srv, sink: ss.sink}, nil
+	return &echoingServer{Server: srv, sink: ss.sink}, nil
 }
 
 // echoingServer answers the client's response with the AUTH fault's reply
 // when there is one, its text quoting the response as a careless server's
-// does.
+// does; with Code 334 the reply is an error challenge (RFC 7628 §3.2.2),
+// after which the exchange fails.
 type echoingServer struct {
 	sasl.Server
-	sink *Sink
+	sink       *Sink
+	challenged bool
 }
 
-func (e echoingServer) Next(response []byte) ([]byte, bool, error) {
+func (e *echoingServer) Next(response []byte) ([]byte, bool, error) {
+	if e.challenged {
+		return nil, false, smtp.ErrAuthFailed
+	}
 	if response != nil {
 		if r := e.sink.trigger(StageAuth); r != nil {
 			if strings.Contains(r.Message, "%s") {
 				r.Message = fmt.Sprintf(r.Message, base64.StdEncoding.EncodeToString(response))
+			}
+			if r.Code == 334 {
+				e.challenged = true
+				return []byte(r.Message), false, nil
 			}
 			return nil, false, r
 		}
