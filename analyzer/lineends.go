@@ -34,6 +34,10 @@ func lineEndProblems(block []byte, lim Limits, what string) []string {
 		}
 		body := bytes.TrimRight(line, "\r")
 		switch {
+		case len(body) == 0:
+			// "\r\r\n": empty once its CRs are dropped, as the forwarder
+			// drops them; no end of the header here.
+			return []string{fmt.Sprintf("%s: header line %d is empty but for CRs, the end of the header to some readers and not to others", what, n)}
 		case bytes.IndexByte(body, '\r') >= 0:
 			return []string{fmt.Sprintf("%s: header line %d holds a bare CR, a line break to some readers and none to others", what, n)}
 		case bytes.IndexByte(body, 0) >= 0:

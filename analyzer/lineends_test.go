@@ -33,6 +33,8 @@ func TestHeaderLineEnds(t *testing.T) {
 		{"NUL in a value", "From: a@example.com\r\nSubject: a\x00Content-Type: multipart/encrypted\r\n\r\nx\r\n",
 			"message: header line 2 holds a NUL octet"},
 		{"CR CR LF line ends", "From: a@example.com\r\r\nSubject: hi\r\r\n\r\nx\r\n", ""},
+		{"a line of CRs alone", "From: a@example.com\r\n\r\r\nContent-Type: text/html\r\n\r\nx\r\n",
+			"message: header line 2 is empty but for CRs, the end of the header to some readers and not to others"},
 		{"bare CR in the body", "From: a@example.com\r\nSubject: hi\r\n\r\nold\rmac\r\n", ""},
 		{"plain LF lines", "From: a@example.com\nSubject: hi\n\nx\n", ""},
 	}

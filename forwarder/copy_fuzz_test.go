@@ -58,6 +58,7 @@ func FuzzForwardedCopyMatchesVerdict(f *testing.F) {
 	f.Add([]byte("From: a@example.com\nSubject: lf only\n folded\nContent-Type: multipart/mixed; boundary=x\n\n--x\n\nhi\n--x--\n"))
 	f.Add([]byte("Content-Type: text/html\r\nSubject: a\x00b\r\n\rContent-Type: multipart/encrypted\r\n\r\n"))
 	f.Add([]byte("Subject: x\r\r\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n\r\n"))
+	f.Add([]byte("From: a@example.com\r\n\r\r\nContent-Type: text/html\r\nX-Other: 1\r\n\r\nbody\r\n"))
 	classify := analyzer.New(nil)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		m, err := analyzer.FromRaw(bytes.NewReader(raw))

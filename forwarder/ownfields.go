@@ -27,13 +27,14 @@ const (
 const renameBufferSize = 4 << 10
 
 // renamer passes a message through, renaming in its header block (up to the
-// first empty line) each field whose name starts with ownPrefix, in any
-// letter case. A line ends at LF, as the analyzer and the IMAP server read
-// it (a bare CR goes out as a space: dataWriter). The body passes untouched.
+// first line that is empty but for CRs, as dataWriter sends it) each field
+// whose name starts with ownPrefix, in any letter case. A line ends at LF, as
+// the analyzer and the IMAP server read it. The body passes untouched.
 type renamer struct {
 	br      *bufio.Reader
 	header  bool   // still in the header block
 	bol     bool   // the next octet starts a line
+	blank   bool   // the line so far holds nothing but CRs
 	out     []byte // scratch for a renamed line start
 	pending []byte // read but not yet returned
 	err     error  // the source's error, returned once pending is empty
@@ -46,7 +47,7 @@ func newRenamer() *renamer {
 // reset starts a new message read from r.
 func (n *renamer) reset(r io.Reader) {
 	n.br.Reset(r)
-	n.header, n.bol, n.pending, n.err = true, true, nil, nil
+	n.header, n.bol, n.blank, n.pending, n.err = true, true, false, nil, nil
 }
 
 func (n *renamer) Read(p []byte) (int, error) {
@@ -78,13 +79,13 @@ func (n *renamer) line(frag []byte) []byte {
 	}
 	start := n.bol
 	n.bol = frag[len(frag)-1] == '\n'
+	// "\n", "\r\n", "\r\r\n", however long: an empty line once dataWriter
+	// drops the CRs that end it.
+	n.blank = (start || n.blank) && len(bytes.TrimLeft(bytes.TrimSuffix(frag, []byte("\n")), "\r")) == 0
 	switch {
-	case !start:
-		return frag
-	case bytes.Equal(frag, []byte("\n")) || bytes.Equal(frag, []byte("\r\n")):
+	case n.blank && n.bol:
 		n.header = false
-		return frag
-	case len(frag) >= len(ownPrefix) && bytes.EqualFold(frag[:len(ownPrefix)], []byte(ownPrefix)):
+	case start && len(frag) >= len(ownPrefix) && bytes.EqualFold(frag[:len(ownPrefix)], []byte(ownPrefix)):
 		n.out = append(append(n.out[:0], renamedPrefix...), frag[len(ownPrefix):]...)
 		return n.out
 	}

@@ -148,7 +148,7 @@ func renameReference(in []byte) []byte {
 		in = in[len(line):]
 		switch {
 		case !header:
-		case string(line) == "\n" || string(line) == "\r\n":
+		case strings.Trim(string(line), "\r") == "\n":
 			header = false
 		case len(line) >= len(ownPrefix) && strings.EqualFold(string(line[:len(ownPrefix)]), ownPrefix):
 			line = append([]byte(renamedPrefix), line[len(ownPrefix):]...)
@@ -181,6 +181,10 @@ func TestRenamer(t *testing.T) {
 		{"no body, no final line break", "X-Mailtriage-Relay: none", "X-Original-Mailtriage-Relay: none"},
 		{"a CR alone ends no line", "A: 1\rX-Mailtriage-Relay: none\r\n\r\n", "A: 1\rX-Mailtriage-Relay: none\r\n\r\n"},
 		{"empty", "", ""},
+		{"the header ends at a line of CRs", "A: 1\r\n\r\r\nX-Mailtriage-Relay: body\r\n", "A: 1\r\n\r\r\nX-Mailtriage-Relay: body\r\n"},
+		{"the header ends at a line of more CRs than the buffer", "A: 1\r\n" + strings.Repeat("\r", 2*renameBufferSize) + "\nX-Mailtriage-Relay: body\r\n",
+			"A: 1\r\n" + strings.Repeat("\r", 2*renameBufferSize) + "\nX-Mailtriage-Relay: body\r\n"},
+		{"CRs then text is no end", "A: 1\r\n\r\rB: 2\r\nX-Mailtriage-Relay: none\r\n\r\n", "A: 1\r\n\r\rB: 2\r\nX-Original-Mailtriage-Relay: none\r\n\r\n"},
 	}
 	n := newRenamer()
 	for _, tt := range tests {
