@@ -18,7 +18,7 @@ import (
 
 // lineEndProblems returns the problem of a header block, up to its first
 // empty line and within lim.MaxHeaderBytes, that holds a bare CR or a NUL
-// inside a line.
+// inside a line, or a line of CRs alone.
 func lineEndProblems(block []byte, lim Limits, what string) []string {
 	consumed := 0
 	for n := 1; len(block) > 0 && consumed <= lim.MaxHeaderBytes; n++ {
