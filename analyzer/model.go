@@ -346,6 +346,9 @@ func parseHeader(block []byte, lim Limits, what string) (Header, []string) {
 // least one field.
 func messageHeader(block []byte, lim Limits) (Header, []string) {
 	h, problems := parseHeader(block, lim, "message")
+	if len(h) > 0 {
+		problems = append(problems, lineEndProblems(block, lim, "message")...)
+	}
 	if len(h) == 0 {
 		problems = append(problems, "message: no header fields (the data does not start with a header field)")
 	}

@@ -149,7 +149,8 @@ type Server struct {
 	PasswordEnv       string   `json:"password_env,omitempty"`
 	TokenFile         string   `json:"token_file,omitempty"`
 	TokenCommand      []string `json:"token_command,omitempty"`
-	OAuth2            *OAuth2  `json:"oauth2,omitempty"` // with auth: oauth2
+	OAuth2            *OAuth2  `json:"oauth2,omitempty"`    // with auth: oauth2
+	EHLOName          string   `json:"ehlo_name,omitempty"` // SMTP only; "" = the machine's FQDN, else an address literal
 }
 
 // AnalyzerPolicy returns the mailbox's policy as the analyzer takes it.

@@ -90,6 +90,16 @@ func TestValues(t *testing.T) {
 				return strings.Replace(s, "address: smtp.example.com", "address: smtp.example.com\n        tls: implicit", 1)
 			},
 			func(c *Config) (any, any) { return c.Mailboxes[0].Forward.SMTP.Address, "smtp.example.com:465" }},
+		{"state url with a Redis ACL user name beside a password source",
+			func(s string) string {
+				return "state: {url: \"rediss://triage@redis:6380/0?dial_timeout=3s\", password_env: PW}\n" + s
+			},
+			func(c *Config) (any, any) { return c.State.URL, "rediss://triage@redis:6380/0?dial_timeout=3s" }},
+		{"ehlo_name",
+			func(s string) string {
+				return strings.Replace(s, "address: smtp.example.com", "address: smtp.example.com\n        ehlo_name: triage.example.com", 1)
+			},
+			func(c *Config) (any, any) { return c.Mailboxes[0].Forward.SMTP.EHLOName, "triage.example.com" }},
 		{"explicit port kept",
 			func(s string) string { return strings.Replace(s, "imap.example.com", "imap.example.com:1993", 1) },
 			func(c *Config) (any, any) { return c.Mailboxes[0].IMAP.Address, "imap.example.com:1993" }},
@@ -239,6 +249,10 @@ func TestErrors(t *testing.T) {
 			}},
 		{"bad forward mode", strings.Replace(minimal, "      smtp:\n", "      mode: bounce\n      smtp:\n", 1),
 			[]string{`config.yaml:10: mailboxes[0].forward.mode: "bounce" is not one of redirect, attach`}},
+		{"ehlo_name a bare host name", strings.Replace(minimal, "address: smtp.example.com\n", "address: smtp.example.com\n        ehlo_name: 3f2a9c1b7d4e\n", 1),
+			[]string{`config.yaml:12: mailboxes[0].forward.smtp.ehlo_name: "3f2a9c1b7d4e" is not a fully qualified domain name such as mail.example.com`}},
+		{"ehlo_name is for smtp only", imap("      password_file: /s\n      ehlo_name: triage.example.com\n"),
+			[]string{`config.yaml:7: mailboxes[0].imap.ehlo_name: unknown key`}},
 		{"smtp secret without username", strings.Replace(minimal, "address: smtp.example.com\n", "address: smtp.example.com\n        password_env: SMTP_PW\n", 1),
 			[]string{`config.yaml:12: mailboxes[0].forward.smtp.username: required with password_env`}},
 		{"missing required keys", "mailboxes:\n  - name: support\n",
@@ -268,6 +282,20 @@ func TestErrors(t *testing.T) {
 			}},
 		{"state url with password", "state: {url: \"redis://:hunter2@redis:6379/0\"}\n" + minimal,
 			[]string{`config.yaml:1: state.url: holds a password; put it in state.password_file or state.password_env`}},
+		{"state url with a lone user name", "state: {url: \"redis://hunter2@redis:6379/0\"}\n" + minimal,
+			[]string{`config.yaml:1: state.url: holds a user name but no state.password_file or state.password_env; a password goes there, a Redis ACL user name beside it`}},
+		{"state url with ?password=", "state: {url: \"redis://redis:6379/0?password=hunter2\"}\n" + minimal,
+			[]string{`config.yaml:1: state.url: a query option holds a password; put it in state.password_file or state.password_env`}},
+		{"state url with skip_verify", "state: {url: \"rediss://redis:6380/0?skip_verify=true\"}\n" + minimal,
+			[]string{`config.yaml:1: state.url: query option skip_verify turns off certificate verification; trust a private CA with state.ca_file`}},
+		{"state url with skip_verify=false too", "state: {url: \"rediss://redis:6380/0?dial_timeout=3s&Skip_Verify=false\"}\n" + minimal,
+			[]string{`config.yaml:1: state.url: query option skip_verify turns off certificate verification; trust a private CA with state.ca_file`}},
+		{"state url with a fragment", "state: {url: \"redis://redis:6379/0#hunter2\"}\n" + minimal,
+			[]string{`config.yaml:1: state.url: has a #fragment; a state URL has none`}},
+		{"state url with a path that is no database", "state: {url: \"redis://redis:6379/hunter2\"}\n" + minimal,
+			[]string{`config.yaml:1: state.url: path must be a database number, as in redis://localhost:6379/0`}},
+		{"state url query that does not parse", "state: {url: \"redis://redis:6379/0?a=%zz\"}\n" + minimal,
+			[]string{`config.yaml:1: state.url: query does not parse`}},
 		{"state url bad scheme", "state: {url: \"postgres://db/x\"}\n" + minimal,
 			[]string{`config.yaml:1: state.url: scheme "postgres" is not one of file, redis, rediss, redis+cluster, rediss+cluster`}},
 		{"state password with file url", "state: {password_env: PW}\n" + minimal,
@@ -307,6 +335,9 @@ func TestErrors(t *testing.T) {
 				t.Fatalf("error %T is not Errors: %v", err, err)
 			}
 			got := strings.Split(err.Error(), "\n")
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("an error prints the password: %v", err)
+			}
 			if !reflect.DeepEqual(sortedCopy(got), sortedCopy(tt.want)) {
 				t.Errorf("errors:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(tt.want, "\n     "))
 			}

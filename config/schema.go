@@ -2,10 +2,12 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/mail"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/forwarder"
 	"github.com/mailtriage/mailtriage/internal/credential"
 )
 
@@ -72,7 +75,7 @@ func (d *decoder) state(n *yaml.Node, path string, st *State) {
 		{key: "ca_file", decode: d.setStr(&st.CAFile)},
 	})
 	if v, ok := seen["url"]; ok {
-		d.checkStateURL(v, join(path, "url"), st.URL)
+		d.checkStateURL(v, join(path, "url"), st.URL, st.PasswordFile != "" || st.PasswordEnv != "")
 	}
 	if v, ok := seen["prefix"]; ok && (st.Prefix == "" || strings.ContainsAny(st.Prefix, " \t\r\n")) {
 		d.errorf(v, join(path, "prefix"), "must be a non-empty word without spaces")
@@ -88,7 +91,10 @@ func (d *decoder) state(n *yaml.Node, path string, st *State) {
 	}
 }
 
-func (d *decoder) checkStateURL(n *yaml.Node, path, raw string) {
+// checkStateURL refuses a state URL that holds a secret or weakens TLS
+// verification. Its messages never quote the URL or a part of it: any part
+// might be a password put in the wrong place.
+func (d *decoder) checkStateURL(n *yaml.Node, path, raw string, passwordSource bool) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// Not the parser's message: it quotes the input, which might hold a
@@ -104,15 +110,46 @@ func (d *decoder) checkStateURL(n *yaml.Node, path, raw string) {
 	case "redis", "rediss", "redis+cluster", "rediss+cluster":
 		if _, hasPassword := u.User.Password(); hasPassword {
 			d.errorf(n, path, "holds a password; put it in state.password_file or state.password_env")
+		} else if u.User != nil && !passwordSource {
+			// redis://PASSWORD@host: a lone user name is often the password.
+			d.errorf(n, path, "holds a user name but no state.password_file or state.password_env; a password goes there, a Redis ACL user name beside it")
 		}
 		if u.Host == "" {
 			d.errorf(n, path, "%s: URL needs a host, as in %s://localhost:6379/0", u.Scheme, u.Scheme)
 		}
+		if u.Fragment != "" || u.RawFragment != "" || strings.HasSuffix(raw, "#") {
+			d.errorf(n, path, "has a #fragment; a state URL has none")
+		}
+		if db := strings.TrimPrefix(u.Path, "/"); db != "" && strings.Trim(db, "0123456789") != "" {
+			d.errorf(n, path, "path must be a database number, as in %s://localhost:6379/0", u.Scheme)
+		}
 		if db := strings.Trim(u.Path, "/"); strings.HasSuffix(u.Scheme, "+cluster") && db != "" && db != "0" {
 			d.errorf(n, path, "a Redis Cluster has only database 0, not %q", db)
 		}
+		d.checkStateQuery(n, path, u.RawQuery)
 	default:
 		d.errorf(n, path, "scheme %q is not one of file, redis, rediss, redis+cluster, rediss+cluster", u.Scheme)
+	}
+}
+
+// checkStateQuery refuses the query options of a redis:// or rediss:// URL
+// that carry a secret or weaken verification; go-redis checks the rest
+// (naming only the option) when the store opens.
+func (d *decoder) checkStateQuery(n *yaml.Node, path, rawQuery string) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		d.errorf(n, path, "query does not parse")
+		return
+	}
+	for _, key := range slices.Sorted(maps.Keys(q)) {
+		k := strings.ToLower(key)
+		switch {
+		case k == "skip_verify":
+			// go-redis: skip_verify=true accepts any certificate.
+			d.errorf(n, path, "query option skip_verify turns off certificate verification; trust a private CA with state.ca_file")
+		case strings.Contains(k, "pass") || strings.Contains(k, "secret") || strings.Contains(k, "token") || k == "auth":
+			d.errorf(n, path, "a query option holds a password; put it in state.password_file or state.password_env")
+		}
 	}
 }
 
@@ -372,6 +409,7 @@ type serverKind struct {
 	ports       map[string]string // default port by tls
 	needsLogin  bool
 	exampleHost string
+	ehlo        bool // takes ehlo_name (SMTP)
 }
 
 // imapServer: implicit TLS on 993 by default, and a login is required.
@@ -385,7 +423,7 @@ func imapServer() serverKind {
 // smtpServer: STARTTLS on 587 by default (RFC 6409), login optional.
 func smtpServer() serverKind {
 	return serverKind{
-		protocol: "smtp", defaultTLS: TLSStartTLS, exampleHost: "smtp.example.com:587",
+		protocol: "smtp", defaultTLS: TLSStartTLS, exampleHost: "smtp.example.com:587", ehlo: true,
 		ports: map[string]string{TLSImplicit: defaultSMTPSPort, TLSStartTLS: defaultSMTPPort, TLSNone: defaultSMTPPlainPort},
 	}
 }
@@ -397,7 +435,7 @@ func secretKeys() []string {
 
 func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
 	s := Server{TLS: kind.defaultTLS}
-	seen := d.mapping(n, path, []field{
+	fields := []field{
 		{key: "address", required: true, decode: d.setStr(&s.Address)},
 		{key: "tls", decode: d.setEnum(&s.TLS, TLSImplicit, TLSStartTLS, TLSNone)},
 		{key: "ca_file", decode: d.setStr(&s.CAFile)},
@@ -414,7 +452,14 @@ func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
 			}
 		}},
 		{key: "oauth2", decode: func(n *yaml.Node, p string) { s.OAuth2 = d.oauth2(n, p, kind) }},
-	})
+	}
+	if kind.ehlo {
+		fields = append(fields, field{key: "ehlo_name", decode: d.setStr(&s.EHLOName)})
+	}
+	seen := d.mapping(n, path, fields)
+	if v, ok := seen["ehlo_name"]; ok && !forwarder.Qualified(s.EHLOName) {
+		d.errorf(v, join(path, "ehlo_name"), "%q is not a fully qualified domain name such as mail.example.com", s.EHLOName)
+	}
 	if v, ok := seen["address"]; ok {
 		s.Address = d.hostPort(v, join(path, "address"), s.Address, kind.ports[s.TLS], kind.exampleHost)
 	}

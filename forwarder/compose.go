@@ -26,11 +26,12 @@ type wrapping struct {
 // three boundary lines and the two part headers.
 const partOverhead = 512
 
-// wrap prepares the wrapping of the configured mode for v.
-func (f *Forwarder) wrap(v analyzer.Verdict, released, eightBit bool) wrapping {
+// wrap prepares the wrapping of the configured mode for v; idDomain is the
+// right side of the Message-ID it writes.
+func (f *Forwarder) wrap(v analyzer.Verdict, released, eightBit bool, idDomain string) wrapping {
 	now := time.Now()
 	if f.cfg.Mode == ModeRedirect {
-		return wrapping{header: annotation(v, released) + resent(f.cfg.From, f.cfg.To, f.cfg.Hostname, now)}
+		return wrapping{header: annotation(v, released) + resent(f.cfg.From, f.cfg.To, idDomain, now)}
 	}
 	var r [12]byte
 	rand.Read(r[:])
@@ -45,7 +46,7 @@ func (f *Forwarder) wrap(v analyzer.Verdict, released, eightBit bool) wrapping {
 			mailheader.Field("To", strings.Join(f.cfg.To, ", ")) +
 			mailheader.Field("Subject", "[mailtriage] "+mailheader.EncodeText(v.Subject)) +
 			mailheader.Field("Date", mailheader.Date(now)) +
-			mailheader.Field("Message-ID", mailheader.MessageID(f.cfg.Hostname)) +
+			mailheader.Field("Message-ID", mailheader.MessageID(idDomain)) +
 			mailheader.Field("MIME-Version", "1.0") +
 			mailheader.Field("Content-Type", `multipart/mixed; boundary="`+boundary+`"`),
 		summary:  qp.String(),

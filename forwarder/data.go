@@ -6,17 +6,26 @@ import (
 )
 
 // dataWriter encodes a message as the content of SMTP DATA and writes it
-// to the session's connection, under go-smtp: every line break becomes CRLF
-// (a bare LF or CR too, RFC 5321 §2.3.8) and a line that starts with "."
-// gets a second one (§4.5.2). It does in one pass, with vectorized scans for
-// the line breaks, what go-smtp's DataCommand writer (net/textproto's
-// DotWriter) does a byte at a time; that writer cost more CPU than the rest
-// of a forward.
+// to the session's connection, under go-smtp: every line ends in CRLF (a
+// bare LF too, RFC 5321 §2.3.8) and a line that starts with "." gets a
+// second one (§4.5.2). A line is what ends in LF, as the analyzer, the IMAP
+// server (its BODYSTRUCTURE) and the renamer read it. CRs that end a line
+// (before its LF, or at the end of the message: "\r\r\n", as some mailers
+// write) are dropped. Any other CR is bare, SMTP must not carry it, and it
+// goes out as "?": made a line break, it gave the helpdesk header fields or
+// MIME boundaries that nobody classified ("Subject: x\rContent-Type:
+// multipart/encrypted" smuggled past the analyzer); made white space, it
+// would still turn "Content-Type\r: x" into a field (RFC 5322 §4.5.1 allows
+// white space before the colon), "\rContent-Type: x" into the continuation of
+// the field before, and "--b\r " into a boundary line. "?" is none of these. It does in one pass, with vectorized scans for the line
+// breaks, what go-smtp's DataCommand writer (net/textproto's DotWriter) does
+// a byte at a time; that writer cost more CPU than the rest of a forward.
 //
 // The last line break is held back: DataCommand.Close, which the caller
 // calls without having written through the DataCommand, sends "\r\n.\r\n",
 // ending the last line and the data. So the wire carries exactly what
-// DotWriter would have sent, a message without a final line break included.
+// DotWriter would have sent for the message with its CRs so handled,
+// a message without a final line break included.
 type dataWriter struct {
 	w   io.Writer // where go-smtp writes: the connection, or TLS over it
 	out []byte    // encoded, not yet written; cap is the write size
@@ -26,12 +35,14 @@ type dataWriter struct {
 
 	bol bool // the next octet starts a line
 	eol bool // a line break is held back
-	cr  bool // the input so far ends with a CR, whose LF may come next
+	crs int  // CRs the input so far ends with, not yet written: dropped if LF comes next, else each a bareCR
 }
 
 var (
 	crlf = []byte("\r\n")
 	dot  = []byte(".")
+	// bareCRs is what a run of bare CRs goes out as, in pieces of this size.
+	bareCRs = bytes.Repeat([]byte("?"), 64)
 )
 
 func newDataWriter(bufSize int) *dataWriter {
@@ -41,7 +52,7 @@ func newDataWriter(bufSize int) *dataWriter {
 // reset starts a new message on w.
 func (d *dataWriter) reset(w io.Writer) {
 	d.w, d.out, d.n, d.err = w, d.out[:0], 0, nil
-	d.bol, d.eol, d.cr = true, false, false
+	d.bol, d.eol, d.crs = true, false, 0
 }
 
 func (d *dataWriter) Write(p []byte) (int, error) {
@@ -50,16 +61,21 @@ func (d *dataWriter) Write(p []byte) (int, error) {
 	}
 	n := len(p)
 	for len(p) > 0 {
-		if d.cr { // the CR that ended the last write was a line break
-			d.cr = false
-			if p[0] == '\n' {
-				p = p[1:]
-				continue
-			}
+		if p[0] == '\r' { // held, whatever line break is held too, until what follows the run decides
+			d.crs++
+			p = p[1:]
+			continue
+		}
+		if d.crs > 0 && p[0] == '\n' { // the CRs end the line: dropped
+			d.crs = 0
 		}
 		if d.eol {
 			d.put(crlf)
 			d.eol, d.bol = false, true
+		}
+		if d.crs > 0 { // bare: the line goes on with them, and "?" needs no dot
+			d.bol = false
+			d.putBareCRs()
 		}
 		if d.bol {
 			d.bol = false
@@ -80,18 +96,13 @@ func (d *dataWriter) Write(p []byte) (int, error) {
 			d.put(p[:end])
 			d.eol = true
 			p = p[end+1:]
-		default: // CR, CRLF or a bare CR
+		case r+1 < len(p) && p[r+1] == '\n': // CRLF, the common case
 			d.put(p[:r])
 			d.eol = true
-			switch {
-			case r+1 == len(p):
-				d.cr = true
-				p = nil
-			case p[r+1] == '\n':
-				p = p[r+2:]
-			default:
-				p = p[r+1:]
-			}
+			p = p[r+2:]
+		default: // another CR, for the top of the loop
+			d.put(p[:r])
+			p = p[r:]
 		}
 	}
 	if d.err != nil {
@@ -121,10 +132,21 @@ func (d *dataWriter) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// finish writes what is buffered, but not the held-back line break.
+// finish writes what is buffered, but not the held-back line break; CRs
+// that end the message end its last line.
 func (d *dataWriter) finish() error {
+	d.crs = 0
 	d.flush()
 	return d.err
+}
+
+// putBareCRs writes the held CRs, which were bare.
+func (d *dataWriter) putBareCRs() {
+	for d.crs > 0 {
+		k := min(d.crs, len(bareCRs))
+		d.put(bareCRs[:k])
+		d.crs -= k
+	}
 }
 
 // put appends b to the output, writing whenever the buffer is full.

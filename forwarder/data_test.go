@@ -31,19 +31,29 @@ func wireData(t *testing.T, in []byte, step int) []byte {
 	return append(out.Bytes(), "\r\n.\r\n"...)
 }
 
-// dotWriterData is the reference: bare CR and LF made CRLF (a CR at the very
-// end left for the DotWriter to complete), then net/textproto's DotWriter,
-// which is what go-smtp's DataCommand writes through.
+// dotWriterData is the reference: a bare LF made CRLF, a run of CRs before
+// LF (or at the very end, left for the DotWriter to end the line) dropped,
+// any other CR made "?", then net/textproto's DotWriter, which is what
+// go-smtp's DataCommand writes through.
 func dotWriterData(in []byte) []byte {
 	var clean []byte
 	for i := 0; i < len(in); i++ {
-		switch b := in[i]; {
-		case b == '\r' && i+1 < len(in) && in[i+1] == '\n':
-			clean = append(clean, '\r', '\n')
-			i++
-		case b == '\r' && i+1 == len(in):
-			clean = append(clean, '\r')
-		case b == '\r' || b == '\n':
+		switch b := in[i]; b {
+		case '\r':
+			k := i
+			for k < len(in) && in[k] == '\r' {
+				k++
+			}
+			switch {
+			case k == len(in):
+			case in[k] == '\n':
+				clean = append(clean, '\r', '\n')
+				k++
+			default:
+				clean = append(clean, bytes.Repeat([]byte("?"), k-i)...)
+			}
+			i = k - 1
+		case '\n':
 			clean = append(clean, '\r', '\n')
 		default:
 			clean = append(clean, b)
@@ -65,12 +75,18 @@ func TestDataWriter(t *testing.T) {
 		{"no final line break", "a\r\nb", "a\r\nb\r\n.\r\n"},
 		{"empty", "", "\r\n.\r\n"},
 		{"bare LF", "a\nb\n", "a\r\nb\r\n.\r\n"},
-		{"bare CR", "a\rb\r", "a\r\nb\r\n.\r\n"},
-		{"CR CR LF", "a\r\r\n", "a\r\n\r\n.\r\n"},
+		{"bare CR is no line break", "a\rb\r", "a?b\r\n.\r\n"},
+		{"CRs ending a line are dropped", "a\r\r\nb\r\r\r\n", "a\r\nb\r\n.\r\n"},
+		{"a run of bare CRs", "a\r\r\rb\r\n", "a???b\r\n.\r\n"},
+		{"bare CR smuggling a field", "Subject: x\rX-Mailtriage-Released: yes\r\n", "Subject: x?X-Mailtriage-Released: yes\r\n.\r\n"},
+		{"bare CR before the colon is no white space", "Content-Type\r: multipart/encrypted\r\n", "Content-Type?: multipart/encrypted\r\n.\r\n"},
+		{"bare CR opening a line is no continuation", "A: 1\r\n\rContent-Type: x\r\n", "A: 1\r\n?Content-Type: x\r\n.\r\n"},
+		{"bare CR before a dot", "a\r.b\r\n", "a?.b\r\n.\r\n"},
+		{"CR line then a dot line", "\r\r\n.x\n", "\r\n..x\r\n.\r\n"},
 		{"dot first", ".a\r\n", "..a\r\n.\r\n"},
 		{"dot lines", "a\r\n.\r\n..b\n.", "a\r\n..\r\n...b\r\n..\r\n.\r\n"},
 		{"dot inside a line", "a.b\r\n", "a.b\r\n.\r\n"},
-		{"empty lines", "\r\n\n\r", "\r\n\r\n\r\n.\r\n"},
+		{"empty lines, a CR at the end", "\r\n\n\r", "\r\n\r\n.\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,6 +139,7 @@ func (f failingWriter) Write([]byte) (int, error) { return 0, f.err }
 func FuzzDataWriter(f *testing.F) {
 	f.Add([]byte("a\r\nb\nc\rd"), uint8(3))
 	f.Add([]byte("\r\r\n\n\r"), uint8(1))
+	f.Add([]byte("a\r\r\rb\r\r\n\r.c\r"), uint8(2))
 	f.Add([]byte(".\r\n..\n.\r.x\r\n"), uint8(2))
 	f.Add([]byte("line one\r\nline two\r\n\r\n.dot\n"), uint8(7))
 	f.Fuzz(func(t *testing.T, in []byte, cut uint8) {

@@ -19,11 +19,12 @@ type Kind string
 
 // The kinds of failure.
 const (
-	KindConnect   Kind = "connect"   // dial, greeting, EHLO, a dropped connection, a timeout
+	KindConnect   Kind = "connect"   // dial, a dropped connection, a timeout
+	KindSession   Kind = "session"   // the server refuses the session, not this message (sessionReply): every message would meet it
 	KindTLS       Kind = "tls"       // STARTTLS missing or refused, handshake or certificate failure
 	KindAuth      Kind = "auth"      // AUTH missing, mechanism not offered, credential unreadable, AUTH refused
-	KindTemporary Kind = "temporary" // a 4xx reply in the mail transaction, or the message source failed
-	KindRejected  Kind = "rejected"  // a 5xx reply in the mail transaction (RFC 5321 §4.2.1)
+	KindTemporary Kind = "temporary" // a 4xx reply about this message, or the message source failed
+	KindRejected  Kind = "rejected"  // a 5xx reply about this message: to its RCPT, DATA or content (RFC 5321 §4.2.1)
 	KindSize      Kind = "size"      // the message exceeds the server's SIZE limit (RFC 1870); nothing was sent
 	KindProtocol  Kind = "protocol"  // a reply the client cannot make sense of
 )
@@ -54,10 +55,10 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Temporary reports whether trying the same message again later may succeed.
-// It is true for connection, TLS, authentication and protocol failures
-// (nothing is wrong with the message; the path to the server or the server
-// is) and for 4xx replies. Only a 5xx reply to the transaction (KindRejected)
-// and an over-size message (KindSize) are permanent for the message.
+// It is true for connection, session, TLS, authentication and protocol
+// failures (nothing is wrong with the message; the path to the server or the
+// server is) and for 4xx replies. Only a 5xx reply about this message
+// (KindRejected) and an over-size message (KindSize) are permanent for it.
 func (e *Error) Temporary() bool {
 	return e.Kind != KindRejected && e.Kind != KindSize
 }
@@ -72,10 +73,13 @@ func (e *Error) FailureKind() string { return string(e.Kind) }
 type phase int
 
 const (
-	phaseConnect phase = iota
+	phaseConnect phase = iota // greeting and EHLO
 	phaseTLS
 	phaseAuth
-	phaseMail
+	phaseMail     // MAIL FROM, which names our sender, the same for every message
+	phaseMailSize // MAIL FROM with the message's SIZE declared (RFC 1870)
+	phaseRcpt     // RCPT TO and the DATA command
+	phaseContent  // the reply to the end of data, about the content
 )
 
 // fail turns err, met during op in phase p, into an *Error.
@@ -86,7 +90,7 @@ func fail(op string, p phase, err error) *Error {
 	switch {
 	case errors.As(err, &se):
 		e.Code, e.Message = se.Code, mailheader.Sanitize(se.Message)
-		e.Kind = replyKind(p, se.Code)
+		e.Kind = replyKind(p, se)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &ne) && ne.Timeout():
 		e.Kind = KindConnect
@@ -104,17 +108,32 @@ func fail(op string, p phase, err error) *Error {
 	return e
 }
 
-// replyKind classifies an SMTP reply code met in phase p.
-func replyKind(p phase, code int) Kind {
-	switch p {
-	case phaseConnect:
-		return KindConnect
-	case phaseTLS:
+// replyKind classifies an SMTP reply met in phase p. A refusal of what is
+// the same for every message — the greeting, EHLO, our sender, a 421 — is
+// KindSession: the poller pauses forwarding and leaves the message untouched,
+// rather than blaming each message in turn. Only what the server says about
+// this message is KindRejected or KindSize.
+func replyKind(p phase, se *smtp.SMTPError) Kind {
+	switch {
+	case p == phaseTLS:
 		return KindTLS
-	case phaseAuth:
+	case p == phaseAuth:
 		return KindAuth
+	case se.Code == 421, p == phaseConnect, sessionReply(p, se):
+		// RFC 5321 §3.8: 421 closes the session, whatever the command.
+		return KindSession
+	case p == phaseMailSize && se.Code == 552:
+		// RFC 1870: 552 to MAIL with SIZE, the size over the fixed maximum.
+		return KindSize
+	case p == phaseMail || p == phaseMailSize:
+		// The sender is ours: refused now, refused for every message.
+		return KindSession
+	case p == phaseRcpt && se.Code == 552:
+		// RFC 5321 §4.5.3.1.10: 552 to RCPT ("too many recipients" or
+		// storage) is to be taken as the temporary 452.
+		return KindTemporary
 	}
-	switch code / 100 {
+	switch se.Code / 100 {
 	case 4:
 		return KindTemporary
 	case 5:
@@ -123,9 +142,34 @@ func replyKind(p phase, code int) Kind {
 	return KindProtocol
 }
 
+// sessionReply reports whether a reply to RCPT or DATA refuses the session
+// rather than the message: servers that delay their HELO, sender or client
+// checks to RCPT (Postfix's smtpd_delay_reject, the default) answer there
+// "504 5.5.2 <localhost>: Helo command rejected: need fully-qualified
+// hostname". Our recipients are the same for every message, so only a reply
+// that names nothing of the protocol is taken as about this message.
+func sessionReply(p phase, se *smtp.SMTPError) bool {
+	if p != phaseRcpt || se.Code/100 != 5 {
+		return false
+	}
+	switch {
+	case se.EnhancedCode[0] == 5 && se.EnhancedCode[1] == 5:
+		// RFC 3463 §3.6: X.5.X, mail delivery protocol status.
+		return true
+	case se.Code >= 500 && se.Code <= 504:
+		// RFC 5321 §4.2.2: syntax and command errors, not mailbox ones.
+		return true
+	case se.Code == 530:
+		// RFC 4954 §6: authentication required.
+		return true
+	}
+	return false
+}
+
 // connUsable reports whether the session can carry another transaction
-// after e: only a plain SMTP refusal leaves it in a known state, and 421
-// means the server is closing it (RFC 5321 §3.8).
+// after e: only a plain SMTP refusal of the message leaves it in a known
+// state; a session refusal is met again on a new session, once the cause is
+// gone, and 421 means the server is closing it (RFC 5321 §3.8).
 func (e *Error) connUsable() bool {
 	return (e.Kind == KindTemporary || e.Kind == KindRejected) && e.Code != 0 && e.Code != 421
 }

@@ -3,17 +3,21 @@
 // It streams each message from its source (the IMAP FETCH literal) into SMTP
 // DATA through one 64 KiB buffer, on one connection reused from message to
 // message, and prepends the annotation header fields of DESIGN.md §3. In
-// redirect mode (the default) the original follows byte for byte under the
-// annotation and a Resent-* block (RFC 5322 §3.6.6); in attach mode a new
-// message carries a short summary of the verdict and the original as a
-// message/rfc822 part (RFC 2046 §5.2.1).
+// redirect mode (the default) the original follows under the annotation and
+// a Resent-* block (RFC 5322 §3.6.6); in attach mode a new message carries a
+// short summary of the verdict and the original as a message/rfc822 part
+// (RFC 2046 §5.2.1). In both, the sender's own X-Mailtriage-* fields are
+// renamed X-Original-Mailtriage-* (ownfields.go), so that each of ours is
+// there once and only ours.
 //
 // It follows RFC 5321 (SMTP), RFC 3207 (STARTTLS), RFC 8314 (implicit TLS),
 // RFC 4954 (AUTH), RFC 1870 (SIZE), RFC 6152 (8BITMIME) and RFC 6531
 // (SMTPUTF8). It never sends over plain text unless told to, never skips
 // certificate verification, never holds a whole message in memory, never
-// changes the original except to turn bare CR or LF into CRLF, and never
-// puts a credential in an error or a log line.
+// changes the original except to end its lines in CRLF (a line ends at LF, as
+// the analyzer reads it; a bare CR goes out as "?": dataWriter) and to rename
+// the sender's X-Mailtriage-* fields, and never puts a credential in an error
+// or a log line.
 //
 // Errors are *Error values whose Kind and Temporary method tell the caller
 // whether to retry the message later or to flag it.
@@ -29,7 +33,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -71,16 +74,17 @@ type Config struct {
 	From              string           // envelope sender and Resent-From / From
 	To                []string         // envelope recipients and Resent-To / To
 	Mode              string           // redirect (default) | attach
-	Hostname          string           // EHLO name and Message-ID domain; the host name when empty
+	Hostname          string           // EHLO name and Message-ID domain; when empty, the machine's FQDN or an address literal (ehloName)
 	Timeout           time.Duration    // for every read or write on the connection; DefaultTimeout when 0
 }
 
 // Forwarder sends messages over one SMTP session at a time. It is safe for
 // concurrent use; forwards are serialized.
 type Forwarder struct {
-	cfg  Config
-	host string // server host name, for TLS verification
-	log  *slog.Logger
+	cfg      Config
+	host     string // server host name, for TLS verification
+	log      *slog.Logger
+	resolver resolver // for the EHLO name when none is configured
 
 	mu   sync.Mutex
 	sess *session // nil when not connected
@@ -89,9 +93,11 @@ type Forwarder struct {
 // session is one open SMTP connection.
 type session struct {
 	client *smtp.Client
+	hello  string // the name we gave in EHLO
 	conn   *deadlineConn
 	wire   net.Conn    // what go-smtp writes to: conn, or TLS over it
 	data   *dataWriter // DATA's encoder, reused message after message
+	rename *renamer    // the sender's X-Mailtriage-* fields, reused likewise
 	dirty  bool        // a transaction was left open; RSET before the next
 }
 
@@ -131,11 +137,8 @@ func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
 			return nil, err
 		}
 	}
-	if cfg.Hostname == "" {
-		cfg.Hostname, _ = os.Hostname()
-	}
-	if !validHostname(cfg.Hostname) {
-		cfg.Hostname = "localhost"
+	if cfg.Hostname != "" && !Qualified(cfg.Hostname) {
+		return nil, fmt.Errorf("forwarder: ehlo name %q: want a fully qualified domain name", cfg.Hostname)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
@@ -144,7 +147,7 @@ func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.To = append([]string(nil), cfg.To...)
-	return &Forwarder{cfg: cfg, host: host, log: log.With("smtp", cfg.Address)}, nil
+	return &Forwarder{cfg: cfg, host: host, log: log.With("smtp", cfg.Address), resolver: net.DefaultResolver}, nil
 }
 
 // checkAddress rejects an empty address or one that would break an SMTP
@@ -184,7 +187,7 @@ func validHostname(h string) bool {
 func (f *Forwarder) Forward(ctx context.Context, v analyzer.Verdict, released bool, size int64, body io.Reader) error {
 	start := time.Now()
 	env := envelope{from: f.cfg.From, to: f.cfg.To}
-	n, err := f.transact(ctx, env, func(eightBit bool) content { return f.wrap(v, released, eightBit) }, size, body)
+	n, err := f.transact(ctx, env, func(eightBit bool, idDomain string) content { return f.wrap(v, released, eightBit, idDomain) }, size, body)
 	if err == nil {
 		f.log.Debug("forwarded", "message_id", v.MessageID, "mode", f.cfg.Mode, "octets", n, "duration", time.Since(start))
 	}
@@ -209,7 +212,7 @@ func (f *Forwarder) Send(ctx context.Context, from string, to []string, msg []by
 			return err
 		}
 	}
-	_, err := f.transact(ctx, envelope{from: from, to: to}, func(bool) content { return whole{} }, int64(len(msg)), bytes.NewReader(msg))
+	_, err := f.transact(ctx, envelope{from: from, to: to}, func(bool, string) content { return whole{} }, int64(len(msg)), bytes.NewReader(msg))
 	return err
 }
 
@@ -237,9 +240,10 @@ func (whole) write(w io.Writer, src io.Reader) error {
 }
 
 // transact runs one transaction on the open session, opening one when
-// needed; compose gives the content once the server's 8BITMIME is known.
+// needed; compose gives the content once the server's 8BITMIME and the
+// session's Message-ID domain are known.
 // It returns the octets given to DATA.
-func (f *Forwarder) transact(ctx context.Context, env envelope, compose func(eightBit bool) content, size int64, body io.Reader) (int64, error) {
+func (f *Forwarder) transact(ctx context.Context, env envelope, compose func(eightBit bool, idDomain string) content, size int64, body io.Reader) (int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for attempt := 0; ; attempt++ {
@@ -268,7 +272,7 @@ func (f *Forwarder) transact(ctx context.Context, env envelope, compose func(eig
 
 // send runs one mail transaction on s. started reports whether body was
 // touched; n counts the octets given to DATA.
-func (f *Forwarder) send(ctx context.Context, s *session, env envelope, compose func(eightBit bool) content, size int64, body io.Reader) (started bool, n int64, err *Error) {
+func (f *Forwarder) send(ctx context.Context, s *session, env envelope, compose func(eightBit bool, idDomain string) content, size int64, body io.Reader) (started bool, n int64, err *Error) {
 	release := s.conn.bind(ctx)
 	defer release()
 	at := " at " + f.cfg.Address
@@ -282,7 +286,7 @@ func (f *Forwarder) send(ctx context.Context, s *session, env envelope, compose 
 	}
 
 	eightBit, _ := c.Extension("8BITMIME")
-	m := compose(eightBit)
+	m := compose(eightBit, messageIDDomain(s.hello, f.cfg.From))
 	total := m.overhead()
 	if size > 0 {
 		total += size
@@ -293,25 +297,26 @@ func (f *Forwarder) send(ctx context.Context, s *session, env envelope, compose 
 	}
 
 	opts := &smtp.MailOptions{}
+	mailPhase := phaseMail
 	if size > 0 {
-		opts.Size = total
+		opts.Size, mailPhase = total, phaseMailSize
 	}
 	if ok, _ := c.Extension("SMTPUTF8"); ok {
 		opts.UTF8 = true
 	}
 	if e := c.Mail(env.from, opts); e != nil {
 		s.dirty = true
-		return false, 0, fail("MAIL FROM <"+env.from+">"+at, phaseMail, e)
+		return false, 0, fail("MAIL FROM <"+env.from+">"+at, mailPhase, e)
 	}
 	s.dirty = true
 	for _, to := range env.to {
 		if e := c.Rcpt(to, nil); e != nil {
-			return false, 0, fail("RCPT TO <"+to+">"+at, phaseMail, e)
+			return false, 0, fail("RCPT TO <"+to+">"+at, phaseRcpt, e)
 		}
 	}
 	w, e := c.Data()
 	if e != nil {
-		return false, 0, fail("DATA"+at, phaseMail, e)
+		return false, 0, fail("DATA"+at, phaseRcpt, e)
 	}
 
 	// The content goes straight to the connection through the session's
@@ -320,7 +325,9 @@ func (f *Forwarder) send(ctx context.Context, s *session, env envelope, compose 
 	src := &sourceReader{r: body}
 	d := s.data
 	d.reset(s.wire)
-	e = m.write(d, src)
+	s.rename.reset(src)
+	e = m.write(d, s.rename)
+	s.rename.reset(nil)
 	if e == nil {
 		e = d.finish()
 	}
@@ -330,11 +337,11 @@ func (f *Forwarder) send(ctx context.Context, s *session, env envelope, compose 
 		return true, d.n, &Error{Op: "read message body for DATA" + at, Kind: KindTemporary, Err: src.err}
 	}
 	if e != nil {
-		return true, d.n, fail("DATA"+at, phaseMail, e)
+		return true, d.n, fail("DATA"+at, phaseContent, e)
 	}
 	if e := w.Close(); e != nil {
 		s.dirty = false
-		return true, d.n, fail("end of DATA"+at, phaseMail, e)
+		return true, d.n, fail("end of DATA"+at, phaseContent, e)
 	}
 	s.dirty = false
 	return true, d.n, nil
@@ -366,6 +373,7 @@ func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Erro
 	at := " " + f.cfg.Address
 	tlsConfig := &tls.Config{ServerName: f.host, RootCAs: f.cfg.RootCAs, MinVersion: tls.VersionTLS12}
 	var wire net.Conn = dc
+	hello := ehloName(ctx, f.resolver, f.cfg.Hostname, dc.LocalAddr())
 	helloPhase := phaseConnect
 	switch f.cfg.TLS {
 	case TLSImplicit:
@@ -375,21 +383,21 @@ func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Erro
 		}
 		wire = tc
 	case TLSStartTLS:
-		tc, err := startTLS(ctx, dc, at, f.cfg.Hostname, tlsConfig)
+		tc, err := startTLS(ctx, dc, at, hello, tlsConfig)
 		if err != nil {
 			return nil, err
 		}
 		wire, helloPhase = tc, phaseTLS
 	}
 	c := smtp.NewClient(wire)
-	if err := c.Hello(f.cfg.Hostname); err != nil {
+	if err := c.Hello(hello); err != nil {
 		return nil, fail("EHLO to"+at, helloPhase, err)
 	}
 	if err := f.auth(ctx, c); err != nil {
 		return nil, err
 	}
-	f.log.Debug("smtp session open", "tls", f.cfg.TLS, "auth", f.cfg.Auth != nil)
-	return &session{client: c, conn: dc, wire: wire, data: newDataWriter(bufferSize)}, nil
+	f.log.Debug("smtp session open", "tls", f.cfg.TLS, "auth", f.cfg.Auth != nil, "ehlo", hello)
+	return &session{client: c, hello: hello, conn: dc, wire: wire, data: newDataWriter(bufferSize), rename: newRenamer()}, nil
 }
 
 // auth authenticates with the configured mechanism, when there is one.
@@ -416,7 +424,7 @@ func (f *Forwarder) auth(ctx context.Context, c *smtp.Client) *Error {
 		return &Error{Op: op, Kind: KindAuth, Err: r.local}
 	}
 	if r.presented != nil {
-		return fail(op, phaseAuth, r.presented)
+		return fail(op, phaseAuth, withholdText(r.presented))
 	}
 	return nil
 }
@@ -442,6 +450,21 @@ func (f *Forwarder) authOnce(ctx context.Context, c *smtp.Client) authResult {
 		return authResult{token: tok, local: err}
 	}
 	return authResult{token: tok, presented: c.Auth(sc)}
+}
+
+// withholdText keeps of an AUTH failure the reply code and the network
+// error, not the server's text nor what the SASL client made of a challenge:
+// either may quote the credential (credential.Withheld).
+func withholdText(err error) error {
+	var se *smtp.SMTPError
+	var ne net.Error
+	switch {
+	case errors.As(err, &se):
+		return &smtp.SMTPError{Code: se.Code, EnhancedCode: se.EnhancedCode, Message: credential.Withheld}
+	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return err
+	}
+	return errors.New(credential.Withheld)
 }
 
 // drop closes the current session without QUIT.
@@ -470,12 +493,18 @@ func (f *Forwarder) Close() error {
 
 // Check opens a separate session, authenticates, has the sender and every
 // recipient accepted (MAIL and RCPT, no DATA), and quits. It is what
-// `mailtriage check` runs.
-func (f *Forwarder) Check(ctx context.Context) error {
+// `mailtriage check` runs; hello is the name it gave in EHLO, "" when it
+// did not get that far.
+func (f *Forwarder) Check(ctx context.Context) (hello string, err error) {
 	s, err := f.dial(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
+	return s.hello, f.check(ctx, s)
+}
+
+// check runs the rest of Check on the new session s.
+func (f *Forwarder) check(ctx context.Context, s *session) error {
 	release := s.conn.bind(ctx)
 	defer release()
 	defer s.client.Close()
@@ -485,7 +514,7 @@ func (f *Forwarder) Check(ctx context.Context) error {
 	}
 	for _, to := range f.cfg.To {
 		if err := s.client.Rcpt(to, nil); err != nil {
-			return fail("RCPT TO <"+to+">"+at, phaseMail, err)
+			return fail("RCPT TO <"+to+">"+at, phaseRcpt, err)
 		}
 	}
 	if err := s.client.Quit(); err != nil {

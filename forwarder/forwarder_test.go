@@ -3,7 +3,9 @@ package forwarder
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
+	"github.com/emersion/go-smtp"
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
@@ -128,7 +131,8 @@ func TestRedirectKeepsOriginal(t *testing.T) {
 		{"CRLF with dot lines", original, original},
 		{"8-bit UTF-8 header and body", "Subject: Grüße\r\nFrom: jörg@example.de\r\n\r\nÄrger mit dem Drucker\r\n", "Subject: Grüße\r\nFrom: jörg@example.de\r\n\r\nÄrger mit dem Drucker\r\n"},
 		{"bare LF normalized", "Subject: x\n\nline one\n.\nline two\n", "Subject: x\r\n\r\nline one\r\n.\r\nline two\r\n"},
-		{"bare CR normalized", "Subject: x\r\n\r\nold\rmac\r\n", "Subject: x\r\n\r\nold\r\nmac\r\n"},
+		{"bare CR no line break", "Subject: x\r\n\r\nold\rmac\r\n", "Subject: x\r\n\r\nold?mac\r\n"},
+		{"CR CR LF line ends", "Subject: x\r\r\n\r\nbody\r\r\n", "Subject: x\r\n\r\nbody\r\n"},
 		{"no final line break", "Subject: x\r\n\r\nno newline at end", "Subject: x\r\n\r\nno newline at end\r\n"},
 		{"long line kept", "Subject: x\r\n\r\n" + strings.Repeat("y", 990) + "\r\n", "Subject: x\r\n\r\n" + strings.Repeat("y", 990) + "\r\n"},
 	}
@@ -296,6 +300,12 @@ func TestAttachMode(t *testing.T) {
 	}
 }
 
+// heloRejected is Postfix's reply text of reject_non_fqdn_helo_hostname.
+const heloRejected = "<localhost>: Helo command rejected: need fully-qualified hostname"
+
+// TestFaults: a refusal of the session (EHLO, our sender, 421, a protocol
+// refusal at RCPT) is KindSession and temporary, so the poller pauses and
+// leaves the message alone; only a refusal about the message is permanent.
 func TestFaults(t *testing.T) {
 	big := "Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", 4096)
 	tests := []struct {
@@ -306,10 +316,15 @@ func TestFaults(t *testing.T) {
 		temporary bool
 		conns     int // connections after the failed and a successful forward
 	}{
-		{"421 at MAIL", smtpsink.Fault{Reject: smtpsink.StageMail, Code: 421, Times: 1}, KindTemporary, 421, true, 2},
+		{"421 at MAIL", smtpsink.Fault{Reject: smtpsink.StageMail, Code: 421, Times: 1}, KindSession, 421, true, 2},
+		{"421 at RCPT", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 421, Times: 1}, KindSession, 421, true, 2},
+		{"504 to EHLO", smtpsink.Fault{Reject: smtpsink.StageEHLO, Code: 504, Enhanced: smtp.EnhancedCode{5, 5, 2}, Text: heloRejected, Times: 1}, KindSession, 504, true, 2},
+		{"421 to EHLO", smtpsink.Fault{Reject: smtpsink.StageEHLO, Code: 421, Times: 1}, KindSession, 421, true, 2},
+		{"504 Helo rejected at RCPT (delayed)", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 504, Enhanced: smtp.EnhancedCode{5, 5, 2}, Text: heloRejected, Times: 1}, KindSession, 504, true, 2},
 		{"452 at RCPT", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 452, Times: 1}, KindTemporary, 452, true, 1},
-		{"550 at RCPT", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 550, Times: 1}, KindRejected, 550, false, 1},
-		{"550 at MAIL", smtpsink.Fault{Reject: smtpsink.StageMail, Code: 550, Times: 1}, KindRejected, 550, false, 1},
+		{"552 at RCPT", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 552, Enhanced: smtp.EnhancedCode{5, 2, 2}, Times: 1}, KindTemporary, 552, true, 1},
+		{"550 at RCPT", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 550, Enhanced: smtp.EnhancedCode{5, 1, 1}, Times: 1}, KindRejected, 550, false, 1},
+		{"550 at MAIL", smtpsink.Fault{Reject: smtpsink.StageMail, Code: 550, Times: 1}, KindSession, 550, true, 2},
 		{"552 after DATA", smtpsink.Fault{Reject: smtpsink.StageData, Code: 552, Times: 1}, KindRejected, 552, false, 1},
 		{"451 after DATA", smtpsink.Fault{Reject: smtpsink.StageData, Code: 451, Times: 1}, KindTemporary, 451, true, 1},
 		{"dropped in DATA", smtpsink.Fault{DropAfter: 1000, Times: 1}, KindConnect, 0, true, 2},
@@ -327,7 +342,7 @@ func TestFaults(t *testing.T) {
 			if fe.Kind != tt.kind || fe.Code != tt.code || fe.Temporary() != tt.temporary {
 				t.Errorf("error %v: kind %s code %d temporary %v, want %s %d %v", fe, fe.Kind, fe.Code, fe.Temporary(), tt.kind, tt.code, tt.temporary)
 			}
-			if tt.code != 0 && !strings.Contains(fe.Message, "injected fault") {
+			if tt.code != 0 && !strings.Contains(fe.Message, cmp.Or(tt.fault.Text, "injected fault")) {
 				t.Errorf("Message = %q, want the server's reply text", fe.Message)
 			}
 			if sink.Count() != 0 {
@@ -499,6 +514,59 @@ func TestTLS(t *testing.T) {
 	}
 }
 
+// TestAuthEchoWithheld: a server whose AUTH refusal quotes the client's
+// response (base64 of "\x00user\x00password", of the XOAUTH2 string, ...)
+// gets it into no error and no log line; the code stays.
+func TestAuthEchoWithheld(t *testing.T) {
+	const token = "tok-echoed-Wz93kq"
+	refusal := smtpsink.Fault{Reject: smtpsink.StageAuth, Code: 535, Enhanced: smtp.EnhancedCode{5, 7, 8}, Text: "authentication failed: %s"}
+	challenge := smtpsink.Fault{Reject: smtpsink.StageAuth, Code: 334, Text: `{"status":"invalid_token %s","schemes":"bearer"}`}
+	for _, tc := range []struct {
+		name  string
+		mech  credential.Mechanism
+		fault smtpsink.Fault
+	}{
+		{"PLAIN refused", credential.Plain, refusal},
+		{"XOAUTH2 refused", credential.XOAuth2, refusal},
+		{"OAUTHBEARER refused", credential.OAuthBearer, refusal},
+		{"OAUTHBEARER error challenge", credential.OAuthBearer, challenge},
+	} {
+		mech := tc.mech
+		t.Run(tc.name, func(t *testing.T) {
+			sink := startSink(t, smtpsink.Options{TLS: smtpsink.TLSStartTLS, Username: "triage", Password: token})
+			sink.SetFault(tc.fault)
+			var logged strings.Builder
+			cfg := Config{
+				Address: sink.Addr(), TLS: TLSStartTLS, RootCAs: sink.RootCAs(), From: "triage@example.com",
+				To: []string{"support@helpdesk.example"}, Hostname: "mailtriage.test", Timeout: 5 * time.Second,
+				Auth: &credential.Auth{Mechanism: mech, Username: "triage", Secret: credential.Static(secret.New(token))},
+			}
+			f, err := New(cfg, slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			err = forward(t, f, cleanVerdict(), false, original)
+			var fe *Error
+			if !errors.As(err, &fe) || fe.Kind != KindAuth || !fe.Temporary() || tc.fault.Code == 535 && fe.Code != 535 {
+				t.Fatalf("Forward = %v, want a temporary auth error (code 535 for a refusal)", err)
+			}
+			text := fmt.Sprintf("%v %+v %#v %v %s", err, fe, fe, errors.Unwrap(err), logged.String())
+			if strings.Contains(text, "authentication failed: ") || strings.Contains(text, "invalid_token ") {
+				t.Errorf("the server's text is in the error: %s", text)
+			}
+			for _, word := range strings.FieldsFunc(text, func(r rune) bool {
+				return !strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", r)
+			}) {
+				decoded, _ := base64.StdEncoding.DecodeString(word)
+				if strings.Contains(word, token) || strings.Contains(string(decoded), token) {
+					t.Errorf("the credential reached the error or log in %q: %s", word, text)
+				}
+			}
+		})
+	}
+}
+
 func TestAuth(t *testing.T) {
 	const password = "correct horse battery staple"
 	tests := []struct {
@@ -596,11 +664,11 @@ func TestReconnectAfter421OnReusedSession(t *testing.T) {
 func TestCheck(t *testing.T) {
 	sink := startSink(t, smtpsink.Options{})
 	f := newForwarder(t, sink, nil)
-	if err := f.Check(context.Background()); err != nil {
-		t.Fatalf("Check: %v", err)
+	if hello, err := f.Check(context.Background()); err != nil || hello != "mailtriage.test" {
+		t.Fatalf("Check = %q, %v; want the EHLO name mailtriage.test", hello, err)
 	}
 	sink.SetFault(smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 550})
-	err := f.Check(context.Background())
+	_, err := f.Check(context.Background())
 	var fe *Error
 	if !errors.As(err, &fe) || fe.Code != 550 {
 		t.Fatalf("Check with RCPT refused = %v", err)

@@ -58,7 +58,7 @@ func New() *Metrics {
 		forwardFailure: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "forward_failures_total",
-			Help:      "Failed SMTP forwards, by mailbox and error kind (connect, tls, auth, temporary, rejected, size, protocol).",
+			Help:      "Failed SMTP forwards, by mailbox and error kind (connect, session, tls, auth, temporary, rejected, size, protocol).",
 		}, []string{"mailbox", "kind"}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,

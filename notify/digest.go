@@ -43,7 +43,7 @@ type DigestConfig struct {
 	To       []string      // the operators; required
 	Folder   string        // the review folder's name, for the text
 	Period   time.Duration // DefaultDigestPeriod when 0
-	Hostname string        // Message-ID domain; the host name when empty
+	Hostname string        // Message-ID domain; the domain of From when empty
 }
 
 // Digester sends a mailbox's digest once per period, over a Sender.
@@ -73,7 +73,7 @@ func NewDigester(cfg DigestConfig, send Sender, lim Limits) (*Digester, error) {
 	if cfg.Period <= 0 {
 		cfg.Period = DefaultDigestPeriod
 	}
-	cfg.Hostname = hostname(cfg.Hostname)
+	cfg.Hostname = hostname(cfg.Hostname, cfg.From)
 	return &Digester{cfg: cfg, send: send, lim: lim, now: time.Now, next: make(map[string]time.Time)}, nil
 }
 

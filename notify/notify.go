@@ -26,7 +26,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -73,7 +72,7 @@ type Config struct {
 	Period               time.Duration // per sender; DefaultPeriod when 0
 	Own                  []string      // our own addresses besides From, never answered
 	AppleRelayRegistered bool          // our domain may send to Sign in with Apple relay addresses
-	Hostname             string        // Message-ID domain; the host name when empty
+	Hostname             string        // Message-ID domain; the domain of From when empty
 }
 
 // Sender sends a composed message. forwarder.Forwarder implements it; ""
@@ -133,7 +132,7 @@ func New(cfg Config, send Sender, lim Limits) (*Notifier, error) {
 	if cfg.Period <= 0 {
 		cfg.Period = DefaultPeriod
 	}
-	cfg.Hostname = hostname(cfg.Hostname)
+	cfg.Hostname = hostname(cfg.Hostname, cfg.From)
 	cfg.Own = append(slices.Clone(cfg.Own), cfg.From)
 	return &Notifier{cfg: cfg, send: send, lim: lim, now: time.Now}, nil
 }
@@ -176,10 +175,12 @@ func (n *Notifier) Notify(ctx context.Context, mailbox string, m Message) (Resul
 	return Result{Sent: true}, nil
 }
 
-// hostname is h, else the host's name, as a Message-ID domain.
-func hostname(h string) string {
+// hostname is h, else the domain of from, as a Message-ID domain: the
+// domain we send from is ours to name message IDs in (RFC 5322 §3.6.4),
+// where a container's host name is neither unique nor qualified.
+func hostname(h, from string) string {
 	if h == "" {
-		h, _ = os.Hostname()
+		_, h, _ = strings.Cut(from, "@")
 	}
 	if h == "" || strings.ContainsAny(h, "<>@ \r\n") {
 		return "localhost"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -196,13 +197,44 @@ func (s *conn) login(ctx context.Context, auth credential.Auth) (secret.Secret, 
 		return pw, fmt.Errorf("credential for %s: %w", auth.Username, err)
 	}
 	if !offered {
-		return pw, s.do(ctx, func() error { return s.c.Login(auth.Username, pw.Reveal()).Wait() })
+		return pw, s.do(ctx, func() error { return withholdText(s.c.Login(auth.Username, pw.Reveal()).Wait()) })
 	}
 	client, err := auth.Client(pw)
 	if err != nil {
 		return pw, err
 	}
-	return pw, s.do(ctx, func() error { return s.c.Authenticate(client) })
+	return pw, s.do(ctx, func() error { return withholdText(s.c.Authenticate(client)) })
+}
+
+// oauthErrorCode is the shape of an RFC 6749 §5.2 error code.
+var oauthErrorCode = regexp.MustCompile(`^[a-z_]{1,64}$`)
+
+// withholdText keeps of a refused login the server's response type and code
+// (NO [AUTHENTICATIONFAILED]), an OAUTHBEARER error challenge's status when
+// it has the shape of an error code (RFC 7628 §3.2.2) and a network error, not the
+// server's text nor what else the SASL client made of a challenge: either
+// may quote the credential (credential.Withheld).
+func withholdText(err error) error {
+	var ie *imap.Error
+	var bearer *sasl.OAuthBearerError
+	var ne net.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ie):
+		return &imap.Error{Type: ie.Type, Code: ie.Code, Text: credential.Withheld}
+	case errors.As(err, &bearer):
+		// The status is an RFC 6749 error code such as invalid_token; a
+		// server may put anything in the other members.
+		status := "invalid_token"
+		if oauthErrorCode.MatchString(bearer.Status) {
+			status = bearer.Status
+		}
+		return &sasl.OAuthBearerError{Status: status}
+	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return err
+	}
+	return errors.New(credential.Withheld)
 }
 
 // logout ends the session politely and closes the connection.

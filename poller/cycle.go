@@ -520,7 +520,7 @@ func temporary(err error) bool {
 }
 
 // failureKind labels a forward failure for Metrics.ForwardFailed: the
-// forwarder's kind (connect, tls, auth, temporary, rejected, size,
+// forwarder's kind (connect, session, tls, auth, temporary, rejected, size,
 // protocol) when it says one, else temporary or permanent.
 func failureKind(err error) string {
 	var k interface{ FailureKind() string }

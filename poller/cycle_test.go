@@ -153,8 +153,8 @@ func TestForwardFailures(t *testing.T) {
 		wantBackoff bool
 		wantKind    string
 	}{
-		{name: "452 temporary", fault: smtpsink.Fault{Reject: smtpsink.StageMail, Code: 452}, wantFlagged: 1, wantInbox: 2, wantBackoff: true, wantKind: "temporary"},
-		{name: "421 temporary at DATA", fault: smtpsink.Fault{Reject: smtpsink.StageData, Code: 421}, wantFlagged: 1, wantInbox: 2, wantBackoff: true, wantKind: "temporary"},
+		{name: "452 temporary", fault: smtpsink.Fault{Reject: smtpsink.StageMail, Code: 452}, wantFlagged: 1, wantInbox: 2, wantBackoff: true, wantKind: "session"},
+		{name: "421 temporary at DATA", fault: smtpsink.Fault{Reject: smtpsink.StageData, Code: 421}, wantFlagged: 1, wantInbox: 2, wantBackoff: true, wantKind: "session"},
 		{name: "550 permanent", fault: smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 550}, wantFlagged: 3, wantInbox: 0, wantKind: "rejected"},
 		{name: "server down", down: true, wantFlagged: 1, wantInbox: 2, wantBackoff: true, wantKind: "connect"},
 	} {

@@ -95,11 +95,11 @@ func runChecks(ctx context.Context, cfg *config.Config) []checkLine {
 		}
 		cancel()
 		fctx, cancel := context.WithTimeout(ctx, checkTimeout)
-		err := fws[i].Check(fctx)
+		hello, err := fws[i].Check(fctx)
 		cancel()
 		lines = append(lines, checkLine{
 			name:   fmt.Sprintf("mailbox %s: smtp %s", mb.Name, mb.Forward.SMTP.Address),
-			detail: fmt.Sprintf("accepts mail from %s to %d recipients (%s)", mb.Forward.From, len(mb.Forward.To), mb.Forward.SMTP.TLS),
+			detail: fmt.Sprintf("accepts mail from %s to %d recipients (%s, EHLO %s)", mb.Forward.From, len(mb.Forward.To), mb.Forward.SMTP.TLS, hello),
 			err:    err,
 		})
 		if mb.Notify != nil && mb.Notify.SMTP != nil {

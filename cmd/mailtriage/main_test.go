@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mailtriage/mailtriage/demo"
+	"github.com/mailtriage/mailtriage/internal/testenv"
 	"github.com/mailtriage/mailtriage/store"
 )
 
@@ -183,7 +184,11 @@ func TestRunShutdown(t *testing.T) {
 }
 
 // TestCheck runs `check` against a live demo environment and against dead
-// servers: every line present, no secret printed, exit code right.
+// servers: every line present, no secret printed, exit code right. A state
+// URL that holds the password (as user name or query option) or turns off
+// certificate verification is refused at the config line, against a live
+// Redis, without printing the password; the password from
+// state.password_env works.
 func TestCheck(t *testing.T) {
 	bin := binary(t)
 	env := startDemoEnv(t, demo.Options{})
@@ -203,24 +208,39 @@ func TestCheck(t *testing.T) {
 	if wrongPW == string(cfg) {
 		t.Fatal("demo config names no imap-password file")
 	}
+	const redisPassword = "redis-secret-Zq81x"
+	authed := testenv.StartRedisWithPassword(t, redisPassword)
+	tlsRedis := testenv.StartRedisTLS(t) // its CA is in no trust store
+	stateLine := "url: \"" + env.StateURL + "\""
+	if !strings.Contains(string(cfg), stateLine) {
+		t.Fatalf("demo config has no %s line", stateLine)
+	}
+	state := func(s string) string { return strings.Replace(string(cfg), stateLine, s, 1) }
 
 	noticeRoute := func(addr string) string {
 		return string(cfg) + "    notify:\n      from: noreply@example.test\n      smtp:\n        address: " + addr + "\n        tls: none\n        insecure_plaintext: true\n"
 	}
 	for _, tc := range []struct {
-		name   string
-		config string
-		locked bool // a running worker holds the state file
-		ok     bool
-		fails  string // a fragment of the failing line
+		name    string
+		config  string
+		locked  bool // a running worker holds the state file
+		ok      bool
+		fails   string // a fragment of the failing line
+		refused bool   // the config is refused: no line after it
 	}{
-		{"all reachable", string(cfg), false, true, ""},
-		{"state held by a running worker", string(cfg), true, true, ""},
-		{"IMAP server down", deadIMAP, false, false, "imap"},
-		{"SMTP server down", deadSMTP, false, false, "smtp"},
-		{"wrong IMAP password", wrongPW, false, false, "imap login"},
-		{"notice route reachable", noticeRoute(env.Sink.Addr()), false, true, ""},
-		{"notice route down", noticeRoute(freeAddr(t)), false, false, "notify smtp"},
+		{"all reachable", string(cfg), false, true, "", false},
+		{"state held by a running worker", string(cfg), true, true, "", false},
+		{"IMAP server down", deadIMAP, false, false, "imap", false},
+		{"SMTP server down", deadSMTP, false, false, "smtp", false},
+		{"wrong IMAP password", wrongPW, false, false, "imap login", false},
+		{"Redis password from password_env", state("url: \"redis://" + authed.Addr + "/0\"\n  password_env: CHECK_REDIS_PASSWORD"), false, true, "", false},
+		{"Redis password as the user name", state("url: \"redis://" + redisPassword + "@" + authed.Addr + "/0\""), false, false, "holds a user name", true},
+		{"Redis password as a query option", state("url: \"redis://" + authed.Addr + "/0?password=" + redisPassword + "\""), false, false, "holds a password", true},
+		{"Redis password in the userinfo", state("url: \"redis://:" + redisPassword + "@" + authed.Addr + "/0\""), false, false, "holds a password", true},
+		{"skip_verify with an untrusted certificate", state("url: \"rediss://" + tlsRedis.Addr + "/0?skip_verify=true\""), false, false, "skip_verify", true},
+		{"untrusted Redis certificate", state("url: \"rediss://" + tlsRedis.Addr + "/0\""), false, false, "certificate", false},
+		{"notice route reachable", noticeRoute(env.Sink.Addr()), false, true, "", false},
+		{"notice route down", noticeRoute(freeAddr(t)), false, false, "notify smtp", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.locked {
@@ -236,7 +256,9 @@ func TestCheck(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
 			defer cancel()
-			out, err := exec.CommandContext(ctx, bin, "check", "--config", path).CombinedOutput()
+			cmd := exec.CommandContext(ctx, bin, "check", "--config", path)
+			cmd.Env = append(os.Environ(), "CHECK_REDIS_PASSWORD="+redisPassword)
+			out, err := cmd.CombinedOutput()
 			var exitErr *exec.ExitError
 			switch {
 			case tc.ok && err != nil:
@@ -244,14 +266,17 @@ func TestCheck(t *testing.T) {
 			case !tc.ok && !errors.As(err, &exitErr):
 				t.Errorf("check: %v, want a non-zero exit\n%s", err, out)
 			}
-			for _, secret := range []string{env.Password, wrongPassword} {
+			for _, secret := range []string{env.Password, wrongPassword, redisPassword} {
 				if strings.Contains(string(out), secret) {
 					t.Errorf("check printed a password:\n%s", out)
 				}
 			}
 			lines := []string{"config", "store", "imap login", "smtp"}
+			if tc.refused {
+				lines = lines[:1]
+			}
 			if tc.ok {
-				lines = append(lines, "folder INBOX", "review folder")
+				lines = append(lines, "folder INBOX", "review folder", ", EHLO ")
 			}
 			if strings.Contains(tc.config, "notify:") {
 				lines = append(lines, "notify smtp")

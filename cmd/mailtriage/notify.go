@@ -71,12 +71,13 @@ func noticeRoute(mb config.Mailbox, log *slog.Logger) (*forwarder.Forwarder, err
 func checkNoticeRoute(ctx context.Context, mb config.Mailbox) checkLine {
 	name := fmt.Sprintf("mailbox %s: notify smtp %s", mb.Name, mb.Notify.SMTP.Address)
 	fw, err := noticeRoute(mb, slog.New(slog.DiscardHandler))
+	var hello string
 	if err == nil {
 		cctx, cancel := context.WithTimeout(ctx, checkTimeout)
-		err = fw.Check(cctx)
+		hello, err = fw.Check(cctx)
 		cancel()
 	}
-	return checkLine{name: name, detail: fmt.Sprintf("accepts mail from %s (%s)", mb.Notify.From, mb.Notify.SMTP.TLS), err: err}
+	return checkLine{name: name, detail: fmt.Sprintf("accepts mail from %s (%s, EHLO %s)", mb.Notify.From, mb.Notify.SMTP.TLS, hello), err: err}
 }
 
 // mailboxDigester wires a mailbox's digest block over fw, the forward

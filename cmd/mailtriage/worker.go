@@ -257,5 +257,6 @@ func forwarderConfig(mb config.Mailbox) (forwarder.Config, error) {
 		From:              mb.Forward.From,
 		To:                mb.Forward.To,
 		Mode:              mb.Forward.Mode,
+		Hostname:          s.EHLOName,
 	}, nil
 }

@@ -62,6 +62,12 @@ type Invalidator interface {
 	Invalidate(s secret.Secret)
 }
 
+// Withheld stands in errors and logs for the text of a server's reply to an
+// authentication exchange (SMTP AUTH, IMAP AUTHENTICATE and LOGIN): a
+// careless server echoes the client's response — the password or token, or
+// their base64 — in it. The reply's code says what happened.
+const Withheld = "[reply text withheld: it may echo the credential]"
+
 // ErrNoSecret is returned when an Auth has no Getter.
 var ErrNoSecret = errors.New("no password or token configured")
 

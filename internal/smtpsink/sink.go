@@ -6,8 +6,9 @@
 // (RFC 3207) or implicit TLS (RFC 8314) with a self-signed certificate it
 // generates, and AUTH (RFC 4954) with PLAIN (RFC 4616), OAUTHBEARER
 // (RFC 7628) and XOAUTH2. Faults can be injected
-// while it runs: a reply code for MAIL, RCPT or DATA, a connection dropped
-// in the middle of DATA, a delay before every reply.
+// while it runs: a reply (code, enhanced code, text) for EHLO, AUTH, MAIL,
+// RCPT or DATA, a connection dropped in the middle of DATA, a delay before
+// every reply.
 //
 // It never relays anything, never listens beyond 127.0.0.1 and never holds
 // more than MaxMessageBytes of one message in memory.
@@ -18,6 +19,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash"
@@ -25,6 +27,7 @@ import (
 	"log"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +65,8 @@ type Stage string
 
 // The stages a reply code can be injected at.
 const (
+	StageEHLO Stage = "EHLO" // the first EHLO of a connection (and the one after STARTTLS)
+	StageAuth Stage = "AUTH" // the end of a successful AUTH exchange: the server's text may echo the client's response
 	StageMail Stage = "MAIL"
 	StageRcpt Stage = "RCPT"
 	StageData Stage = "DATA"
@@ -69,11 +74,13 @@ const (
 
 // Fault is an injected failure. The zero Fault injects nothing.
 type Fault struct {
-	Reject    Stage         // command answered with Code instead of success
-	Code      int           // reply code for Reject: 421, 452, 550, 552, ...
-	DropAfter int64         // >0: close the connection after reading this many octets of DATA
-	Delay     time.Duration // wait before answering MAIL, RCPT, DATA and the first EHLO
-	Times     int           // how many rejections or drops happen before the fault clears; 0 = no limit
+	Reject    Stage             // command answered with Code instead of success
+	Code      int               // reply code for Reject: 421, 452, 504, 550, 552, ...
+	Enhanced  smtp.EnhancedCode // RFC 3463 code of the reply; Code's class with .0.0 when zero
+	Text      string            // reply text; "injected fault at STAGE" when empty, "%s" is the client's SASL response (AUTH)
+	DropAfter int64             // >0: close the connection after reading this many octets of DATA
+	Delay     time.Duration     // wait before answering MAIL, RCPT, DATA and the first EHLO
+	Times     int               // how many rejections or drops happen before the fault clears; 0 = no limit
 }
 
 // Message is one accepted message.
@@ -248,17 +255,23 @@ func (s *Sink) delay() time.Duration {
 	return s.fault.Delay
 }
 
-// trigger reports whether the fault rejects at stage (returning the code)
-// and consumes one of its Times.
-func (s *Sink) trigger(stage Stage) (int, bool) {
+// trigger returns the reply of a fault that rejects at stage, consuming one
+// of its Times, or nil.
+func (s *Sink) trigger(stage Stage) *smtp.SMTPError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fault.Reject != stage || s.fault.Code == 0 {
-		return 0, false
+	f := s.fault
+	if f.Reject != stage || f.Code == 0 {
+		return nil
 	}
-	code := s.fault.Code
 	s.consume()
-	return code, true
+	if f.Enhanced == (smtp.EnhancedCode{}) {
+		f.Enhanced = smtp.EnhancedCode{f.Code / 100, 0, 0}
+	}
+	if f.Text == "" {
+		f.Text = "injected fault at " + string(stage)
+	}
+	return &smtp.SMTPError{Code: f.Code, EnhancedCode: f.Enhanced, Message: f.Text}
 }
 
 // dropAfter returns the DATA drop point and consumes one of its Times.
@@ -302,6 +315,9 @@ func (l *countingListener) Accept() (net.Conn, error) {
 // newSession starts a session: on the first EHLO, and again after STARTTLS.
 func (s *Sink) newSession(c *smtp.Conn) (smtp.Session, error) {
 	time.Sleep(s.delay())
+	if e := s.trigger(StageEHLO); e != nil {
+		return nil, e
+	}
 	s.mu.Lock()
 	n := s.conns[c.Conn().RemoteAddr().String()]
 	s.hellos = append(s.hellos, c.Hostname())
@@ -345,6 +361,44 @@ func (ss *session) check(username, password string) bool {
 }
 
 func (ss *session) Auth(mech string) (sasl.Server, error) {
+	srv, err := ss.mechanism(mech)
+	if err != nil {
+		return nil, err
+	}
+	return &echoingServer{Server: srv, sink: ss.sink}, nil
+}
+
+// echoingServer answers the client's response with the AUTH fault's reply
+// when there is one, its text quoting the response as a careless server's
+// does; with Code 334 the reply is an error challenge (RFC 7628 §3.2.2),
+// after which the exchange fails.
+type echoingServer struct {
+	sasl.Server
+	sink       *Sink
+	challenged bool
+}
+
+func (e *echoingServer) Next(response []byte) ([]byte, bool, error) {
+	if e.challenged {
+		return nil, false, smtp.ErrAuthFailed
+	}
+	if response != nil {
+		if r := e.sink.trigger(StageAuth); r != nil {
+			if strings.Contains(r.Message, "%s") {
+				r.Message = fmt.Sprintf(r.Message, base64.StdEncoding.EncodeToString(response))
+			}
+			if r.Code == 334 {
+				e.challenged = true
+				return []byte(r.Message), false, nil
+			}
+			return nil, false, r
+		}
+	}
+	return e.Server.Next(response)
+}
+
+// mechanism returns the SASL server of mech.
+func (ss *session) mechanism(mech string) (sasl.Server, error) {
 	if ss.sink.opt.Username == "" {
 		return nil, smtp.ErrAuthUnknownMechanism
 	}
@@ -374,21 +428,13 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	return nil, smtp.ErrAuthUnknownMechanism
 }
 
-func reject(code int, what string) error {
-	return &smtp.SMTPError{
-		Code:         code,
-		EnhancedCode: smtp.EnhancedCode{code / 100, 0, 0},
-		Message:      fmt.Sprintf("injected fault at %s", what),
-	}
-}
-
 func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	time.Sleep(ss.sink.delay())
 	if ss.sink.opt.Username != "" && !ss.authed {
 		return smtp.ErrAuthRequired
 	}
-	if code, ok := ss.sink.trigger(StageMail); ok {
-		return reject(code, "MAIL")
+	if e := ss.sink.trigger(StageMail); e != nil {
+		return e
 	}
 	ss.msg = Message{From: from, Connection: ss.number}
 	if opts != nil {
@@ -401,8 +447,8 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	time.Sleep(ss.sink.delay())
-	if code, ok := ss.sink.trigger(StageRcpt); ok {
-		return reject(code, "RCPT")
+	if e := ss.sink.trigger(StageRcpt); e != nil {
+		return e
 	}
 	ss.msg.To = append(ss.msg.To, to)
 	return nil
@@ -423,8 +469,8 @@ func (ss *session) Data(r io.Reader) error {
 	if _, err := io.Copy(&rec, r); err != nil {
 		return err // go-smtp answers ErrDataTooLarge with 552
 	}
-	if code, ok := ss.sink.trigger(StageData); ok {
-		return reject(code, "DATA")
+	if e := ss.sink.trigger(StageData); e != nil {
+		return e
 	}
 	m := ss.msg
 	m.Data, m.Size = rec.data, rec.n

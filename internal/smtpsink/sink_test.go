@@ -115,6 +115,8 @@ func TestFaults(t *testing.T) {
 		{"550 at RCPT", Fault{Reject: StageRcpt, Code: 550, Times: 1}, 550},
 		{"552 at DATA", Fault{Reject: StageData, Code: 552, Times: 1}, 552},
 		{"drop in DATA", Fault{DropAfter: 5, Times: 1}, 0},
+		{"504 to EHLO", Fault{Reject: StageEHLO, Code: 504, Enhanced: smtp.EnhancedCode{5, 5, 2}, Text: "Helo command rejected: need fully-qualified hostname", Times: 1}, 504},
+		{"552 5.2.2 at RCPT", Fault{Reject: StageRcpt, Code: 552, Enhanced: smtp.EnhancedCode{5, 2, 2}, Text: "mailbox full", Times: 1}, 552},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,6 +125,10 @@ func TestFaults(t *testing.T) {
 			err := send(dial(t, s), msg)
 			if err == nil || code(err) != tt.code {
 				t.Fatalf("send = %v, want code %d", err, tt.code)
+			}
+			var se *smtp.SMTPError
+			if tt.fault.Text != "" && (!errors.As(err, &se) || se.Message != tt.fault.Text || se.EnhancedCode != tt.fault.Enhanced) {
+				t.Errorf("reply %v, want %v %s", err, tt.fault.Enhanced, tt.fault.Text)
 			}
 			if s.Count() != 0 {
 				t.Errorf("a faulted message was recorded")
@@ -191,6 +197,21 @@ func TestAuth(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuthEcho: the AUTH fault answers a correct response with its reply,
+// quoting the response in base64 where the text says %s.
+func TestAuthEcho(t *testing.T) {
+	s := start(t, Options{TLS: TLSStartTLS, Username: "u", Password: "pw"})
+	s.SetFault(Fault{Reject: StageAuth, Code: 535, Enhanced: smtp.EnhancedCode{5, 7, 8}, Text: "bad credentials %s", Times: 1})
+	err := dial(t, s).Auth(sasl.NewPlainClient("", "u", "pw"))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 535 || se.Message != "bad credentials AHUAcHc=" {
+		t.Fatalf("Auth = %v, want 535 quoting base64(\\x00u\\x00pw)", err)
+	}
+	if err := dial(t, s).Auth(sasl.NewPlainClient("", "u", "pw")); err != nil {
+		t.Fatalf("Auth after the fault: %v", err)
 	}
 }
 
