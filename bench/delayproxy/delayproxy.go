@@ -18,6 +18,11 @@
 // is when a server Delay away sees a new connection), while the client's
 // first bytes are already read and timed.
 //
+// Timing: a chunk is written when its timer fires, about a millisecond
+// after its due time on a busy 2-core machine (Go's timers wake from
+// epoll's millisecond timeouts); Stats.Late adds the lateness up, so a
+// benchmark can report the round trip it really had.
+//
 // Not modelled: TCP's own acknowledgements (the client's kernel gets them
 // from the proxy at loopback speed), slow start, bandwidth, loss.
 //
@@ -71,6 +76,11 @@ type Stats struct {
 	// PeakQueued is the most bytes one direction of one connection held
 	// read but not yet written.
 	PeakQueued int64
+	// Chunks counts the chunks written, and Late adds up how long after
+	// its due time each was written: the proxy's own error on top of Delay
+	// (timers and scheduling; on a loaded machine it grows).
+	Chunks int64
+	Late   time.Duration
 }
 
 // Proxy is a running delay proxy. Its methods are safe for concurrent use.
@@ -85,7 +95,7 @@ type Proxy struct {
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 
-	connections, up, down, turns, peak atomic.Int64
+	connections, up, down, turns, peak, chunks, late atomic.Int64
 }
 
 // Start listens on a free port of 127.0.0.1 and proxies to opt.Target until
@@ -148,6 +158,8 @@ func (p *Proxy) Stats() Stats {
 		DownBytes:   p.down.Load(),
 		ClientTurns: p.turns.Load(),
 		PeakQueued:  p.peak.Load(),
+		Chunks:      p.chunks.Load(),
+		Late:        time.Duration(p.late.Load()),
 	}
 }
 
@@ -360,6 +372,8 @@ func (c *conn) deliver(q *queue, w net.Conn) {
 			}
 			return
 		}
+		c.p.chunks.Add(1)
+		c.p.late.Add(int64(time.Since(ch.due)))
 		_, err := w.Write(ch.data)
 		q.release(len(ch.data))
 		if err != nil {

@@ -265,6 +265,9 @@ func TestOrderManyChunks(t *testing.T) {
 	if st.UpBytes != int64(len(payload)) || st.DownBytes != int64(len(payload)) {
 		t.Errorf("stats: %d bytes up and %d down, want %d each way", st.UpBytes, st.DownBytes, len(payload))
 	}
+	if st.Chunks < 2 || st.Late < 0 {
+		t.Errorf("stats: %d chunks written, %v late in all; want at least one chunk each way and no chunk early", st.Chunks, st.Late)
+	}
 }
 
 // TestHalfClose passes the end of each direction on while the other still
