@@ -85,15 +85,21 @@ func exchange(t *testing.T, c net.Conn, msg []byte) time.Duration {
 	if _, err := c.Write(msg); err != nil {
 		t.Fatalf("write: %v", err)
 	}
-	got := make([]byte, len(msg))
+	expect(t, c, "echo", msg)
+	return time.Since(start)
+}
+
+// expect reads len(want) bytes from c and fails the test unless they are
+// want.
+func expect(t *testing.T, c net.Conn, what string, want []byte) {
+	t.Helper()
+	got := make([]byte, len(want))
 	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatalf("read echo: %v", err)
+		t.Fatalf("read %s: %v", what, err)
 	}
-	rtt := time.Since(start)
-	if !bytes.Equal(got, msg) {
-		t.Fatalf("echo %q, want %q", got, msg)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s %q, want %q", what, got, want)
 	}
-	return rtt
 }
 
 func median(d []time.Duration) time.Duration {
@@ -155,15 +161,8 @@ func TestHandshake(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startProxy(t, Options{Target: startServer(t, greet), Delay: delay, Handshake: tc.handshake})
 			start := time.Now()
-			c := dial(t, p.Addr())
-			got := make([]byte, len(greeting))
-			if _, err := io.ReadFull(c, got); err != nil {
-				t.Fatalf("read greeting: %v", err)
-			}
+			expect(t, dial(t, p.Addr()), "greeting", greeting)
 			took := time.Since(start)
-			if !bytes.Equal(got, greeting) {
-				t.Fatalf("greeting %q, want %q", got, greeting)
-			}
 			if took < tc.want || took >= tc.want+slack(delay) {
 				t.Errorf("greeting after %v, want %v plus less than %v", took, tc.want, slack(delay))
 			}
@@ -199,15 +198,8 @@ func TestNoWaitBehindEarlierChunk(t *testing.T) {
 	}()
 	rtts := make([]time.Duration, chunks)
 	for i := range chunks {
-		got := make([]byte, 8)
-		if _, err := io.ReadFull(c, got); err != nil {
-			t.Fatalf("read chunk %d: %v", i, err)
-		}
-		arrived := time.Now()
-		if want := fmt.Sprintf("chunk-%02d", i); string(got) != want {
-			t.Fatalf("got %q, want %q", got, want)
-		}
-		rtts[i] = arrived.Sub(sent[i])
+		expect(t, c, "chunk", fmt.Appendf(nil, "chunk-%02d", i))
+		rtts[i] = time.Since(sent[i])
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("write: %v", err)
