@@ -28,8 +28,10 @@ var (
 // round trips), and relays a mailbox of -bench.latency-n messages at each
 // distance with the bare read-and-relay loop and with `mailtriage run
 // --once`: messages/s per round trip, and the share of the same run's RTT-0
-// rate (through the proxy too) that each keeps. IMAP stays on loopback: one
-// FETCH streams all bodies, so its latency barely counts.
+// rate (through the proxy too) that each keeps; with -bench.rounds, the
+// median of each over the rounds, each ratio taken within its round. IMAP
+// stays on loopback: one FETCH streams all bodies, so its latency barely
+// counts.
 func BenchmarkLatency(b *testing.B) {
 	if *benchLatencyN <= 0 {
 		b.Fatalf("-bench.latency-n: %d is not a positive number", *benchLatencyN)
@@ -39,8 +41,11 @@ func BenchmarkLatency(b *testing.B) {
 	ts := loadTemplates(b)
 	for range b.N {
 		b.StopTimer()
-		modes := latencyRun(b, bin, ts, *benchLatencyN, rtts)
-		reportLatency(b, *benchLatencyN, modes)
+		var rounds [][]latencyMode
+		for range *benchRounds {
+			rounds = append(rounds, latencyRun(b, bin, ts, *benchLatencyN, rtts))
+		}
+		reportLatency(b, *benchLatencyN, rounds)
 	}
 }
 
@@ -195,20 +200,35 @@ func startDelayProxy(b *testing.B, sinkAddr string, rtt time.Duration) *delaypro
 	return p
 }
 
-// reportLatency prints the table and reports each round trip's figures.
-func reportLatency(b *testing.B, n int, modes []latencyMode) {
-	base := modes[0] // RTT 0
+// reportLatency prints the table of the rounds' medians and reports them.
+func reportLatency(b *testing.B, n int, rounds [][]latencyMode) {
+	// each is the median over the rounds of f of mode i and of the round's
+	// RTT-0 mode.
+	each := func(i int, f func(m, base latencyMode) float64) float64 {
+		v := make([]float64, len(rounds))
+		for r, modes := range rounds {
+			v[r] = f(modes[i], modes[0])
+		}
+		slices.Sort(v)
+		return (v[(len(v)-1)/2] + v[len(v)/2]) / 2
+	}
 	var t strings.Builder
-	fmt.Fprintf(&t, "latency n=%d, SMTP sink behind the delay proxy, IMAP on loopback:\n", n)
+	fmt.Fprintf(&t, "latency n=%d, median of %d rounds, SMTP sink behind the delay proxy, IMAP on loopback:\n", n, len(rounds))
 	fmt.Fprintf(&t, "| SMTP round trip (NOOP median) | mailtriage msg/s | of its RTT-0 rate | SMTP round trips per message | bare loop msg/s | of its RTT-0 rate |\n")
 	fmt.Fprintf(&t, "| --- | ---: | ---: | ---: | ---: | ---: |\n")
-	for _, m := range modes {
+	for i, m := range rounds[0] {
 		rtt := m.rtt.Milliseconds()
+		measured := each(i, func(m, _ latencyMode) float64 { return ms(m.measured) })
+		rate := each(i, func(m, _ latencyMode) float64 { return m.rate })
+		ratio := each(i, func(m, base latencyMode) float64 { return 100 * m.rate / base.rate })
+		turns := each(i, func(m, _ latencyMode) float64 { return m.turns })
+		bareRate := each(i, func(m, _ latencyMode) float64 { return m.bareRate })
+		bareRatio := each(i, func(m, base latencyMode) float64 { return 100 * m.bareRate / base.bareRate })
 		fmt.Fprintf(&t, "| %d ms (%.1f ms) | %.1f | %.1f%% | %.1f | %.1f | %.1f%% |\n",
-			rtt, ms(m.measured), m.rate, 100*m.rate/base.rate, m.turns, m.bareRate, 100*m.bareRate/base.bareRate)
-		b.ReportMetric(m.rate, fmt.Sprintf("rtt%dms-msgs/s", rtt))
-		b.ReportMetric(100*m.rate/base.rate, fmt.Sprintf("rtt%dms-%%-of-rtt0", rtt))
-		b.ReportMetric(m.bareRate, fmt.Sprintf("rtt%dms-bare-msgs/s", rtt))
+			rtt, measured, rate, ratio, turns, bareRate, bareRatio)
+		b.ReportMetric(rate, fmt.Sprintf("rtt%dms-msgs/s", rtt))
+		b.ReportMetric(ratio, fmt.Sprintf("rtt%dms-%%-of-rtt0", rtt))
+		b.ReportMetric(bareRate, fmt.Sprintf("rtt%dms-bare-msgs/s", rtt))
 	}
 	fmt.Print(t.String())
 }
