@@ -29,7 +29,7 @@ const partOverhead = 512
 func (f *Forwarder) wrap(v analyzer.Verdict, released, eightBit bool) wrapping {
 	now := time.Now()
 	if f.cfg.Mode == ModeRedirect {
-		return wrapping{header: annotation(v, released) + resent(f.cfg.From, f.cfg.To, f.cfg.Hostname, now)}
+		return wrapping{header: Annotation(v, released) + resent(f.cfg.From, f.cfg.To, f.cfg.Hostname, now)}
 	}
 	var r [12]byte
 	rand.Read(r[:])
@@ -39,7 +39,7 @@ func (f *Forwarder) wrap(v analyzer.Verdict, released, eightBit bool) wrapping {
 	io.WriteString(w, summary(v, released))
 	w.Close()
 	return wrapping{
-		header: annotation(v, released) +
+		header: Annotation(v, released) +
 			field("From", f.cfg.From) +
 			field("To", strings.Join(f.cfg.To, ", ")) +
 			field("Subject", "[mailtriage] "+encodeSubject(v.Subject)) +
