@@ -279,6 +279,11 @@ func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
 		}
 		used[f.value] = f.key
 	}
+	if fi := mb.Forward.IMAP; mb.Forward.Route == RouteIMAP && fi.Address == mb.IMAP.Address && strings.EqualFold(fi.Username, mb.IMAP.Username) {
+		if other, dup := used[fi.Folder]; dup {
+			d.errorf(seen["forward"], join(path, "forward.imap.folder"), "%q is also %s of this account; the copies would be triaged again", fi.Folder, other)
+		}
+	}
 	if mb.AfterForward == AfterForwardMove && mb.ForwardedFolder == "" {
 		at := n
 		if v, ok := seen["after_forward"]; ok {
@@ -317,13 +322,33 @@ func (d *decoder) policy(n *yaml.Node, path string, p map[string]string) {
 }
 
 func (d *decoder) forward(n *yaml.Node, path string) Forward {
-	fw := Forward{Mode: DefaultForwardMode}
+	fw := Forward{Route: DefaultRoute, Mode: DefaultForwardMode}
 	seen := d.mapping(n, path, []field{
-		{key: "to", required: true, decode: func(n *yaml.Node, p string) { fw.To, _ = d.strList(n, p) }},
-		{key: "from", required: true, decode: d.setStr(&fw.From)},
+		{key: "route", decode: d.setEnum(&fw.Route, RouteSMTP, RouteIMAP)},
+		{key: "to", decode: func(n *yaml.Node, p string) { fw.To, _ = d.strList(n, p) }},
+		{key: "from", decode: d.setStr(&fw.From)},
 		{key: "mode", decode: d.setEnum(&fw.Mode, ModeRedirect, ModeAttach)},
-		{key: "smtp", required: true, decode: func(n *yaml.Node, p string) { fw.SMTP = d.server(n, p, smtpServer()) }},
+		{key: "smtp", decode: func(n *yaml.Node, p string) { fw.SMTP = d.server(n, p, smtpServer()) }},
+		{key: "imap", decode: func(n *yaml.Node, p string) {
+			folder := DefaultFolder
+			fw.IMAP = d.server(n, p, imapServer(), field{key: "folder", decode: d.setStr(&folder)})
+			if fw.IMAP.Folder = folder; folder == "" || strings.ContainsAny(folder, "\r\n\x00") {
+				d.errorf(n, join(p, "folder"), "%q must be a folder name without control characters", folder)
+			}
+		}},
 	})
+	// Each route has its own keys; the other route's are mistakes.
+	for _, k := range []struct{ route, key string }{{RouteSMTP, "to"}, {RouteSMTP, "from"}, {RouteSMTP, "smtp"}, {RouteIMAP, "imap"}} {
+		switch v, ok := seen[k.key]; {
+		case ok && k.route != fw.Route:
+			d.errorf(v, join(path, k.key), "only for route: %s (this is route: %s)", k.route, fw.Route)
+		case !ok && k.route == fw.Route:
+			d.errorf(n, join(path, k.key), "required key missing")
+		}
+	}
+	if v, ok := seen["mode"]; ok && fw.Route != RouteSMTP {
+		d.errorf(v, join(path, "mode"), "only for route: smtp; route imap stores the original as it came")
+	}
 	if v, ok := seen["to"]; ok {
 		if len(fw.To) == 0 {
 			d.errorf(v, join(path, "to"), "must list at least one address")
@@ -377,9 +402,11 @@ func secretKeys() []string {
 	return []string{"password_file", "password_env", "token_file", "token_command"}
 }
 
-func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
+// server decodes an IMAP or SMTP server block; extra are the keys a block
+// has besides the server's (forward.imap's folder).
+func (d *decoder) server(n *yaml.Node, path string, kind serverKind, extra ...field) Server {
 	s := Server{TLS: kind.defaultTLS}
-	seen := d.mapping(n, path, []field{
+	seen := d.mapping(n, path, append([]field{
 		{key: "address", required: true, decode: d.setStr(&s.Address)},
 		{key: "tls", decode: d.setEnum(&s.TLS, TLSImplicit, TLSStartTLS, TLSNone)},
 		{key: "ca_file", decode: d.setStr(&s.CAFile)},
@@ -395,7 +422,7 @@ func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
 				d.errorf(n, p, "must list the command and its arguments")
 			}
 		}},
-	})
+	}, extra...))
 	if v, ok := seen["address"]; ok {
 		s.Address = d.hostPort(v, join(path, "address"), s.Address, kind.ports[s.TLS], kind.exampleHost)
 	}

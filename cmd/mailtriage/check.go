@@ -97,11 +97,16 @@ func runChecks(ctx context.Context, cfg *config.Config) []checkLine {
 		fctx, cancel := context.WithTimeout(ctx, checkTimeout)
 		err := fws[i].Check(fctx)
 		cancel()
-		lines = append(lines, checkLine{
+		line := checkLine{
 			name:   fmt.Sprintf("mailbox %s: smtp %s", mb.Name, mb.Forward.SMTP.Address),
 			detail: fmt.Sprintf("accepts mail from %s to %d recipients (%s)", mb.Forward.From, len(mb.Forward.To), mb.Forward.SMTP.TLS),
 			err:    err,
-		})
+		}
+		if fi := mb.Forward.IMAP; mb.Forward.Route == config.RouteIMAP {
+			line.name = fmt.Sprintf("mailbox %s: imap route %s", mb.Name, fi.Address)
+			line.detail = fmt.Sprintf("folder %s opens for %s (%s)", fi.Folder, fi.Username, fi.TLS)
+		}
+		lines = append(lines, line)
 	}
 	return lines
 }

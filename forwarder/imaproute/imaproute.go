@@ -229,6 +229,17 @@ func (r *Route) open(ctx context.Context) (*poller.Session, *forwarder.Error) {
 	return s, nil
 }
 
+// Check opens a separate session, logs in, opens the folder read-only and
+// logs out. It is what `mailtriage check` runs.
+func (r *Route) Check(ctx context.Context) error {
+	s, err := r.open(ctx)
+	if err != nil {
+		return err
+	}
+	s.Logout(ctx)
+	return nil
+}
+
 // op names an operation and its object for an error.
 func (r *Route) op(what string) string {
 	return what + " " + r.cfg.Folder + " at " + r.cfg.IMAP.Address

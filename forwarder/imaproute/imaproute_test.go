@@ -334,3 +334,32 @@ func TestForwardSurvivesClosedSession(t *testing.T) {
 		t.Errorf("INBOX holds %d messages, want 2", got)
 	}
 }
+
+// TestCheck: `mailtriage check` logs in and opens the folder.
+func TestCheck(t *testing.T) {
+	_, acct := helpdesk(t)
+	wrongPassword := acct
+	wrongPassword.Auth.Secret = credential.Static(secret.New("not-the-password"))
+	tests := []struct {
+		name   string
+		acct   poller.IMAP
+		folder string
+		want   forwarder.Kind // "" for success
+	}{
+		{"ok", acct, "", ""},
+		{"missing folder", acct, "Nowhere", forwarder.KindTemporary},
+		{"wrong password", wrongPassword, "", forwarder.KindAuth},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := newRoute(t, imaproute.Config{IMAP: tc.acct, Folder: tc.folder}).Check(t.Context())
+			var fe *forwarder.Error
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Check: %v", err)
+			case tc.want != "" && (!errors.As(err, &fe) || fe.Kind != tc.want):
+				t.Fatalf("Check = %v, want a %s error", err, tc.want)
+			}
+		})
+	}
+}
