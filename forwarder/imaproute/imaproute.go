@@ -12,11 +12,14 @@
 // original's. There is no Resent-* block: nothing is resent, and the
 // envelope of the original delivery is not ours to restate.
 //
-// Idempotent across crashes: before appending, the folder is searched for a
-// copy carrying the message's fingerprint (UID SEARCH HEADER, RFC 9051
-// §6.4.4), so that a crash between the APPEND and the poller's record makes
-// no second copy when the message is forwarded again. The one window left
-// is a helpdesk that took the copy out of the folder in between.
+// Idempotent across crashes: when a session opens, the fingerprint field of
+// every message in the folder is read, once (UID FETCH
+// BODY.PEEK[HEADER.FIELDS (X-Mailtriage-Fingerprint)], RFC 9051 §6.4.5),
+// and a message whose mark is there is not appended again. So a crash
+// between the APPEND and the poller's record makes no second copy when the
+// message is forwarded again; the one window left is a helpdesk that took
+// the copy out of the folder in between. Only the topmost such field of a
+// copy counts: the one mailtriage wrote, not one the original carried.
 // With UIDPLUS (RFC 4315) the APPENDUID of each copy is logged.
 //
 // A missing folder is not created: a typo would otherwise hide every
@@ -34,6 +37,7 @@
 package imaproute
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -48,6 +52,7 @@ import (
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/forwarder"
@@ -77,7 +82,15 @@ type Route struct {
 	log *slog.Logger
 
 	mu   sync.Mutex
-	sess *poller.Session // nil when not connected; Folder is selected
+	sess *session // nil when not connected
+}
+
+// session is one logged-in IMAP session with Folder selected.
+type session struct {
+	*poller.Session
+	// marks are the fingerprint marks of the copies in the folder, read
+	// when the session opened, and of those it appended since.
+	marks map[string]imap.UID
 }
 
 // New checks cfg and returns a Route. It does not connect: the first
@@ -112,6 +125,9 @@ func (r *Route) Forward(ctx context.Context, v analyzer.Verdict, released bool, 
 		return &forwarder.Error{Op: r.op("APPEND"), Kind: forwarder.KindRejected,
 			Err: errors.New("message size unknown; an APPEND literal needs it")}
 	}
+	if r.sess != nil && r.sess.Broken() {
+		r.drop() // the server closed it since the last forward
+	}
 	for attempt := 0; ; attempt++ {
 		reused := r.sess != nil
 		if !reused {
@@ -138,15 +154,12 @@ func (r *Route) Forward(ctx context.Context, v analyzer.Verdict, released bool, 
 
 // append runs the search and the APPEND of one message on s. started
 // reports whether body was touched.
-func (r *Route) append(ctx context.Context, s *poller.Session, v analyzer.Verdict, released bool, size int64, body io.Reader) (started bool, err *forwarder.Error) {
+func (r *Route) append(ctx context.Context, s *session, v analyzer.Verdict, released bool, size int64, body io.Reader) (started bool, err *forwarder.Error) {
 	header := forwarder.Annotation(v, released)
+	var mark string
 	if v.Fingerprint != "" {
-		mark := fingerprintMark(v.Fingerprint)
-		uid, err := r.find(ctx, s, mark)
-		if err != nil {
-			return false, err
-		}
-		if uid != 0 {
+		mark = fingerprintMark(v.Fingerprint)
+		if uid, ok := s.marks[mark]; ok {
 			r.log.Info("copy already in the folder; not appended again", "message_id", v.MessageID, "uid", uid)
 			return false, nil
 		}
@@ -160,6 +173,7 @@ func (r *Route) append(ctx context.Context, s *poller.Session, v analyzer.Verdic
 		if _, err := io.WriteString(cmd, header); err != nil {
 			return err
 		}
+		started = true
 		var werr error
 		if srcErr, werr = copyLiteral(cmd, body, size); srcErr != nil || werr != nil {
 			return errors.Join(srcErr, werr)
@@ -181,42 +195,90 @@ func (r *Route) append(ctx context.Context, s *poller.Session, v analyzer.Verdic
 		}
 		return true, &forwarder.Error{Op: r.op("read message body for APPEND"), Kind: kind, Err: srcErr}
 	case werr != nil:
-		return true, classify(r.op("APPEND"), werr, false)
+		return started, classify(r.op("APPEND"), werr, false)
+	}
+	if mark != "" {
+		s.marks[mark] = data.UID // 0 without UIDPLUS: still a copy
 	}
 	r.log.Debug("appended", "message_id", v.MessageID, "octets", int64(len(header))+size, "uid", data.UID, "uidvalidity", data.UIDValidity)
-	return true, nil
+	return started, nil
 }
 
-// find returns the UID of a message in the folder whose fingerprint field
-// holds mark, or 0.
-func (r *Route) find(ctx context.Context, s *poller.Session, mark string) (imap.UID, *forwarder.Error) {
-	var found imap.UID
-	err := s.Do(ctx, func() error {
-		data, err := s.Client().UIDSearch(&imap.SearchCriteria{
-			Header: []imap.SearchCriteriaHeaderField{{Key: HeaderFingerprint, Value: mark}},
-		}, nil).Wait()
-		if err != nil {
-			return err
+// readMarks reads the fingerprint mark of every message in the selected
+// folder, with one UID FETCH of that field (RFC 9051 §6.4.5,
+// BODY.PEEK[HEADER.FIELDS (...)]): once per session, rather than a search
+// of the whole folder per message.
+func (r *Route) readMarks(ctx context.Context, s *poller.Session, exists uint32) (map[string]imap.UID, *forwarder.Error) {
+	marks := make(map[string]imap.UID)
+	if exists == 0 {
+		return marks, nil
+	}
+	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{HeaderFingerprint}, Peek: true}
+	err := s.Stream(ctx, func() error {
+		cmd := s.Client().Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
+		buf := make([]byte, maxFieldBlock)
+		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+			var uid imap.UID
+			for item := msg.Next(); item != nil; item = msg.Next() {
+				switch item := item.(type) {
+				case imapclient.FetchItemDataUID:
+					uid = item.UID
+				case imapclient.FetchItemDataBodySection:
+					if item.Literal == nil {
+						continue
+					}
+					n, _ := io.ReadFull(item.Literal, buf)
+					if _, err := io.Copy(io.Discard, item.Literal); err != nil {
+						return err
+					}
+					if mark, ok := parseMark(buf[:n]); ok {
+						marks[mark] = uid
+					}
+				}
+			}
 		}
-		if uids := data.AllUIDs(); len(uids) > 0 {
-			found = uids[0]
-		}
-		return nil
+		return cmd.Close()
 	})
 	if err != nil {
-		return 0, classify(r.op("UID SEARCH HEADER "+HeaderFingerprint), err, false)
+		return nil, classify(r.op("UID FETCH "+HeaderFingerprint+" of"), err, false)
 	}
-	return found, nil
+	return marks, nil
+}
+
+// maxFieldBlock bounds what is read of one message's fingerprint fields:
+// ours comes first and takes 59 octets; the rest is drained unread.
+const maxFieldBlock = 256
+
+// parseMark returns the mark of the first HeaderFingerprint field of a
+// header block, as the server returns it for HEADER.FIELDS: the field
+// mailtriage put on top, not one the original may carry further down.
+func parseMark(block []byte) (string, bool) {
+	line, _, _ := bytes.Cut(block, []byte("\n"))
+	name, value, ok := bytes.Cut(line, []byte(":"))
+	if !ok || !strings.EqualFold(string(bytes.TrimSpace(name)), HeaderFingerprint) {
+		return "", false
+	}
+	value = bytes.TrimSpace(value)
+	if len(value) != markLength {
+		return "", false
+	}
+	for _, c := range value {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", false
+		}
+	}
+	return string(value), true
 }
 
 // open logs in and selects the folder read-only: EXAMINE, so that the
 // \Recent flag of new copies stays for the helpdesk's session.
-func (r *Route) open(ctx context.Context) (*poller.Session, *forwarder.Error) {
+func (r *Route) open(ctx context.Context) (*session, *forwarder.Error) {
 	s, err := poller.Dial(ctx, r.cfg.IMAP)
 	if err != nil {
 		return nil, classify(r.op("log in"), err, true)
 	}
-	if _, err := s.Select(ctx, r.cfg.Folder, true); err != nil {
+	sel, err := s.Select(ctx, r.cfg.Folder, true)
+	if err != nil {
 		s.Logout(ctx)
 		var ie *imap.Error
 		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
@@ -226,7 +288,12 @@ func (r *Route) open(ctx context.Context) (*poller.Session, *forwarder.Error) {
 		}
 		return nil, classify(r.op("EXAMINE"), err, false)
 	}
-	return s, nil
+	marks, ferr := r.readMarks(ctx, s, sel.NumMessages)
+	if ferr != nil {
+		s.Close()
+		return nil, ferr
+	}
+	return &session{Session: s, marks: marks}, nil
 }
 
 // Check opens a separate session, logs in, opens the folder read-only and
@@ -264,10 +331,12 @@ func (r *Route) Close() error {
 	return nil
 }
 
-// fingerprintMark is the value of HeaderFingerprint: 32 hex digits of the
-// SHA-256 of the fingerprint. A fixed alphabet and length make it safe as
-// a header value and as a SEARCH string, and no fingerprint is a
-// substring of another's mark.
+// markLength is the length of a mark: 32 hex digits.
+const markLength = 32
+
+// fingerprintMark is the value of HeaderFingerprint: 32 lower-case hex
+// digits of the SHA-256 of the fingerprint, a fixed alphabet and length
+// that are safe as a header value whatever the fingerprint holds.
 func fingerprintMark(fp string) string {
 	sum := sha256.Sum256([]byte(fp))
 	return hex.EncodeToString(sum[:16])
