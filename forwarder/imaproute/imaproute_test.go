@@ -363,3 +363,41 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestOriginalsOwnFieldIsNoCopy: an original that carries a fingerprint
+// field of its own (mail that went through another mailtriage, or a forged
+// one) below ours does not make the message it names count as forwarded.
+func TestOriginalsOwnFieldIsNoCopy(t *testing.T) {
+	dc, acct := helpdesk(t)
+	ctx := t.Context()
+	c := dc.Dial(t, helpdeskUser, helpdeskPassword)
+	if err := c.Create("Scratch", nil).Wait(); err != nil {
+		t.Fatalf("create Scratch: %v", err)
+	}
+	// The mark of B, as the route writes it.
+	b := message("named")
+	if err := newRoute(t, imaproute.Config{IMAP: acct, Folder: "Scratch"}).Forward(ctx, verdict(t, b), false, int64(len(b)), bytes.NewReader(b)); err != nil {
+		t.Fatalf("Forward B to Scratch: %v", err)
+	}
+	scratch := folder(t, dc, helpdeskUser, helpdeskPassword, "Scratch")
+	if len(scratch) != 1 {
+		t.Fatalf("Scratch holds %d messages, want 1", len(scratch))
+	}
+	i := bytes.Index(scratch[0].Raw, []byte(imaproute.HeaderFingerprint+":"))
+	if i < 0 {
+		t.Fatalf("the copy of B has no %s field", imaproute.HeaderFingerprint)
+	}
+	field, _, _ := bytes.Cut(scratch[0].Raw[i:], []byte("\r\n"))
+
+	// A carries B's field in its own header; its copy gets ours on top.
+	a := bytes.Replace(message("carrier"), []byte("Subject:"), append(append(field, "\r\n"...), "Subject:"...), 1)
+	if err := newRoute(t, imaproute.Config{IMAP: acct}).Forward(ctx, verdict(t, a), false, int64(len(a)), bytes.NewReader(a)); err != nil {
+		t.Fatalf("Forward A: %v", err)
+	}
+	if err := newRoute(t, imaproute.Config{IMAP: acct}).Forward(ctx, verdict(t, b), false, int64(len(b)), bytes.NewReader(b)); err != nil {
+		t.Fatalf("Forward B: %v", err)
+	}
+	if got := len(folder(t, dc, helpdeskUser, helpdeskPassword, "INBOX")); got != 2 {
+		t.Errorf("INBOX holds %d messages, want A and B: A's own field was taken for B's copy", got)
+	}
+}
