@@ -2,6 +2,7 @@ package poller
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -14,15 +15,18 @@ import (
 type Session struct{ c *conn }
 
 // Dial connects and logs in as cfg says; zero timeouts and TLS mode get the
-// defaults New gives a mailbox.
-func Dial(ctx context.Context, cfg IMAP) (*Session, error) {
+// defaults New gives a mailbox. A nil logger logs nothing.
+func Dial(ctx context.Context, cfg IMAP, log *slog.Logger) (*Session, error) {
 	if cfg.TLS == "" {
 		cfg.TLS = TLSImplicit
 	}
 	setDefault(&cfg.DialTimeout, DefaultDialTimeout)
 	setDefault(&cfg.CommandTimeout, DefaultCommandTimeout)
 	setDefault(&cfg.BodyTimeout, DefaultBodyTimeout)
-	c, err := (&Poller{mb: Mailbox{IMAP: cfg}}).dial(ctx, nil)
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c, err := (&Poller{mb: Mailbox{IMAP: cfg}, log: log}).dial(ctx, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -273,7 +273,7 @@ func parseMark(block []byte) (string, bool) {
 // open logs in and selects the folder read-only: EXAMINE, so that the
 // \Recent flag of new copies stays for the helpdesk's session.
 func (r *Route) open(ctx context.Context) (*session, *forwarder.Error) {
-	s, err := poller.Dial(ctx, r.cfg.IMAP)
+	s, err := poller.Dial(ctx, r.cfg.IMAP, r.log)
 	if err != nil {
 		return nil, classify(r.op("log in"), err, true)
 	}

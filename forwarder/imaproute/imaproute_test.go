@@ -112,6 +112,15 @@ func folder(t testing.TB, dc *testenv.Dovecot, user, password, name string) []co
 	return out
 }
 
+// createFolder creates a folder in the helpdesk's account, as its admin
+// would: the route never does.
+func createFolder(t testing.TB, dc *testenv.Dovecot, name string) {
+	t.Helper()
+	if err := dc.Dial(t, helpdeskUser, helpdeskPassword).Create(name, nil).Wait(); err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+}
+
 func hasFlag(flags []imap.Flag, f imap.Flag) bool {
 	for _, g := range flags {
 		if strings.EqualFold(string(g), string(f)) {
@@ -127,10 +136,7 @@ func hasFlag(flags []imap.Flag, f imap.Flag) bool {
 func TestForwardAppendsUnseenOriginal(t *testing.T) {
 	dc, acct := helpdesk(t)
 	ctx := t.Context()
-	mkFolder := dc.Dial(t, helpdeskUser, helpdeskPassword)
-	if err := mkFolder.Create("Helpdesk/Intake", nil).Wait(); err != nil {
-		t.Fatalf("create Helpdesk/Intake: %v", err)
-	}
+	createFolder(t, dc, "Helpdesk/Intake")
 	tests := []struct {
 		name     string
 		folder   string // "" is INBOX
@@ -370,10 +376,7 @@ func TestCheck(t *testing.T) {
 func TestOriginalsOwnFieldIsNoCopy(t *testing.T) {
 	dc, acct := helpdesk(t)
 	ctx := t.Context()
-	c := dc.Dial(t, helpdeskUser, helpdeskPassword)
-	if err := c.Create("Scratch", nil).Wait(); err != nil {
-		t.Fatalf("create Scratch: %v", err)
-	}
+	createFolder(t, dc, "Scratch")
 	// The mark of B, as the route writes it.
 	b := message("named")
 	if err := newRoute(t, imaproute.Config{IMAP: acct, Folder: "Scratch"}).Forward(ctx, verdict(t, b), false, int64(len(b)), bytes.NewReader(b)); err != nil {
