@@ -152,8 +152,8 @@ func (r *Route) Forward(ctx context.Context, v analyzer.Verdict, released bool, 
 	}
 }
 
-// append runs the search and the APPEND of one message on s. started
-// reports whether body was touched.
+// append looks the message up among the folder's marks and APPENDs it on s
+// when it is not there. started reports whether body was touched.
 func (r *Route) append(ctx context.Context, s *session, v analyzer.Verdict, released bool, size int64, body io.Reader) (started bool, err *forwarder.Error) {
 	header := forwarder.Annotation(v, released)
 	var mark string
