@@ -27,10 +27,14 @@
 // poller pauses forwarding and leaves the mail in place until someone
 // creates the folder. Errors are *forwarder.Error values with the
 // forwarder's kinds, so the poller's pause, backoff and flagging work as on
-// the SMTP route: connection, TLS and login trouble and NO [OVERQUOTA],
-// [UNAVAILABLE], [INUSE], [SERVERBUG], [LIMIT] (RFC 5530) are temporary;
-// NO [TOOBIG] (RFC 4469) is KindSize and any other NO to APPEND is
-// KindRejected, both permanent for the message.
+// the SMTP route: connection, TLS and login trouble, NO [TRYCREATE]
+// (RFC 9051 §7.1) and NO [NONEXISTENT], [OVERQUOTA], [UNAVAILABLE],
+// [INUSE], [SERVERBUG], [LIMIT] (RFC 5530) are temporary; NO [TOOBIG]
+// (RFC 7889) is KindSize and any other NO to APPEND is KindRejected, both
+// permanent for the message.
+//
+// The mark depends on the message only, so the same message watched in two
+// mailboxes that forward into one folder is stored there once.
 //
 // It never sets \Seen, never changes the original, never holds a whole
 // message in memory and never puts a credential in an error or a log line.
