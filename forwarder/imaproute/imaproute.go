@@ -30,8 +30,8 @@
 // the SMTP route: connection, TLS and login trouble, NO [TRYCREATE]
 // (RFC 9051 §7.1) and NO [NONEXISTENT], [OVERQUOTA], [UNAVAILABLE],
 // [INUSE], [SERVERBUG], [LIMIT] (RFC 5530) are temporary; NO [TOOBIG]
-// (RFC 7889) is KindSize and any other NO to APPEND is KindRejected, both
-// permanent for the message.
+// (RFC 4469, as RFC 7889 uses it) is KindSize and any other NO to APPEND
+// is KindRejected, both permanent for the message.
 //
 // The mark depends on the message only, so the same message watched in two
 // mailboxes that forward into one folder is stored there once.
