@@ -72,6 +72,12 @@ func login(dc *testenv.Dovecot, user, password string) poller.IMAP {
 	}
 }
 
+// withWrongPassword is acct with a password the server refuses.
+func withWrongPassword(acct poller.IMAP) poller.IMAP {
+	acct.Auth.Secret = credential.Static(secret.New("not-the-password"))
+	return acct
+}
+
 func newRoute(t testing.TB, cfg imaproute.Config) *imaproute.Route {
 	t.Helper()
 	r, err := imaproute.New(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -246,8 +252,7 @@ func TestForwardErrors(t *testing.T) {
 	dc, acct := helpdesk(t)
 	ctx := t.Context()
 	raw := message("errors")
-	wrongPassword := acct
-	wrongPassword.Auth.Secret = credential.Static(secret.New("not-the-password"))
+	wrongPassword := withWrongPassword(acct)
 	tests := []struct {
 		name      string
 		acct      poller.IMAP
@@ -344,8 +349,7 @@ func TestForwardSurvivesClosedSession(t *testing.T) {
 // TestCheck: `mailtriage check` logs in and opens the folder.
 func TestCheck(t *testing.T) {
 	_, acct := helpdesk(t)
-	wrongPassword := acct
-	wrongPassword.Auth.Secret = credential.Static(secret.New("not-the-password"))
+	wrongPassword := withWrongPassword(acct)
 	tests := []struct {
 		name   string
 		acct   poller.IMAP
