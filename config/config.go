@@ -42,6 +42,7 @@ const (
 	DefaultReleaseFolder  = "Triage/Release"
 	DefaultAfterForward   = AfterForwardSeen
 	DefaultForwardMode    = ModeRedirect
+	DefaultRoute          = RouteSMTP
 	DefaultBatchSize      = 200
 	DefaultLeaseTTL       = 2 * time.Minute
 	minLeaseTTL           = time.Second
@@ -70,6 +71,9 @@ const (
 
 	ModeRedirect = "redirect" // the original, byte for byte, with Resent-* headers
 	ModeAttach   = "attach"   // a new message carrying the original as message/rfc822
+
+	RouteSMTP = "smtp" // submission to forward.smtp
+	RouteIMAP = "imap" // APPEND into forward.imap's folder, which the helpdesk pulls
 )
 
 // Config is the whole configuration file.
@@ -128,12 +132,15 @@ type Mailbox struct {
 	Digest          *Digest           `json:"digest,omitempty"` // nil: no review digest (notify.go)
 }
 
-// Forward says where and how clean mail is sent.
+// Forward says where and how clean mail is sent. To, From, Mode and SMTP
+// are for route smtp; IMAP, with its Folder, for route imap.
 type Forward struct {
-	To   []string `json:"to"`   // addr-specs
-	From string   `json:"from"` // addr-spec: envelope sender and Resent-From
-	Mode string   `json:"mode"` // redirect | attach
-	SMTP Server   `json:"smtp"`
+	Route string   `json:"route"`          // smtp | imap
+	To    []string `json:"to,omitempty"`   // addr-specs
+	From  string   `json:"from,omitempty"` // addr-spec: envelope sender and Resent-From
+	Mode  string   `json:"mode,omitempty"` // redirect | attach
+	SMTP  Server   `json:"smtp"`
+	IMAP  Server   `json:"imap"`
 }
 
 // Server is an IMAP or SMTP server and how to log in to it. It names where
@@ -151,6 +158,7 @@ type Server struct {
 	TokenCommand      []string `json:"token_command,omitempty"`
 	OAuth2            *OAuth2  `json:"oauth2,omitempty"`    // with auth: oauth2
 	EHLOName          string   `json:"ehlo_name,omitempty"` // SMTP only; "" = the machine's FQDN, else an address literal
+	Folder            string   `json:"folder,omitempty"`    // forward.imap only: where the copies go
 }
 
 // AnalyzerPolicy returns the mailbox's policy as the analyzer takes it.

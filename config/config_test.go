@@ -52,7 +52,7 @@ func TestDefaults(t *testing.T) {
 			BatchSize:     200,
 			LeaseTTL:      2 * time.Minute,
 			Forward: Forward{
-				To: []string{"desk@example.com"}, From: "triage@example.com", Mode: "redirect",
+				Route: "smtp", To: []string{"desk@example.com"}, From: "triage@example.com", Mode: "redirect",
 				SMTP: Server{Address: "smtp.example.com:587", TLS: "starttls"},
 			},
 			Policy: map[string]string{
@@ -504,7 +504,7 @@ func TestExampleHasEveryKey(t *testing.T) {
 		"log:", "format:", "level:", "relays:", "service:", "domains:", "mailboxes:", "name:", "schedule:",
 		"idle:", "imap:", "address:", "tls:", "insecure_plaintext:", "ca_file:", "username:", "auth:",
 		"token_file:", "token_command:", "folder:", "review_folder:", "release_folder:", "after_forward:",
-		"forwarded_folder:", "batch_size:", "lease_ttl:", "forward:", "to:", "from:", "mode:", "smtp:", "policy:",
+		"forwarded_folder:", "batch_size:", "lease_ttl:", "forward:", "route:", "to:", "from:", "mode:", "smtp:", "policy:",
 		"unparseable:", "encrypted:", "signed:", "private_relay:", "clean:",
 	} {
 		if !strings.Contains(text, key) {
@@ -517,7 +517,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("mailboxes: [{name: x, imap: {address: h}, forward: {to: [a@b], from: c@d, smtp: {address: s}}}]\n"))
-	for _, name := range []string{"mailtriage.example.yaml", "microsoft365.yaml", "google.yaml", "redis-replicas.yaml"} {
+	for _, name := range []string{"mailtriage.example.yaml", "microsoft365.yaml", "google.yaml", "redis-replicas.yaml", "helpdesk-imap.yaml"} {
 		if data, err := os.ReadFile(filepath.Join("..", "configs", name)); err == nil {
 			f.Add(data)
 		}
@@ -538,7 +538,10 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("a valid config without mailboxes")
 		}
 		for _, mb := range cfg.Mailboxes {
-			if mb.Name == "" || mb.IMAP.Address == "" || len(mb.Forward.To) == 0 || mb.Forward.From == "" {
+			fw := mb.Forward
+			smtpRoute := fw.Route == RouteSMTP && len(fw.To) > 0 && fw.From != "" && fw.SMTP.Address != ""
+			imapRoute := fw.Route == RouteIMAP && fw.IMAP.Address != "" && fw.IMAP.Folder != ""
+			if mb.Name == "" || mb.IMAP.Address == "" || !smtpRoute && !imapRoute {
 				t.Fatalf("a valid config with a missing required value: %+v", mb)
 			}
 		}

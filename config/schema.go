@@ -327,6 +327,11 @@ func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
 		}
 		used[f.value] = f.key
 	}
+	if fi := mb.Forward.IMAP; mb.Forward.Route == RouteIMAP && fi.Address == mb.IMAP.Address && strings.EqualFold(fi.Username, mb.IMAP.Username) {
+		if other, dup := used[fi.Folder]; dup {
+			d.errorf(seen["forward"], join(path, "forward.imap.folder"), "%q is also %s of this account; the copies would be triaged again", fi.Folder, other)
+		}
+	}
 	if mb.AfterForward == AfterForwardMove && mb.ForwardedFolder == "" {
 		at := n
 		if v, ok := seen["after_forward"]; ok {
@@ -365,13 +370,33 @@ func (d *decoder) policy(n *yaml.Node, path string, p map[string]string) {
 }
 
 func (d *decoder) forward(n *yaml.Node, path string) Forward {
-	fw := Forward{Mode: DefaultForwardMode}
+	fw := Forward{Route: DefaultRoute, Mode: DefaultForwardMode}
 	seen := d.mapping(n, path, []field{
-		{key: "to", required: true, decode: func(n *yaml.Node, p string) { fw.To, _ = d.strList(n, p) }},
-		{key: "from", required: true, decode: d.setStr(&fw.From)},
+		{key: "route", decode: d.setEnum(&fw.Route, RouteSMTP, RouteIMAP)},
+		{key: "to", decode: func(n *yaml.Node, p string) { fw.To, _ = d.strList(n, p) }},
+		{key: "from", decode: d.setStr(&fw.From)},
 		{key: "mode", decode: d.setEnum(&fw.Mode, ModeRedirect, ModeAttach)},
-		{key: "smtp", required: true, decode: func(n *yaml.Node, p string) { fw.SMTP = d.server(n, p, smtpServer()) }},
+		{key: "smtp", decode: func(n *yaml.Node, p string) { fw.SMTP = d.server(n, p, smtpServer()) }},
+		{key: "imap", decode: func(n *yaml.Node, p string) {
+			folder := DefaultFolder
+			fw.IMAP = d.server(n, p, imapServer(), field{key: "folder", decode: d.setStr(&folder)})
+			if fw.IMAP.Folder = folder; folder == "" || strings.ContainsAny(folder, "\r\n\x00") {
+				d.errorf(n, join(p, "folder"), "%q must be a folder name without control characters", folder)
+			}
+		}},
 	})
+	// Each route has its own keys; the other route's are mistakes.
+	for _, k := range []struct{ route, key string }{{RouteSMTP, "to"}, {RouteSMTP, "from"}, {RouteSMTP, "smtp"}, {RouteIMAP, "imap"}} {
+		switch v, ok := seen[k.key]; {
+		case ok && k.route != fw.Route:
+			d.errorf(v, join(path, k.key), "only for route: %s (this is route: %s)", k.route, fw.Route)
+		case !ok && k.route == fw.Route:
+			d.errorf(n, join(path, k.key), "required key missing")
+		}
+	}
+	if v, ok := seen["mode"]; ok && fw.Route != RouteSMTP {
+		d.errorf(v, join(path, "mode"), "only for route: smtp; route imap stores the original as it came")
+	}
 	d.envelope(seen, path, fw.To, &fw.From)
 	return fw
 }
@@ -433,7 +458,9 @@ func secretKeys() []string {
 	return []string{"password_file", "password_env", "token_file", "token_command", "oauth2"}
 }
 
-func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
+// server decodes an IMAP or SMTP server block; extra are the keys a block
+// has besides the server's (forward.imap's folder).
+func (d *decoder) server(n *yaml.Node, path string, kind serverKind, extra ...field) Server {
 	s := Server{TLS: kind.defaultTLS}
 	fields := []field{
 		{key: "address", required: true, decode: d.setStr(&s.Address)},
@@ -453,6 +480,7 @@ func (d *decoder) server(n *yaml.Node, path string, kind serverKind) Server {
 		}},
 		{key: "oauth2", decode: func(n *yaml.Node, p string) { s.OAuth2 = d.oauth2(n, p, kind) }},
 	}
+	fields = append(fields, extra...)
 	if kind.ehlo {
 		fields = append(fields, field{key: "ehlo_name", decode: d.setStr(&s.EHLOName)})
 	}

@@ -31,7 +31,7 @@ const partOverhead = 512
 func (f *Forwarder) wrap(v analyzer.Verdict, released, eightBit bool, idDomain string) wrapping {
 	now := time.Now()
 	if f.cfg.Mode == ModeRedirect {
-		return wrapping{header: annotation(v, released) + resent(f.cfg.From, f.cfg.To, idDomain, now)}
+		return wrapping{header: Annotation(v, released) + resent(f.cfg.From, f.cfg.To, idDomain, now)}
 	}
 	var r [12]byte
 	rand.Read(r[:])
@@ -41,7 +41,7 @@ func (f *Forwarder) wrap(v analyzer.Verdict, released, eightBit bool, idDomain s
 	io.WriteString(w, summary(v, released))
 	w.Close()
 	return wrapping{
-		header: annotation(v, released) +
+		header: Annotation(v, released) +
 			mailheader.Field("From", f.cfg.From) +
 			mailheader.Field("To", strings.Join(f.cfg.To, ", ")) +
 			mailheader.Field("Subject", "[mailtriage] "+mailheader.EncodeText(v.Subject)) +

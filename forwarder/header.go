@@ -60,8 +60,9 @@ func orDefault[T ~string](s T, def T) T {
 	return s
 }
 
-// annotation returns the X-Mailtriage-* fields for v, sanitized and folded.
-func annotation(v analyzer.Verdict, released bool) string {
+// Annotation returns the X-Mailtriage-* fields for v, sanitized and folded:
+// what every route puts above the original (DESIGN.md §3).
+func Annotation(v analyzer.Verdict, released bool) string {
 	var b strings.Builder
 	b.WriteString(mailheader.Field(HeaderEncryption, mailheader.Sanitize(encryptionValue(v))))
 	b.WriteString(mailheader.Field(HeaderTransportTLS, mailheader.Sanitize(string(orDefault(v.TransportTLS, analyzer.TransportTLSUnknown)))))

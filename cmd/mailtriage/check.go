@@ -95,13 +95,18 @@ func runChecks(ctx context.Context, cfg *config.Config) []checkLine {
 		}
 		cancel()
 		fctx, cancel := context.WithTimeout(ctx, checkTimeout)
-		hello, err := fws[i].Check(fctx)
+		hello, err := checkRoute(fctx, fws[i])
 		cancel()
-		lines = append(lines, checkLine{
+		line := checkLine{
 			name:   fmt.Sprintf("mailbox %s: smtp %s", mb.Name, mb.Forward.SMTP.Address),
 			detail: fmt.Sprintf("accepts mail from %s to %d recipients (%s, EHLO %s)", mb.Forward.From, len(mb.Forward.To), mb.Forward.SMTP.TLS, hello),
 			err:    err,
-		})
+		}
+		if fi := mb.Forward.IMAP; mb.Forward.Route == config.RouteIMAP {
+			line.name = fmt.Sprintf("mailbox %s: imap route %s", mb.Name, fi.Address)
+			line.detail = fmt.Sprintf("folder %s opens for %s (%s)", fi.Folder, fi.Username, fi.TLS)
+		}
+		lines = append(lines, line)
 		if mb.Notify != nil && mb.Notify.SMTP != nil {
 			lines = append(lines, checkNoticeRoute(ctx, mb))
 		}

@@ -29,6 +29,9 @@ func mailboxNotifier(mb config.Mailbox, fw *forwarder.Forwarder, lim notify.Limi
 			return nil, err
 		}
 	}
+	if send == nil {
+		return nil, fmt.Errorf("mailbox %s: notify: route %s sends no mail; set notify.smtp", mb.Name, mb.Forward.Route)
+	}
 	var classes []notify.Class
 	for _, c := range nc.Classes {
 		classes = append(classes, notify.Class(c))
@@ -86,6 +89,9 @@ func mailboxDigester(mb config.Mailbox, fw *forwarder.Forwarder, lim notify.Limi
 	dc := mb.Digest
 	if dc == nil {
 		return nil, nil
+	}
+	if fw == nil {
+		return nil, fmt.Errorf("mailbox %s: digest: it goes over forward.smtp, and route %s has none", mb.Name, mb.Forward.Route)
 	}
 	from := dc.From
 	if from == "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/config"
 	"github.com/mailtriage/mailtriage/forwarder"
+	"github.com/mailtriage/mailtriage/forwarder/imaproute"
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/metrics"
 	"github.com/mailtriage/mailtriage/notify"
@@ -70,10 +71,10 @@ type mailboxState interface {
 // sharing one analyzer built with the config's extra relay services.
 // Scheduled pollers on a shared store space their cycles with the other
 // replicas (spacing); `run --once`, run by hand, always cycles.
-func mailboxes(cfg *config.Config, st mailboxState, m poller.Metrics, scheduled bool, log *slog.Logger) ([]*poller.Poller, []*forwarder.Forwarder, error) {
+func mailboxes(cfg *config.Config, st mailboxState, m poller.Metrics, scheduled bool, log *slog.Logger) ([]*poller.Poller, []route, error) {
 	an := analyzer.New(relayServices(cfg.Relays))
 	var ps []*poller.Poller
-	var fws []*forwarder.Forwarder
+	var fws []route
 	shared := scheduled && !strings.HasPrefix(cfg.State.URL, "file:")
 	for _, mb := range cfg.Mailboxes {
 		pm, err := pollerMailbox(mb)
@@ -83,18 +84,17 @@ func mailboxes(cfg *config.Config, st mailboxState, m poller.Metrics, scheduled 
 		if shared {
 			pm.Spacing = spacing(mb.Schedule, time.Now())
 		}
-		fc, err := forwarderConfig(mb)
+		fw, err := newRoute(mb, log.With("mailbox", mb.Name))
 		if err != nil {
 			return nil, nil, err
 		}
-		fw, err := forwarder.New(fc, log.With("mailbox", mb.Name))
-		if err != nil {
-			return nil, nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
-		}
-		if pm.Notifier, err = mailboxNotifier(mb, fw, st, log); err != nil {
+		// Notices and digests go over SMTP: the forward route's session, or
+		// notify.smtp; route imap has no SMTP of its own.
+		smtpRoute, _ := fw.(*forwarder.Forwarder)
+		if pm.Notifier, err = mailboxNotifier(mb, smtpRoute, st, log); err != nil {
 			return nil, nil, err
 		}
-		if pm.Digest, err = mailboxDigester(mb, fw, st); err != nil {
+		if pm.Digest, err = mailboxDigester(mb, smtpRoute, st); err != nil {
 			return nil, nil, err
 		}
 		ps = append(ps, poller.New(pm, an, st, fw, m, log))
@@ -201,27 +201,79 @@ func spacing(schedule string, now time.Time) time.Duration {
 	return sched.Next(next).Sub(next) / 2
 }
 
+// route is where a mailbox's clean mail goes: a *forwarder.Forwarder or an
+// *imaproute.Route, each the poller's Forwarder with a connection test for
+// `mailtriage check` (checkRoute).
+type route interface {
+	poller.Forwarder
+}
+
+// checkRoute runs a route's connection test; the SMTP route also says the
+// EHLO name it used.
+func checkRoute(ctx context.Context, r route) (hello string, err error) {
+	switch r := r.(type) {
+	case *forwarder.Forwarder:
+		return r.Check(ctx)
+	case *imaproute.Route:
+		return "", r.Check(ctx)
+	}
+	return "", fmt.Errorf("no connection test for route %T", r)
+}
+
+// newRoute builds the forward route the mailbox's config names.
+func newRoute(mb config.Mailbox, log *slog.Logger) (route, error) {
+	if mb.Forward.Route == config.RouteIMAP {
+		login, err := imapLogin(mb.Forward.IMAP)
+		if err != nil {
+			return nil, fmt.Errorf("mailbox %s: forward.imap: %w", mb.Name, err)
+		}
+		r, err := imaproute.New(imaproute.Config{IMAP: login, Folder: mb.Forward.IMAP.Folder}, log)
+		if err != nil {
+			return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
+		}
+		return r, nil
+	}
+	fc, err := forwarderConfig(mb)
+	if err != nil {
+		return nil, err
+	}
+	fw, err := forwarder.New(fc, log)
+	if err != nil {
+		return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
+	}
+	return fw, nil
+}
+
+// imapLogin converts a config IMAP server to the poller's login settings.
+func imapLogin(s config.Server) (poller.IMAP, error) {
+	auth, err := s.Credential()
+	if err != nil {
+		return poller.IMAP{}, err
+	}
+	roots, err := s.RootCAs()
+	if err != nil {
+		return poller.IMAP{}, err
+	}
+	return poller.IMAP{
+		Address:           s.Address,
+		TLS:               s.TLS,
+		InsecurePlaintext: s.InsecurePlaintext,
+		RootCAs:           roots,
+		Auth:              auth,
+	}, nil
+}
+
 // pollerMailbox converts a config mailbox to the poller's settings.
 func pollerMailbox(mb config.Mailbox) (poller.Mailbox, error) {
-	auth, err := mb.IMAP.Credential()
-	if err != nil {
-		return poller.Mailbox{}, fmt.Errorf("mailbox %s: imap: %w", mb.Name, err)
-	}
-	roots, err := mb.IMAP.RootCAs()
+	login, err := imapLogin(mb.IMAP)
 	if err != nil {
 		return poller.Mailbox{}, fmt.Errorf("mailbox %s: imap: %w", mb.Name, err)
 	}
 	return poller.Mailbox{
-		Name:     mb.Name,
-		Schedule: mb.Schedule,
-		Idle:     mb.Idle,
-		IMAP: poller.IMAP{
-			Address:           mb.IMAP.Address,
-			TLS:               mb.IMAP.TLS,
-			InsecurePlaintext: mb.IMAP.InsecurePlaintext,
-			RootCAs:           roots,
-			Auth:              auth,
-		},
+		Name:            mb.Name,
+		Schedule:        mb.Schedule,
+		Idle:            mb.Idle,
+		IMAP:            login,
 		Folder:          mb.Folder,
 		ReviewFolder:    mb.ReviewFolder,
 		ReleaseFolder:   mb.ReleaseFolder,
