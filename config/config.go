@@ -130,10 +130,12 @@ type Mailbox struct {
 
 // Forward says where and how clean mail is sent.
 type Forward struct {
-	To   []string `json:"to"`   // addr-specs
-	From string   `json:"from"` // addr-spec: envelope sender and Resent-From
-	Mode string   `json:"mode"` // redirect | attach
-	SMTP Server   `json:"smtp"`
+	To    []string `json:"to"`           // addr-specs
+	From  string   `json:"from"`         // addr-spec: envelope sender and Resent-From
+	Mode  string   `json:"mode"`         // redirect | attach
+	Route string   `json:"route"`        // smtp | mx
+	SMTP  Server   `json:"smtp"`         // with route smtp
+	MX    *MXRoute `json:"mx,omitempty"` // with route mx
 }
 
 // Server is an IMAP or SMTP server and how to log in to it. It names where

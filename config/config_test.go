@@ -52,7 +52,7 @@ func TestDefaults(t *testing.T) {
 			BatchSize:     200,
 			LeaseTTL:      2 * time.Minute,
 			Forward: Forward{
-				To: []string{"desk@example.com"}, From: "triage@example.com", Mode: "redirect",
+				To: []string{"desk@example.com"}, From: "triage@example.com", Mode: "redirect", Route: "smtp",
 				SMTP: Server{Address: "smtp.example.com:587", TLS: "starttls"},
 			},
 			Policy: map[string]string{
@@ -136,6 +136,21 @@ func TestValues(t *testing.T) {
 			func(s string) string { return "metrics:\n  listen: \"\"\nlog: {format: json, level: debug}\n" + s },
 			func(c *Config) (any, any) {
 				return []string{c.Metrics.Listen, c.Log.Format, c.Log.Level}, []string{"", "json", "debug"}
+			}},
+		{"route mx with defaults",
+			func(s string) string {
+				return strings.Replace(s, "      smtp:\n        address: smtp.example.com\n", "      route: mx\n", 1)
+			},
+			func(c *Config) (any, any) {
+				return *c.Mailboxes[0].Forward.MX, MXRoute{Domain: "example.com", TLS: "required", Port: 25}
+			}},
+		{"route mx with every key",
+			func(s string) string {
+				return strings.Replace(s, "      smtp:\n        address: smtp.example.com\n",
+					"      route: mx\n      mx:\n        tls: opportunistic\n        resolver: 127.0.0.1\n        port: 2525\n        ca_file: /etc/mx.pem\n", 1)
+			},
+			func(c *Config) (any, any) {
+				return *c.Mailboxes[0].Forward.MX, MXRoute{Domain: "example.com", TLS: "opportunistic", Resolver: "127.0.0.1:53", Port: 2525, CAFile: "/etc/mx.pem"}
 			}},
 		{"relays extend the table",
 			func(s string) string {
@@ -237,6 +252,26 @@ func TestErrors(t *testing.T) {
 				`config.yaml:8: mailboxes[0].forward.to[1]: "Desk <d@example.com>" is not a bare e-mail address such as support@example.com`,
 				`config.yaml:9: mailboxes[0].forward.from: "triage" is not a bare e-mail address such as support@example.com`,
 			}},
+		{"route mx with an smtp block", strings.Replace(minimal, "      smtp:\n", "      route: mx\n      smtp:\n", 1),
+			[]string{`config.yaml:12: mailboxes[0].forward.smtp: only with route: smtp (route: mx delivers to the MX hosts of forward.to)`}},
+		{"route smtp without smtp", strings.Replace(minimal, "      smtp:\n        address: smtp.example.com\n", "", 1),
+			[]string{`config.yaml:8: mailboxes[0].forward.smtp: required key missing`}},
+		{"mx block with route smtp", minimal + "      mx: {tls: required}\n",
+			[]string{`config.yaml:12: mailboxes[0].forward.mx: only with route: mx`}},
+		{"bad route", strings.Replace(minimal, "      smtp:\n", "      route: imap4\n      smtp:\n", 1),
+			[]string{`config.yaml:10: mailboxes[0].forward.route: "imap4" is not one of smtp, mx`}},
+		{"route mx, bad mx values", strings.Replace(minimal, "      smtp:\n        address: smtp.example.com\n", "      route: mx\n      mx:\n        tls: none\n        port: 0\n        resolver: \"bad host:x\"\n", 1),
+			[]string{
+				`config.yaml:12: mailboxes[0].forward.mx.tls: "none" is not one of required, opportunistic`,
+				`config.yaml:13: mailboxes[0].forward.mx.port: 0 is out of range 1..65535`,
+				`config.yaml:14: mailboxes[0].forward.mx.resolver: "bad host:x" is not a host:port address such as 127.0.0.1:53`,
+			}},
+		{"route mx to two domains", strings.Replace(strings.Replace(minimal, "      smtp:\n        address: smtp.example.com\n", "      route: mx\n", 1), "[desk@example.com]", "[desk@example.com, desk@example.org]", 1),
+			[]string{`config.yaml:8: mailboxes[0].forward.to: route: mx delivers to one domain; desk@example.org is not at example.com`}},
+		{"route mx, notify without smtp", strings.Replace(minimal, "      smtp:\n        address: smtp.example.com\n", "      route: mx\n", 1) + "    notify: {from: noreply@example.com}\n",
+			[]string{`config.yaml:11: mailboxes[0].notify.smtp: required with forward.route: mx (notices go to customers, not to the helpdesk's MX hosts)`}},
+		{"route mx with a digest", strings.Replace(minimal, "      smtp:\n        address: smtp.example.com\n", "      route: mx\n", 1) + "    digest: {to: [ops@example.com]}\n",
+			[]string{`config.yaml:11: mailboxes[0].digest: needs forward.route: smtp (the digest goes to operators, not to the helpdesk's MX hosts)`}},
 		{"bad forward mode", strings.Replace(minimal, "      smtp:\n", "      mode: bounce\n      smtp:\n", 1),
 			[]string{`config.yaml:10: mailboxes[0].forward.mode: "bounce" is not one of redirect, attach`}},
 		{"smtp secret without username", strings.Replace(minimal, "address: smtp.example.com\n", "address: smtp.example.com\n        password_env: SMTP_PW\n", 1),
@@ -473,7 +508,7 @@ func TestExampleHasEveryKey(t *testing.T) {
 		"log:", "format:", "level:", "relays:", "service:", "domains:", "mailboxes:", "name:", "schedule:",
 		"idle:", "imap:", "address:", "tls:", "insecure_plaintext:", "ca_file:", "username:", "auth:",
 		"token_file:", "token_command:", "folder:", "review_folder:", "release_folder:", "after_forward:",
-		"forwarded_folder:", "batch_size:", "lease_ttl:", "forward:", "to:", "from:", "mode:", "smtp:", "policy:",
+		"forwarded_folder:", "batch_size:", "lease_ttl:", "forward:", "to:", "from:", "mode:", "route:", "smtp:", "mx:", "resolver:", "port:", "policy:",
 		"unparseable:", "encrypted:", "signed:", "private_relay:", "clean:",
 	} {
 		if !strings.Contains(text, key) {

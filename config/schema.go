@@ -246,6 +246,7 @@ func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
 		{key: "notify", decode: func(n *yaml.Node, p string) { mb.Notify = d.notify(n, p) }},
 		{key: "digest", decode: func(n *yaml.Node, p string) { mb.Digest = d.digest(n, p) }},
 	})
+	d.checkMXCompanions(seen, path, mb)
 	for _, o := range []*OAuth2{mb.IMAP.OAuth2, mb.Forward.SMTP.OAuth2} {
 		if o != nil {
 			o.mailbox, o.configFile = mb.Name, d.file
@@ -328,14 +329,17 @@ func (d *decoder) policy(n *yaml.Node, path string, p map[string]string) {
 }
 
 func (d *decoder) forward(n *yaml.Node, path string) Forward {
-	fw := Forward{Mode: DefaultForwardMode}
+	fw := Forward{Mode: DefaultForwardMode, Route: DefaultRoute}
 	seen := d.mapping(n, path, []field{
 		{key: "to", required: true, decode: func(n *yaml.Node, p string) { fw.To, _ = d.strList(n, p) }},
 		{key: "from", required: true, decode: d.setStr(&fw.From)},
 		{key: "mode", decode: d.setEnum(&fw.Mode, ModeRedirect, ModeAttach)},
-		{key: "smtp", required: true, decode: func(n *yaml.Node, p string) { fw.SMTP = d.server(n, p, smtpServer()) }},
+		{key: "route", decode: d.setEnum(&fw.Route, RouteSMTP, RouteMX)},
+		{key: "smtp", decode: func(n *yaml.Node, p string) { fw.SMTP = d.server(n, p, smtpServer()) }},
+		{key: "mx", decode: func(n *yaml.Node, p string) { fw.MX = d.mxRoute(n, p) }},
 	})
 	d.envelope(seen, path, fw.To, &fw.From)
+	d.checkRoute(n, path, seen, &fw)
 	return fw
 }
 

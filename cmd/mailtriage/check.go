@@ -97,9 +97,10 @@ func runChecks(ctx context.Context, cfg *config.Config) []checkLine {
 		fctx, cancel := context.WithTimeout(ctx, checkTimeout)
 		err := fws[i].Check(fctx)
 		cancel()
+		route, tls := routeLabel(mb)
 		lines = append(lines, checkLine{
-			name:   fmt.Sprintf("mailbox %s: smtp %s", mb.Name, mb.Forward.SMTP.Address),
-			detail: fmt.Sprintf("accepts mail from %s to %d recipients (%s)", mb.Forward.From, len(mb.Forward.To), mb.Forward.SMTP.TLS),
+			name:   fmt.Sprintf("mailbox %s: %s", mb.Name, route),
+			detail: fmt.Sprintf("accepts mail from %s to %d recipients (%s)", mb.Forward.From, len(mb.Forward.To), tls),
 			err:    err,
 		})
 		if mb.Notify != nil && mb.Notify.SMTP != nil {

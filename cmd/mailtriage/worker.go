@@ -83,7 +83,12 @@ func mailboxes(cfg *config.Config, st mailboxState, m poller.Metrics, scheduled 
 		if shared {
 			pm.Spacing = spacing(mb.Schedule, time.Now())
 		}
-		fc, err := forwarderConfig(mb)
+		var fc forwarder.Config
+		if mb.Forward.Route == config.RouteMX {
+			fc, err = mxForwarderConfig(mb, log)
+		} else {
+			fc, err = forwarderConfig(mb)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
