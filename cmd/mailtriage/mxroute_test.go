@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/emersion/go-msgauth/dkim"
+	miekgdns "github.com/miekg/dns"
 
 	"github.com/mailtriage/mailtriage/internal/memimap"
 	"github.com/mailtriage/mailtriage/internal/selfsigned"
@@ -35,10 +39,20 @@ var mxRecords = []string{
 // forward.route: mx. The preferred MX refuses connections, the second
 // takes the mail over STARTTLS with a certificate for its name (trusted
 // through mx.ca_file). The helpdesk gets the original under our fields,
-// From and Message-ID as the customer sent them; the second run sends
-// nothing.
+// From and Message-ID as the customer sent them and the customer's DKIM
+// signature still valid (checked with go-msgauth against the key in the
+// test's DNS); the second run sends nothing.
 func TestRunOnceRouteMX(t *testing.T) {
 	dir := t.TempDir()
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var signed bytes.Buffer
+	if err := dkim.Sign(&signed, strings.NewReader(mxMessage), &dkim.SignOptions{Domain: "shop.test", Selector: "s1", Signer: key}); err != nil {
+		t.Fatalf("dkim sign: %v", err)
+	}
+	original := signed.Bytes()
 	cert, err := selfsigned.Loopback("mx test", "mx1.helpdesk.test", "mx2.helpdesk.test")
 	if err != nil {
 		t.Fatal(err)
@@ -53,8 +67,9 @@ func TestRunOnceRouteMX(t *testing.T) {
 	}
 	t.Cleanup(func() { sink.Close() })
 	_, port, _ := net.SplitHostPort(sink.Addr())
-	dns := testenv.StartDNS(t, mxRecords...)
-	cfgPath, user := mxMailbox(t, dir, dns.Addr, port, caFile)
+	dns := testenv.StartDNS(t, append(mxRecords,
+		fmt.Sprintf(`s1._domainkey.shop.test. 60 IN TXT "v=DKIM1; k=ed25519; p=%s"`, base64.StdEncoding.EncodeToString(pub)))...)
+	cfgPath, user := mxMailbox(t, dir, dns.Addr, port, caFile, original)
 
 	var check bytes.Buffer
 	if code := dispatch([]string{"check", "--config", cfgPath}, &check, &check); code != exitOK || !strings.Contains(check.String(), "mx helpdesk.test") {
@@ -73,8 +88,12 @@ func TestRunOnceRouteMX(t *testing.T) {
 	if got.From != "triage@shop.test" || strings.Join(got.To, ",") != "support@helpdesk.test" {
 		t.Errorf("envelope %s -> %v, want triage@shop.test -> support@helpdesk.test", got.From, got.To)
 	}
-	if !bytes.HasSuffix(got.Data, []byte(mxMessage)) {
+	if !bytes.HasSuffix(got.Data, original) {
 		t.Errorf("the helpdesk got\n%s\nwant the original byte for byte under our fields", got.Data)
+	}
+	verifications, err := dkim.VerifyWithOptions(bytes.NewReader(got.Data), &dkim.VerifyOptions{LookupTXT: txtAt(dns.Addr)})
+	if err != nil || len(verifications) != 1 || verifications[0].Err != nil || verifications[0].Domain != "shop.test" {
+		t.Errorf("the customer's DKIM signature at the helpdesk: %+v, %v; want one valid signature of shop.test", verifications, err)
 	}
 	for _, field := range []string{"Resent-From: triage@shop.test\r\n", "From: Customer <customer@shop.test>\r\n", "Message-ID: <order-42@shop.test>\r\n"} {
 		if !bytes.Contains(got.Data, []byte(field)) {
@@ -92,7 +111,7 @@ func TestRunOnceRouteMX(t *testing.T) {
 func TestRunOnceRouteMXNullMX(t *testing.T) {
 	dir := t.TempDir()
 	dns := testenv.StartDNS(t, "helpdesk.test. 60 IN MX 0 .")
-	cfgPath, user := mxMailbox(t, dir, dns.Addr, "25", "")
+	cfgPath, user := mxMailbox(t, dir, dns.Addr, "25", "", []byte(mxMessage))
 	var stdout, stderr bytes.Buffer
 	if code := dispatch([]string{"run", "--config", cfgPath, "--once"}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("run: exit %d\n%s%s", code, stdout.String(), stderr.String())
@@ -108,16 +127,35 @@ func TestRunOnceRouteMXNullMX(t *testing.T) {
 	}
 }
 
-// mxMailbox starts an IMAP server with mxMessage in INBOX and writes a
-// config forwarding it on route mx through the DNS server at resolver.
-func mxMailbox(t *testing.T, dir, resolver, port, caFile string) (string, *imapmemserver.User) {
+// txtAt looks TXT records up at the DNS server addr, as a helpdesk's
+// verifier would at its resolver.
+func txtAt(addr string) func(string) ([]string, error) {
+	return func(name string) ([]string, error) {
+		q := new(miekgdns.Msg)
+		q.SetQuestion(miekgdns.Fqdn(name), miekgdns.TypeTXT)
+		in, err := miekgdns.Exchange(q, addr)
+		if err != nil {
+			return nil, err
+		}
+		var txts []string
+		for _, rr := range in.Answer {
+			if t, ok := rr.(*miekgdns.TXT); ok {
+				txts = append(txts, strings.Join(t.Txt, ""))
+			}
+		}
+		return txts, nil
+	}
+}
+
+// mxMailbox starts an IMAP server with msg in INBOX and writes a config
+// forwarding it on route mx through the DNS server at resolver.
+func mxMailbox(t *testing.T, dir, resolver, port, caFile string, msg []byte) (string, *imapmemserver.User) {
 	t.Helper()
 	srv := testenv.StartMemIMAP(t, memimap.Options{})
 	user, err := srv.AddUser("support@shop.test", "imap-password")
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := []byte(mxMessage)
 	if _, err := user.Append("INBOX", literal{bytes.NewReader(msg), int64(len(msg))}, &imap.AppendOptions{}); err != nil {
 		t.Fatal(err)
 	}
