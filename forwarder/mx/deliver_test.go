@@ -21,8 +21,23 @@ import (
 
 const testMessage = "From: Customer <customer@shop.test>\r\nTo: support@helpdesk.test\r\nSubject: order 42\r\nMessage-ID: <order-42@shop.test>\r\n\r\nWhere is my parcel?\r\n"
 
-// mxNames are the names the test certificate is valid for.
-var mxNames = []string{"mx1.helpdesk.test", "mx2.helpdesk.test", "helpdesk.test", "mta-sts.helpdesk.test"}
+// twoMX is the helpdesk's DNS: two MX hosts on two loopback addresses.
+var twoMX = []string{
+	"helpdesk.test. 60 IN MX 10 mx1.helpdesk.test.",
+	"helpdesk.test. 60 IN MX 20 mx2.helpdesk.test.",
+	"mx1.helpdesk.test. 60 IN A 127.0.0.2",
+	"mx2.helpdesk.test. 60 IN A 127.0.0.1",
+}
+
+// mxCert is a certificate for the helpdesk's MX and MTA-STS host names.
+func mxCert(t *testing.T) *selfsigned.Cert {
+	t.Helper()
+	cert, err := selfsigned.Loopback("mx test", "mx1.helpdesk.test", "mx2.helpdesk.test", "helpdesk.test", "mta-sts.helpdesk.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
 
 // testRoute is a forwarder over a Route with the test's DNS server.
 func testRoute(t *testing.T, opt Options, cert *selfsigned.Cert) *forwarder.Forwarder {
@@ -80,10 +95,7 @@ func greeter(t *testing.T, listen, reply string) {
 // at a higher preference value, gets it with STARTTLS verified against
 // its name, From and Message-ID as they were.
 func TestDeliverNextMX(t *testing.T) {
-	cert, err := selfsigned.Loopback("mx test", mxNames...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := mxCert(t)
 	wrongCert, err := selfsigned.Loopback("not the mx", "other.test")
 	if err != nil {
 		t.Fatal(err)
@@ -104,12 +116,7 @@ func TestDeliverNextMX(t *testing.T) {
 			second := startSink(t, "127.0.0.1:0", smtpsink.TLSStartTLS, cert)
 			_, port, _ := net.SplitHostPort(second.Addr())
 			tc.first(t, net.JoinHostPort("127.0.0.2", port))
-			d := testenv.StartDNS(t,
-				"helpdesk.test. 60 IN MX 10 mx1.helpdesk.test.",
-				"helpdesk.test. 60 IN MX 20 mx2.helpdesk.test.",
-				"mx1.helpdesk.test. 60 IN A 127.0.0.2",
-				"mx2.helpdesk.test. 60 IN A 127.0.0.1",
-			)
+			d := testenv.StartDNS(t, twoMX...)
 			f := testRoute(t, Options{Resolver: d.Addr, Port: port}, cert)
 			if err := f.Send(t.Context(), "triage@shop.test", []string{"support@helpdesk.test"}, []byte(testMessage)); err != nil {
 				t.Fatalf("Send: %v", err)
@@ -128,22 +135,14 @@ func TestDeliverNextMX(t *testing.T) {
 // TestAllMXDown: no MX host answers, so the failure is temporary and the
 // poller waits; the error names the last host tried.
 func TestAllMXDown(t *testing.T) {
-	cert, err := selfsigned.Loopback("mx test", mxNames...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := mxCert(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, port, _ := net.SplitHostPort(l.Addr().String())
 	l.Close()
-	d := testenv.StartDNS(t,
-		"helpdesk.test. 60 IN MX 10 mx1.helpdesk.test.",
-		"helpdesk.test. 60 IN MX 20 mx2.helpdesk.test.",
-		"mx1.helpdesk.test. 60 IN A 127.0.0.2",
-		"mx2.helpdesk.test. 60 IN A 127.0.0.1",
-	)
+	d := testenv.StartDNS(t, twoMX...)
 	f := testRoute(t, Options{Resolver: d.Addr, Port: port}, cert)
 	err = f.Send(t.Context(), "triage@shop.test", []string{"support@helpdesk.test"}, []byte(testMessage))
 	var fe *forwarder.Error
@@ -259,10 +258,7 @@ func policyServer(t *testing.T, cert *selfsigned.Cert, body *string) (*http.Clie
 // mail and requires verified TLS even with tls: opportunistic; a testing
 // policy only logs. The policy is fetched once per record id.
 func TestMTASTS(t *testing.T) {
-	cert, err := selfsigned.Loopback("mx test", mxNames...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := mxCert(t)
 	for _, tc := range []struct {
 		name      string
 		policy    string
@@ -321,10 +317,7 @@ func TestMTASTS(t *testing.T) {
 // TestOpportunistic: without a policy, tls: opportunistic delivers in
 // plain text to an MX that offers no STARTTLS, and required refuses it.
 func TestOpportunistic(t *testing.T) {
-	cert, err := selfsigned.Loopback("mx test", mxNames...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := mxCert(t)
 	for _, tc := range []struct {
 		tls       string
 		delivered bool
