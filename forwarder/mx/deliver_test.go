@@ -30,7 +30,7 @@ var twoMX = []string{
 }
 
 // mxCert is a certificate for the helpdesk's MX and MTA-STS host names.
-func mxCert(t *testing.T) *selfsigned.Cert {
+func mxCert(t testing.TB) *selfsigned.Cert {
 	t.Helper()
 	cert, err := selfsigned.Loopback("mx test", "mx1.helpdesk.test", "mx2.helpdesk.test", "helpdesk.test", "mta-sts.helpdesk.test")
 	if err != nil {
@@ -40,7 +40,7 @@ func mxCert(t *testing.T) *selfsigned.Cert {
 }
 
 // testRoute is a forwarder over a Route with the test's DNS server.
-func testRoute(t *testing.T, opt Options, cert *selfsigned.Cert) *forwarder.Forwarder {
+func testRoute(t testing.TB, opt Options, cert *selfsigned.Cert) *forwarder.Forwarder {
 	t.Helper()
 	opt.Domain, opt.Timeout = "helpdesk.test", 5*time.Second
 	r, err := New(opt, nil)
@@ -59,7 +59,7 @@ func testRoute(t *testing.T, opt Options, cert *selfsigned.Cert) *forwarder.Forw
 }
 
 // startSink starts a sink on listen with cert.
-func startSink(t *testing.T, listen, tlsMode string, cert *selfsigned.Cert) *smtpsink.Sink {
+func startSink(t testing.TB, listen, tlsMode string, cert *selfsigned.Cert) *smtpsink.Sink {
 	t.Helper()
 	s, err := smtpsink.Start(t.Context(), smtpsink.Options{TLS: tlsMode, Cert: cert, Listen: listen})
 	if err != nil {
