@@ -42,7 +42,7 @@ fuzz:
 bench: bench-micro bench-dovecot
 
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./analyzer/ ./forwarder/ ./store/ ./scan/ ./poller/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./analyzer/ ./forwarder/ ./forwarder/mx/ ./store/ ./scan/ ./poller/
 
 bench-dovecot:
 	$(GO) test -run '^$$' -bench 'Cycle|Mailboxes' -benchtime 1x -timeout 60m ./bench/ -args -bench.n=$(BENCH_N) -bench.rounds=$(BENCH_ROUNDS) -bench.mailboxes=$(BENCH_MAILBOXES)

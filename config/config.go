@@ -74,6 +74,7 @@ const (
 
 	RouteSMTP = "smtp" // submission to forward.smtp
 	RouteIMAP = "imap" // APPEND into forward.imap's folder, which the helpdesk pulls
+	RouteMX   = "mx"   // delivery to the MX hosts of forward.to's domain (forward.mx)
 )
 
 // Config is the whole configuration file.
@@ -135,12 +136,13 @@ type Mailbox struct {
 // Forward says where and how clean mail is sent. To, From, Mode and SMTP
 // are for route smtp; IMAP, with its Folder, for route imap.
 type Forward struct {
-	Route string   `json:"route"`          // smtp | imap
-	To    []string `json:"to,omitempty"`   // addr-specs
-	From  string   `json:"from,omitempty"` // addr-spec: envelope sender and Resent-From
+	Route string   `json:"route"`          // smtp | imap | mx
+	To    []string `json:"to,omitempty"`   // addr-specs (routes smtp, mx)
+	From  string   `json:"from,omitempty"` // addr-spec: envelope sender and Resent-From (routes smtp, mx)
 	Mode  string   `json:"mode,omitempty"` // redirect | attach
-	SMTP  Server   `json:"smtp"`
-	IMAP  Server   `json:"imap"`
+	SMTP  Server   `json:"smtp"`           // with route smtp
+	IMAP  Server   `json:"imap"`           // with route imap
+	MX    *MXRoute `json:"mx,omitempty"`   // with route mx
 }
 
 // Server is an IMAP or SMTP server and how to log in to it. It names where

@@ -147,6 +147,21 @@ func TestValues(t *testing.T) {
 			func(c *Config) (any, any) {
 				return []string{c.Metrics.Listen, c.Log.Format, c.Log.Level}, []string{"", "json", "debug"}
 			}},
+		{"route mx with defaults",
+			func(s string) string {
+				return strings.Replace(s, "      smtp:\n        address: smtp.example.com\n", "      route: mx\n", 1)
+			},
+			func(c *Config) (any, any) {
+				return *c.Mailboxes[0].Forward.MX, MXRoute{Domain: "example.com", TLS: "required", Port: 25}
+			}},
+		{"route mx with every key",
+			func(s string) string {
+				return strings.Replace(s, "      smtp:\n        address: smtp.example.com\n",
+					"      route: mx\n      mx:\n        tls: opportunistic\n        resolver: 127.0.0.1\n        port: 2525\n        ca_file: /etc/mx.pem\n", 1)
+			},
+			func(c *Config) (any, any) {
+				return *c.Mailboxes[0].Forward.MX, MXRoute{Domain: "example.com", TLS: "opportunistic", Resolver: "127.0.0.1:53", Port: 2525, CAFile: "/etc/mx.pem"}
+			}},
 		{"relays extend the table",
 			func(s string) string {
 				return "relays:\n  - service: my-relay\n    domains: [relay.example.net, \"*.relay.example.net\"]\n" + s
@@ -247,6 +262,26 @@ func TestErrors(t *testing.T) {
 				`config.yaml:8: mailboxes[0].forward.to[1]: "Desk <d@example.com>" is not a bare e-mail address such as support@example.com`,
 				`config.yaml:9: mailboxes[0].forward.from: "triage" is not a bare e-mail address such as support@example.com`,
 			}},
+		{"route mx with an smtp block", strings.Replace(minimal, "      smtp:\n", "      route: mx\n      smtp:\n", 1),
+			[]string{`config.yaml:12: mailboxes[0].forward.smtp: only for route: smtp (this is route: mx)`}},
+		{"route smtp without smtp", strings.Replace(minimal, "      smtp:\n        address: smtp.example.com\n", "", 1),
+			[]string{`config.yaml:8: mailboxes[0].forward.smtp: required key missing`}},
+		{"mx block with route smtp", minimal + "      mx: {tls: required}\n",
+			[]string{`config.yaml:12: mailboxes[0].forward.mx: only for route: mx (this is route: smtp)`}},
+		{"bad route", strings.Replace(minimal, "      smtp:\n", "      route: imap4\n      smtp:\n", 1),
+			[]string{`config.yaml:10: mailboxes[0].forward.route: "imap4" is not one of smtp, mx`}},
+		{"route mx, bad mx values", strings.Replace(minimal, "      smtp:\n        address: smtp.example.com\n", "      route: mx\n      mx:\n        tls: none\n        port: 0\n        resolver: \"bad host:x\"\n", 1),
+			[]string{
+				`config.yaml:12: mailboxes[0].forward.mx.tls: "none" is not one of required, opportunistic`,
+				`config.yaml:13: mailboxes[0].forward.mx.port: 0 is out of range 1..65535`,
+				`config.yaml:14: mailboxes[0].forward.mx.resolver: "bad host:x" is not a host:port address such as 127.0.0.1:53`,
+			}},
+		{"route mx to two domains", strings.Replace(strings.Replace(minimal, "      smtp:\n        address: smtp.example.com\n", "      route: mx\n", 1), "[desk@example.com]", "[desk@example.com, desk@example.org]", 1),
+			[]string{`config.yaml:8: mailboxes[0].forward.to: route: mx delivers to one domain; desk@example.org is not at example.com`}},
+		{"route mx, notify without smtp", strings.Replace(minimal, "      smtp:\n        address: smtp.example.com\n", "      route: mx\n", 1) + "    notify: {from: noreply@example.com}\n",
+			[]string{`config.yaml:11: mailboxes[0].notify.smtp: required with forward.route: mx (notices go to customers; route mx reaches only the helpdesk)`}},
+		{"route mx with a digest", strings.Replace(minimal, "      smtp:\n        address: smtp.example.com\n", "      route: mx\n", 1) + "    digest: {to: [ops@example.com]}\n",
+			[]string{`config.yaml:11: mailboxes[0].digest: needs forward.route: smtp (the digest goes to operators; route mx reaches only the helpdesk)`}},
 		{"bad forward mode", strings.Replace(minimal, "      smtp:\n", "      mode: bounce\n      smtp:\n", 1),
 			[]string{`config.yaml:10: mailboxes[0].forward.mode: "bounce" is not one of redirect, attach`}},
 		{"ehlo_name a bare host name", strings.Replace(minimal, "address: smtp.example.com\n", "address: smtp.example.com\n        ehlo_name: 3f2a9c1b7d4e\n", 1),
@@ -504,7 +539,7 @@ func TestExampleHasEveryKey(t *testing.T) {
 		"log:", "format:", "level:", "relays:", "service:", "domains:", "mailboxes:", "name:", "schedule:",
 		"idle:", "imap:", "address:", "tls:", "insecure_plaintext:", "ca_file:", "username:", "auth:",
 		"token_file:", "token_command:", "folder:", "review_folder:", "release_folder:", "after_forward:",
-		"forwarded_folder:", "batch_size:", "lease_ttl:", "forward:", "route:", "to:", "from:", "mode:", "smtp:", "policy:",
+		"forwarded_folder:", "batch_size:", "lease_ttl:", "forward:", "to:", "from:", "mode:", "route:", "smtp:", "mx:", "resolver:", "port:", "policy:",
 		"unparseable:", "encrypted:", "signed:", "private_relay:", "clean:",
 	} {
 		if !strings.Contains(text, key) {

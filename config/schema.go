@@ -283,6 +283,7 @@ func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
 		{key: "notify", decode: func(n *yaml.Node, p string) { mb.Notify = d.notify(n, p) }},
 		{key: "digest", decode: func(n *yaml.Node, p string) { mb.Digest = d.digest(n, p) }},
 	})
+	d.checkRouteCompanions(seen, path, mb)
 	for _, o := range []*OAuth2{mb.IMAP.OAuth2, mb.Forward.SMTP.OAuth2} {
 		if o != nil {
 			o.mailbox, o.configFile = mb.Name, d.file
@@ -372,7 +373,7 @@ func (d *decoder) policy(n *yaml.Node, path string, p map[string]string) {
 func (d *decoder) forward(n *yaml.Node, path string) Forward {
 	fw := Forward{Route: DefaultRoute, Mode: DefaultForwardMode}
 	seen := d.mapping(n, path, []field{
-		{key: "route", decode: d.setEnum(&fw.Route, RouteSMTP, RouteIMAP)},
+		{key: "route", decode: d.setEnum(&fw.Route, RouteSMTP, RouteIMAP, RouteMX)},
 		{key: "to", decode: func(n *yaml.Node, p string) { fw.To, _ = d.strList(n, p) }},
 		{key: "from", decode: d.setStr(&fw.From)},
 		{key: "mode", decode: d.setEnum(&fw.Mode, ModeRedirect, ModeAttach)},
@@ -384,20 +385,10 @@ func (d *decoder) forward(n *yaml.Node, path string) Forward {
 				d.errorf(n, join(p, "folder"), "%q must be a folder name without control characters", folder)
 			}
 		}},
+		{key: "mx", decode: func(n *yaml.Node, p string) { fw.MX = d.mxRoute(n, p) }},
 	})
-	// Each route has its own keys; the other route's are mistakes.
-	for _, k := range []struct{ route, key string }{{RouteSMTP, "to"}, {RouteSMTP, "from"}, {RouteSMTP, "smtp"}, {RouteIMAP, "imap"}} {
-		switch v, ok := seen[k.key]; {
-		case ok && k.route != fw.Route:
-			d.errorf(v, join(path, k.key), "only for route: %s (this is route: %s)", k.route, fw.Route)
-		case !ok && k.route == fw.Route:
-			d.errorf(n, join(path, k.key), "required key missing")
-		}
-	}
-	if v, ok := seen["mode"]; ok && fw.Route != RouteSMTP {
-		d.errorf(v, join(path, "mode"), "only for route: smtp; route imap stores the original as it came")
-	}
 	d.envelope(seen, path, fw.To, &fw.From)
+	d.checkRoute(n, path, seen, &fw)
 	return fw
 }
 

@@ -50,6 +50,10 @@ const (
 	TLSImplicit = "implicit"
 	TLSStartTLS = "starttls"
 	TLSNone     = "none"
+
+	// TLSOpportunistic is for a Hop only: STARTTLS, verified, when the
+	// server offers it; plain text when it does not (RFC 3207 §4).
+	TLSOpportunistic = "opportunistic"
 )
 
 // Modes, as the configuration spells them.
@@ -76,6 +80,22 @@ type Config struct {
 	Mode              string           // redirect (default) | attach
 	Hostname          string           // EHLO name and Message-ID domain; when empty, the machine's FQDN or an address literal (ehloName)
 	Timeout           time.Duration    // for every read or write on the connection; DefaultTimeout when 0
+
+	// Route, when set, gives the hosts to try in order for each new
+	// session instead of Address, which then only names the route in logs
+	// and errors (the mx route, package forwarder/mx). A host that cannot
+	// be connected to, greets or answers EHLO with an error, or fails TLS
+	// is skipped for the next. Route's errors are returned as they are;
+	// they should be *Error values.
+	Route func(ctx context.Context) ([]Hop, error)
+}
+
+// Hop is one host a Route gives: where to connect, the name its
+// certificate must carry, and how TLS is required there.
+type Hop struct {
+	Address    string // host:port, an IP address or a name
+	ServerName string // verified against the certificate
+	TLS        string // TLSStartTLS, or TLSOpportunistic: plain text when STARTTLS is not offered
 }
 
 // Forwarder sends messages over one SMTP session at a time. It is safe for
@@ -92,6 +112,7 @@ type Forwarder struct {
 
 // session is one open SMTP connection.
 type session struct {
+	addr   string // the host:port it is connected to
 	client *smtp.Client
 	hello  string // the name we gave in EHLO
 	conn   *deadlineConn
@@ -105,7 +126,7 @@ type session struct {
 // Forward or Check does.
 func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
 	host, _, err := net.SplitHostPort(cfg.Address)
-	if err != nil || host == "" {
+	if cfg.Route == nil && (err != nil || host == "") {
 		return nil, fmt.Errorf("forwarder: address %q: want host:port", cfg.Address)
 	}
 	switch cfg.TLS {
@@ -275,7 +296,7 @@ func (f *Forwarder) transact(ctx context.Context, env envelope, compose func(eig
 func (f *Forwarder) send(ctx context.Context, s *session, env envelope, compose func(eightBit bool, idDomain string) content, size int64, body io.Reader) (started bool, n int64, err *Error) {
 	release := s.conn.bind(ctx)
 	defer release()
-	at := " at " + f.cfg.Address
+	at := " at " + s.addr
 	c := s.client
 
 	if s.dirty {
@@ -347,18 +368,47 @@ func (f *Forwarder) send(ctx context.Context, s *session, env envelope, compose 
 	return true, d.n, nil
 }
 
-// dial opens, secures and authenticates a new session.
+// dial opens, secures and authenticates a new session: to Address, or to
+// the first of Route's hosts that takes it.
 func (f *Forwarder) dial(ctx context.Context) (*session, error) {
-	at := " " + f.cfg.Address
+	if f.cfg.Route == nil {
+		return f.dialHop(ctx, Hop{Address: f.cfg.Address, ServerName: f.host, TLS: f.cfg.TLS})
+	}
+	hops, err := f.cfg.Route(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var last *Error
+	for _, h := range hops {
+		s, err := f.dialHop(ctx, h)
+		if err == nil {
+			return s, nil
+		}
+		// A host that cannot be reached, fails TLS or refuses the session
+		// (its greeting or EHLO answer) makes way for the next.
+		if !errors.As(err, &last) || last.Kind != KindConnect && last.Kind != KindTLS && last.Kind != KindSession || ctx.Err() != nil {
+			return nil, err
+		}
+		f.log.Info("smtp host unusable; trying the next", "host", h.Address, "error", err)
+	}
+	if last == nil {
+		return nil, &Error{Op: "connect to " + f.cfg.Address, Kind: KindConnect, Err: errors.New("no host to try")}
+	}
+	return nil, last
+}
+
+// dialHop opens, secures and authenticates a session with h.
+func (f *Forwarder) dialHop(ctx context.Context, h Hop) (*session, error) {
+	at := " " + h.Address
 	d := net.Dialer{Timeout: f.cfg.Timeout}
-	raw, err := d.DialContext(ctx, "tcp", f.cfg.Address)
+	raw, err := d.DialContext(ctx, "tcp", h.Address)
 	if err != nil {
 		return nil, fail("connect to"+at, phaseConnect, err)
 	}
 	dc := &deadlineConn{Conn: raw, timeout: f.cfg.Timeout}
 	release := dc.bind(ctx)
 	defer release()
-	s, ferr := f.open(ctx, dc)
+	s, ferr := f.open(ctx, dc, h)
 	if ferr != nil {
 		raw.Close()
 		return nil, ferr
@@ -369,25 +419,28 @@ func (f *Forwarder) dial(ctx context.Context) (*session, error) {
 // open runs the greeting, TLS, EHLO and AUTH on dc. dc enforces the
 // timeouts, so go-smtp's own CommandTimeout and SubmissionTimeout do not
 // matter.
-func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Error) {
-	at := " " + f.cfg.Address
-	tlsConfig := &tls.Config{ServerName: f.host, RootCAs: f.cfg.RootCAs, MinVersion: tls.VersionTLS12}
+func (f *Forwarder) open(ctx context.Context, dc *deadlineConn, h Hop) (*session, *Error) {
+	at := " " + h.Address
+	tlsConfig := &tls.Config{ServerName: h.ServerName, RootCAs: f.cfg.RootCAs, MinVersion: tls.VersionTLS12}
 	var wire net.Conn = dc
 	hello := ehloName(ctx, f.resolver, f.cfg.Hostname, dc.LocalAddr())
 	helloPhase := phaseConnect
-	switch f.cfg.TLS {
+	switch h.TLS {
 	case TLSImplicit:
 		tc := tls.Client(dc, tlsConfig)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, fail("TLS handshake with"+at, phaseTLS, err)
 		}
 		wire = tc
-	case TLSStartTLS:
-		tc, err := startTLS(ctx, dc, at, hello, tlsConfig)
+	case TLSStartTLS, TLSOpportunistic:
+		tc, secured, err := startTLS(ctx, dc, at, hello, tlsConfig, h.TLS == TLSOpportunistic)
 		if err != nil {
 			return nil, err
 		}
-		wire, helloPhase = tc, phaseTLS
+		wire = tc
+		if secured {
+			helloPhase = phaseTLS
+		}
 	}
 	c := smtp.NewClient(wire)
 	if err := c.Hello(hello); err != nil {
@@ -396,8 +449,8 @@ func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Erro
 	if err := f.auth(ctx, c); err != nil {
 		return nil, err
 	}
-	f.log.Debug("smtp session open", "tls", f.cfg.TLS, "auth", f.cfg.Auth != nil, "ehlo", hello)
-	return &session{client: c, hello: hello, conn: dc, wire: wire, data: newDataWriter(bufferSize), rename: newRenamer()}, nil
+	f.log.Debug("smtp session open", "host", h.Address, "tls", h.TLS, "auth", f.cfg.Auth != nil, "ehlo", hello)
+	return &session{addr: h.Address, client: c, hello: hello, conn: dc, wire: wire, data: newDataWriter(bufferSize), rename: newRenamer()}, nil
 }
 
 // auth authenticates with the configured mechanism, when there is one.
@@ -486,7 +539,7 @@ func (f *Forwarder) Close() error {
 	f.sess = nil
 	if err := s.client.Quit(); err != nil {
 		s.client.Close()
-		return fail("QUIT at "+f.cfg.Address, phaseConnect, err)
+		return fail("QUIT at "+s.addr, phaseConnect, err)
 	}
 	return nil
 }
@@ -508,7 +561,7 @@ func (f *Forwarder) check(ctx context.Context, s *session) error {
 	release := s.conn.bind(ctx)
 	defer release()
 	defer s.client.Close()
-	at := " at " + f.cfg.Address
+	at := " at " + s.addr
 	if err := s.client.Mail(f.cfg.From, nil); err != nil {
 		return fail("MAIL FROM <"+f.cfg.From+">"+at, phaseMail, err)
 	}

@@ -23,39 +23,47 @@ import (
 // go-smtp reads a greeting before its EHLO, and after STARTTLS a server
 // sends none (RFC 3207 §4.2), so the returned connection first replays the
 // greeting the server gave at connect.
-func startTLS(ctx context.Context, conn net.Conn, at, hostname string, config *tls.Config) (net.Conn, *Error) {
+//
+// With opportunistic, a server that offers no STARTTLS gets the session in
+// plain text: secured is false and the returned connection replays the
+// greeting for go-smtp's own EHLO.
+func startTLS(ctx context.Context, conn net.Conn, at, hostname string, config *tls.Config, opportunistic bool) (_ net.Conn, secured bool, _ *Error) {
 	tp := textproto.NewConn(conn) // not closed: conn carries on under TLS
 	_, greeting, err := tp.ReadResponse(220)
 	if err != nil {
-		return nil, fail("greeting of"+at, phaseConnect, replyError(err))
+		return nil, false, fail("greeting of"+at, phaseConnect, replyError(err))
 	}
 	ehlo, err := command(tp, 250, "EHLO "+hostname)
 	var refused *textproto.Error
+	offered := err == nil && hasExtension(ehlo, "STARTTLS")
+	if opportunistic && !offered && (err == nil || errors.As(err, &refused) && (refused.Code == 500 || refused.Code == 502)) {
+		return &greeted{Conn: conn, pending: []byte(replyLines(220, greeting))}, false, nil
+	}
 	if errors.As(err, &refused) && (refused.Code == 500 || refused.Code == 502) {
 		// A server that knows only HELO has no extensions, STARTTLS included.
-		return nil, &Error{Op: "STARTTLS with" + at, Kind: KindTLS,
+		return nil, false, &Error{Op: "STARTTLS with" + at, Kind: KindTLS,
 			Err: fmt.Errorf("the server refuses EHLO (%d %s), so it offers no STARTTLS", refused.Code, mailheader.Sanitize(refused.Msg))}
 	}
 	if err != nil {
-		return nil, fail("EHLO to"+at, phaseConnect, replyError(err))
+		return nil, false, fail("EHLO to"+at, phaseConnect, replyError(err))
 	}
-	if !hasExtension(ehlo, "STARTTLS") {
-		return nil, &Error{Op: "STARTTLS with" + at, Kind: KindTLS, Err: errors.New("the server does not offer STARTTLS")}
+	if !offered {
+		return nil, false, &Error{Op: "STARTTLS with" + at, Kind: KindTLS, Err: errors.New("the server does not offer STARTTLS")}
 	}
 	if _, err := command(tp, 220, "STARTTLS"); err != nil {
-		return nil, fail("STARTTLS with"+at, phaseTLS, replyError(err))
+		return nil, false, fail("STARTTLS with"+at, phaseTLS, replyError(err))
 	}
 	if n := tp.R.Buffered(); n > 0 {
 		// Plain text after the STARTTLS reply would be taken as if it came
 		// over TLS (the STARTTLS command injection of CVE-2011-0411).
-		return nil, &Error{Op: "STARTTLS with" + at, Kind: KindTLS,
+		return nil, false, &Error{Op: "STARTTLS with" + at, Kind: KindTLS,
 			Err: fmt.Errorf("%d octets of plain text followed the STARTTLS reply", n)}
 	}
 	tc := tls.Client(conn, config)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, fail("TLS handshake with"+at, phaseTLS, err)
+		return nil, false, fail("TLS handshake with"+at, phaseTLS, err)
 	}
-	return &greeted{Conn: tc, pending: []byte(replyLines(220, greeting))}, nil
+	return &greeted{Conn: tc, pending: []byte(replyLines(220, greeting))}, true, nil
 }
 
 // command sends one command line and reads its reply, which must have the

@@ -97,9 +97,10 @@ func runChecks(ctx context.Context, cfg *config.Config) []checkLine {
 		fctx, cancel := context.WithTimeout(ctx, checkTimeout)
 		hello, err := checkRoute(fctx, fws[i])
 		cancel()
+		route, tls := routeLabel(mb)
 		line := checkLine{
-			name:   fmt.Sprintf("mailbox %s: smtp %s", mb.Name, mb.Forward.SMTP.Address),
-			detail: fmt.Sprintf("accepts mail from %s to %d recipients (%s, EHLO %s)", mb.Forward.From, len(mb.Forward.To), mb.Forward.SMTP.TLS, hello),
+			name:   fmt.Sprintf("mailbox %s: %s", mb.Name, route),
+			detail: fmt.Sprintf("accepts mail from %s to %d recipients (%s, EHLO %s)", mb.Forward.From, len(mb.Forward.To), tls, hello),
 			err:    err,
 		}
 		if fi := mb.Forward.IMAP; mb.Forward.Route == config.RouteIMAP {

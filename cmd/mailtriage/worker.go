@@ -89,7 +89,8 @@ func mailboxes(cfg *config.Config, st mailboxState, m poller.Metrics, scheduled 
 			return nil, nil, err
 		}
 		// Notices and digests go over SMTP: the forward route's session, or
-		// notify.smtp; route imap has no SMTP of its own.
+		// notify.smtp; routes imap and mx reach only the helpdesk, so config
+		// asks them for notify.smtp and refuses a digest.
 		smtpRoute, _ := fw.(*forwarder.Forwarder)
 		if pm.Notifier, err = mailboxNotifier(mb, smtpRoute, st, log); err != nil {
 			return nil, nil, err
@@ -233,7 +234,13 @@ func newRoute(mb config.Mailbox, log *slog.Logger) (route, error) {
 		}
 		return r, nil
 	}
-	fc, err := forwarderConfig(mb)
+	var fc forwarder.Config
+	var err error
+	if mb.Forward.Route == config.RouteMX {
+		fc, err = mxForwarderConfig(mb, log)
+	} else {
+		fc, err = forwarderConfig(mb)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -25,8 +25,10 @@ type Cert struct {
 	RootCAs *x509.CertPool  // a pool that trusts it
 }
 
-// Loopback makes a Cert whose subject is name.
-func Loopback(name string) (*Cert, error) {
+// Loopback makes a Cert whose subject is name; hosts are names it is valid
+// for beside localhost (test names that a test's own DNS server points at
+// loopback).
+func Loopback(name string, hosts ...string) (*Cert, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate key for %s: %w", name, err)
@@ -46,7 +48,7 @@ func Loopback(name string) (*Cert, error) {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		DNSNames:              []string{"localhost"},
+		DNSNames:              append([]string{"localhost"}, hosts...),
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

@@ -10,7 +10,7 @@
 // RCPT or DATA, a connection dropped in the middle of DATA, a delay before
 // every reply.
 //
-// It never relays anything, never listens beyond 127.0.0.1 and never holds
+// It never relays anything, never listens beyond loopback and never holds
 // more than MaxMessageBytes of one message in memory.
 package smtpsink
 
@@ -58,6 +58,8 @@ type Options struct {
 	DiscardBodies   bool                               // record size and SHA-256 only, not the bytes (for big messages)
 	SMTPUTF8        bool                               // advertise SMTPUTF8
 	Timeout         time.Duration                      // read and write timeout per command; 1 minute when 0
+	Cert            *selfsigned.Cert                   // the TLS certificate; nil: a fresh one for localhost
+	Listen          string                             // a loopback host:port to listen on; "127.0.0.1:0" when empty
 }
 
 // Stage is the SMTP command a fault applies to.
@@ -135,20 +137,28 @@ func Start(ctx context.Context, opt Options) (*Sink, error) {
 	srv.EnableSMTPUTF8 = opt.SMTPUTF8
 	srv.ErrorLog = log.New(io.Discard, "", 0)
 
+	if opt.Listen == "" {
+		opt.Listen = "127.0.0.1:0"
+	}
+	if host, _, err := net.SplitHostPort(opt.Listen); err != nil || !net.ParseIP(host).IsLoopback() {
+		return nil, fmt.Errorf("smtpsink: listen %q: want a loopback IP address and port", opt.Listen)
+	}
 	var lc net.ListenConfig
-	tcp, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	tcp, err := lc.Listen(ctx, "tcp", opt.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("smtpsink: listen on 127.0.0.1: %w", err)
+		return nil, fmt.Errorf("smtpsink: listen on %s: %w", opt.Listen, err)
 	}
 	var l net.Listener = &countingListener{Listener: tcp, sink: s}
 	switch opt.TLS {
 	case "", TLSNone:
 		srv.AllowInsecureAuth = true
 	case TLSStartTLS, TLSImplicit:
-		cert, err := selfsigned.Loopback("mailtriage smtpsink")
-		if err != nil {
-			l.Close()
-			return nil, fmt.Errorf("smtpsink: %w", err)
+		cert := opt.Cert
+		if cert == nil {
+			if cert, err = selfsigned.Loopback("mailtriage smtpsink"); err != nil {
+				l.Close()
+				return nil, fmt.Errorf("smtpsink: %w", err)
+			}
 		}
 		cfg := &tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS12}
 		s.pool = cert.RootCAs

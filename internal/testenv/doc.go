@@ -11,7 +11,8 @@
 // OAuthIMAP, which takes bearer tokens only) and a local OAuth 2.0
 // authorization server (StartOAuth2: RFC 6749 refresh and client
 // credentials grants, RFC 8628 device codes, RFC 7523 JWT bearer
-// assertions) whose tokens those servers check.
+// assertions) whose tokens those servers check, and a DNS server answering
+// from given records (StartDNS) for the mx route.
 //
 // It never touches a system instance or its data (no fixed ports such as
 // Redis' 6379) and never skips: a missing server fails the test with the
