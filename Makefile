@@ -12,9 +12,10 @@ BENCH_N   ?= 10000
 BENCH_MAILBOXES ?= 500
 BENCH_ROUNDS ?= 3
 BENCH_STATE_N ?= 1000000
+BENCH_LATENCY_N ?= 1000
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: build deps test fuzz bench bench-micro bench-dovecot bench-growth bench-state lint corpus
+.PHONY: build deps test fuzz bench bench-micro bench-dovecot bench-latency bench-growth bench-state lint corpus
 
 # The same build line as the Dockerfile's build stage.
 build:
@@ -37,15 +38,19 @@ fuzz:
 # Micro-benchmarks, then the throughput benchmarks against a private Dovecot:
 # one mailbox of BENCH_N messages (full cycle, bare read-and-relay loop, idle
 # second cycle; BENCH_ROUNDS rounds, medians reported), and BENCH_MAILBOXES
-# mailboxes of 20 over 3 processes and one Redis. Figures, not pass/fail: see
-# bench/README.md.
-bench: bench-micro bench-dovecot
+# mailboxes of 20 over 3 processes and one Redis; then BENCH_LATENCY_N
+# messages with the SMTP sink 0, 20 and 50 ms away behind a delay proxy.
+# Figures, not pass/fail: see bench/README.md.
+bench: bench-micro bench-dovecot bench-latency
 
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./analyzer/ ./forwarder/ ./forwarder/mx/ ./store/ ./scan/ ./poller/
 
 bench-dovecot:
 	$(GO) test -run '^$$' -bench 'Cycle|Mailboxes' -benchtime 1x -timeout 60m ./bench/ -args -bench.n=$(BENCH_N) -bench.rounds=$(BENCH_ROUNDS) -bench.mailboxes=$(BENCH_MAILBOXES)
+
+bench-latency:
+	$(GO) test -run '^$$' -bench 'Latency' -benchtime 1x -timeout 90m ./bench/ -args -bench.latency-n=$(BENCH_LATENCY_N) -bench.rounds=$(BENCH_ROUNDS)
 
 # Time and memory of one cycle as the mailbox grows.
 bench-growth:

@@ -269,7 +269,7 @@ func TestErrors(t *testing.T) {
 		{"mx block with route smtp", minimal + "      mx: {tls: required}\n",
 			[]string{`config.yaml:12: mailboxes[0].forward.mx: only for route: mx (this is route: smtp)`}},
 		{"bad route", strings.Replace(minimal, "      smtp:\n", "      route: imap4\n      smtp:\n", 1),
-			[]string{`config.yaml:10: mailboxes[0].forward.route: "imap4" is not one of smtp, mx`}},
+			[]string{`config.yaml:10: mailboxes[0].forward.route: "imap4" is not one of smtp, imap, mx`}},
 		{"route mx, bad mx values", strings.Replace(minimal, "      smtp:\n        address: smtp.example.com\n", "      route: mx\n      mx:\n        tls: none\n        port: 0\n        resolver: \"bad host:x\"\n", 1),
 			[]string{
 				`config.yaml:12: mailboxes[0].forward.mx.tls: "none" is not one of required, opportunistic`,
