@@ -43,13 +43,7 @@ import (
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/mailheader"
 	"github.com/mailtriage/mailtriage/internal/secret"
-)
-
-// TLS modes, as the configuration spells them.
-const (
-	TLSImplicit = "implicit"
-	TLSStartTLS = "starttls"
-	TLSNone     = "none"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // Modes, as the configuration spells them.
@@ -67,7 +61,7 @@ const bufferSize = 64 << 10
 // Config says where and how to forward.
 type Config struct {
 	Address           string           // host:port
-	TLS               string           // implicit | starttls (default) | none
+	TLS               tlsmode.Mode     // implicit | starttls (default) | none
 	InsecurePlaintext bool             // required with TLS none
 	RootCAs           *x509.CertPool   // nil: the system roots
 	Auth              *credential.Auth // nil: no AUTH
@@ -110,9 +104,9 @@ func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
 	}
 	switch cfg.TLS {
 	case "":
-		cfg.TLS = TLSStartTLS
-	case TLSImplicit, TLSStartTLS:
-	case TLSNone:
+		cfg.TLS = tlsmode.StartTLS
+	case tlsmode.Implicit, tlsmode.StartTLS:
+	case tlsmode.None:
 		if !cfg.InsecurePlaintext {
 			return nil, fmt.Errorf("forwarder: tls %q for %s needs insecure_plaintext: true", cfg.TLS, cfg.Address)
 		}
@@ -376,13 +370,13 @@ func (f *Forwarder) open(ctx context.Context, dc *deadlineConn) (*session, *Erro
 	hello := ehloName(ctx, f.resolver, f.cfg.Hostname, dc.LocalAddr())
 	helloPhase := phaseConnect
 	switch f.cfg.TLS {
-	case TLSImplicit:
+	case tlsmode.Implicit:
 		tc := tls.Client(dc, tlsConfig)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, fail("TLS handshake with"+at, phaseTLS, err)
 		}
 		wire = tc
-	case TLSStartTLS:
+	case tlsmode.StartTLS:
 		tc, err := startTLS(ctx, dc, at, hello, tlsConfig)
 		if err != nil {
 			return nil, err

@@ -24,6 +24,7 @@ import (
 	"github.com/mailtriage/mailtriage/internal/secret"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/store"
 )
 
@@ -69,7 +70,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 				t.Fatalf("start SMTP sink: %v", err)
 			}
 			// The test mailbox's settings, pointed at Dovecot.
-			e := &env{t: t, addr: d.Addr, tls: TLSImplicit, pool: d.RootCAs}
+			e := &env{t: t, addr: d.Addr, tls: tlsmode.Implicit, pool: d.RootCAs}
 			mb := e.mailbox()
 			mb.IMAP.Auth = credential.Auth{Mechanism: credential.Plain, Username: d.User, Secret: credential.Static(secret.New(d.Password))}
 			st, err := store.Open(ctx, url, store.Options{})

@@ -26,6 +26,7 @@ import (
 	"github.com/mailtriage/mailtriage/internal/selfsigned"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/store"
 )
 
@@ -84,7 +85,7 @@ type env struct {
 	imap    *memimap.Server
 	user    *imapmemserver.User
 	addr    string
-	tls     string
+	tls     tlsmode.Mode
 	pool    *x509.CertPool
 	st      store.Store
 	sink    *smtpsink.Sink
@@ -93,8 +94,8 @@ type env struct {
 }
 
 type envOptions struct {
-	tls  string     // TLSImplicit (default) or TLSStartTLS
-	hide []imap.Cap // capabilities the server hides (memimap.Options.Hide); it offers IMAP4rev1, UIDPLUS, MOVE, NAMESPACE, IDLE
+	tls  tlsmode.Mode // tlsmode.Implicit (default) or tlsmode.StartTLS
+	hide []imap.Cap   // capabilities the server hides (memimap.Options.Hide); it offers IMAP4rev1, UIDPLUS, MOVE, NAMESPACE, IDLE
 
 	discardBodies bool // the sink keeps sizes and hashes only
 
@@ -156,7 +157,7 @@ func (s oauthSession) Authenticate(mech string) (sasl.Server, error) {
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	if o.tls == "" {
-		o.tls = TLSImplicit
+		o.tls = tlsmode.Implicit
 	}
 	if o.oauthToken != "" && o.oauthValid == nil {
 		o.oauthValid = func(token string) bool { return token == o.oauthToken }
@@ -173,7 +174,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e.pool = cert.RootCAs
 	e.imap = testenv.StartMemIMAP(t, memimap.Options{
 		TLS:        &tls.Config{Certificates: []tls.Certificate{cert.TLS}},
-		StartTLS:   o.tls == TLSStartTLS,
+		StartTLS:   o.tls == tlsmode.StartTLS,
 		Hide:       o.hide,
 		NoKeywords: o.noKeywords,
 		Session: func(s imapserver.Session) imapserver.Session {
@@ -211,7 +212,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 func (e *env) forwarder(addr string) *forwarder.Forwarder {
 	e.t.Helper()
 	fw, err := forwarder.New(forwarder.Config{
-		Address: addr, TLS: forwarder.TLSNone, InsecurePlaintext: true,
+		Address: addr, TLS: tlsmode.None, InsecurePlaintext: true,
 		From: "triage@example.net", To: []string{"helpdesk@example.zendesk.com"},
 		Timeout: 5 * time.Second,
 	}, slog.New(slog.DiscardHandler))

@@ -20,6 +20,7 @@ import (
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/secret"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/store"
 )
 
@@ -115,7 +116,7 @@ func TestLoginEchoWithheld(t *testing.T) {
 			mb := Mailbox{
 				Name: "support", Schedule: "@every 1h",
 				IMAP: IMAP{
-					Address: ln.Addr().String(), TLS: TLSNone, InsecurePlaintext: true,
+					Address: ln.Addr().String(), TLS: tlsmode.None, InsecurePlaintext: true,
 					Auth:        credential.Auth{Mechanism: tc.mech, Username: testUser, Secret: credential.Static(secret.New(password))},
 					DialTimeout: 5 * time.Second, CommandTimeout: 5 * time.Second, BodyTimeout: 5 * time.Second,
 				},

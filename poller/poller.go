@@ -78,6 +78,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/store"
 )
 
@@ -86,13 +87,6 @@ const (
 	AfterForwardSeen   = "seen"   // STORE $Forwarded and \Seen, leave it in place
 	AfterForwardMove   = "move"   // STORE the flags, then MOVE to ForwardedFolder
 	AfterForwardDelete = "delete" // STORE \Deleted, then UID EXPUNGE of that UID
-)
-
-// TLS modes of IMAP.TLS.
-const (
-	TLSImplicit = "implicit" // IMAPS, port 993 (RFC 8314)
-	TLSStartTLS = "starttls" // STARTTLS on port 143
-	TLSNone     = "none"     // plaintext; needs InsecurePlaintext
 )
 
 // Defaults applied by New to zero fields.
@@ -111,9 +105,9 @@ const (
 
 // IMAP says how to reach and log in to the IMAP server.
 type IMAP struct {
-	Address           string // host:port
-	TLS               string // TLSImplicit (default) | TLSStartTLS | TLSNone
-	InsecurePlaintext bool   // required for TLSNone
+	Address           string       // host:port
+	TLS               tlsmode.Mode // tlsmode.Implicit (default) | tlsmode.StartTLS | tlsmode.None
+	InsecurePlaintext bool         // required for tlsmode.None
 	RootCAs           *x509.CertPool
 	ServerName        string // TLS server name; the host of Address when empty
 	Auth              credential.Auth
@@ -219,7 +213,7 @@ func New(mb Mailbox, an *analyzer.Analyzer, st State, fw Forwarder, m Metrics, l
 		mb.AfterForward = AfterForwardSeen
 	}
 	if mb.IMAP.TLS == "" {
-		mb.IMAP.TLS = TLSImplicit
+		mb.IMAP.TLS = tlsmode.Implicit
 	}
 	if mb.Policy == nil {
 		mb.Policy = analyzer.DefaultPolicy()
