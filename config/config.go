@@ -28,6 +28,7 @@ import (
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/store"
+	"github.com/robfig/cron/v3"
 )
 
 // Defaults filled in when a key is absent.
@@ -114,6 +115,7 @@ type Relay struct {
 type Mailbox struct {
 	Name            string            `json:"name"`
 	Schedule        string            `json:"schedule"`
+	Cron            cron.Schedule     `json:"-"` // Schedule parsed, the one parse every consumer uses
 	Idle            bool              `json:"idle"`
 	IMAP            Server            `json:"imap"`
 	Folder          string            `json:"folder"`

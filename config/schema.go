@@ -293,9 +293,11 @@ func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
 		d.errorf(v, join(path, "name"), "%q must be letters, digits, '.', '_' and '-' (at most %d, starting with a letter or digit)", mb.Name, maxMailboxNameLength)
 		mb.Name = ""
 	}
+	at := n // the default schedule is parsed too, so every mailbox has its Cron
 	if v, ok := seen["schedule"]; ok {
-		d.checkSchedule(v, join(path, "schedule"), mb.Schedule)
+		at = v
 	}
+	mb.Cron = d.schedule(at, join(path, "schedule"), mb.Schedule)
 	folders := []struct {
 		key   string
 		value string
@@ -343,16 +345,19 @@ func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
 	return mb, seen["name"]
 }
 
-func (d *decoder) checkSchedule(n *yaml.Node, path, spec string) {
-	if _, err := cron.ParseStandard(spec); err != nil {
+// schedule parses a mailbox's cron spec; it is the only parse of it.
+func (d *decoder) schedule(n *yaml.Node, path, spec string) cron.Schedule {
+	sched, err := cron.ParseStandard(spec)
+	if err != nil {
 		d.errorf(n, path, "%q is not a cron spec (five fields or a descriptor such as @every 1m): %v", spec, err)
-		return
+		return nil
 	}
 	if every, ok := strings.CutPrefix(spec, "@every "); ok {
 		if dur, err := time.ParseDuration(strings.TrimSpace(every)); err == nil && dur < minScheduleInterval {
 			d.errorf(n, path, "@every %s is shorter than %s", dur, minScheduleInterval)
 		}
 	}
+	return sched
 }
 
 func (d *decoder) policy(n *yaml.Node, path string, p map[string]string) {

@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
+	"github.com/robfig/cron/v3"
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/forwarder"
@@ -227,7 +228,7 @@ func (e *env) forwarder(addr string) *forwarder.Forwarder {
 func (e *env) mailbox() Mailbox {
 	return Mailbox{
 		Name:     "support",
-		Schedule: "@every 1h",
+		Schedule: cron.Every(time.Hour),
 		IMAP: IMAP{
 			Address: e.addr, TLS: e.tls, RootCAs: e.pool,
 			Auth:           credential.Auth{Mechanism: credential.Plain, Username: testUser, Secret: credential.Static(secret.New(testPassword))},

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
+	"github.com/robfig/cron/v3"
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
@@ -114,7 +115,7 @@ func TestLoginEchoWithheld(t *testing.T) {
 			var logged strings.Builder
 			logger := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			mb := Mailbox{
-				Name: "support", Schedule: "@every 1h",
+				Name: "support", Schedule: cron.Every(time.Hour),
 				IMAP: IMAP{
 					Address: ln.Addr().String(), TLS: tlsmode.None, InsecurePlaintext: true,
 					Auth:        credential.Auth{Mechanism: tc.mech, Username: testUser, Secret: credential.Static(secret.New(password))},

@@ -80,6 +80,7 @@ import (
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/store"
+	"github.com/robfig/cron/v3"
 )
 
 // After-forward handling of a forwarded message (Mailbox.AfterForward).
@@ -118,9 +119,9 @@ type IMAP struct {
 
 // Mailbox is one watched mailbox's settings, converted from the config.
 type Mailbox struct {
-	Name     string // unique; used in store keys, logs and metrics
-	Schedule string // robfig/cron v3 spec or descriptor ("@every 1m")
-	Idle     bool   // also wake the cycle on IMAP IDLE
+	Name     string        // unique; used in store keys, logs and metrics
+	Schedule cron.Schedule // the parsed cron spec (config.Mailbox.Cron)
+	Idle     bool          // also wake the cycle on IMAP IDLE
 	IMAP     IMAP
 
 	Folder          string // watched folder, INBOX by default
