@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/store"
@@ -333,12 +334,36 @@ func bodyChunks(msgs []*message) [][]imap.UID {
 // (BODY.PEEK[HEADER]<0.262145>, RFC 9051 section 6.4.5).
 var headerFetch = int64(analyzer.DefaultLimits().MaxHeaderBytes + 1)
 
-// facts fetches UID, FLAGS, RFC822.SIZE, BODYSTRUCTURE and the header of
-// uids (at most headerFetch octets of it), then the samples the analyzer
+// Facts is what the poller reads of one message to classify it, before
+// any body is downloaded.
+type Facts struct {
+	UID           imap.UID
+	Flags         []imap.Flag
+	Size          int64 // RFC822.SIZE
+	BodyStructure imap.BodyStructure
+	Header        []byte            // BODY.PEEK[HEADER], at most headerFetch octets
+	Samples       map[string][]byte // part path ("1.2") -> the first analyzer.SampleSize octets of its body
+}
+
+// fetchFunc runs one UID FETCH on the selected folder.
+type fetchFunc func(ctx context.Context, uids []imap.UID, opts *imap.FetchOptions) ([]*imapclient.FetchMessageBuffer, error)
+
+// FetchFacts fetches the facts of uids in c's selected folder, as a cycle
+// does, in UID order; UIDs the server does not return are left out. It is
+// the poller's own fetch, exported for the tests that check the analyzer's
+// two constructors agree.
+func FetchFacts(ctx context.Context, c *imapclient.Client, uids []imap.UID) ([]Facts, error) {
+	return fetchFacts(ctx, func(_ context.Context, uids []imap.UID, opts *imap.FetchOptions) ([]*imapclient.FetchMessageBuffer, error) {
+		return c.Fetch(imap.UIDSetNum(uids...), opts).Collect()
+	}, uids)
+}
+
+// fetchFacts fetches UID, FLAGS, RFC822.SIZE, BODYSTRUCTURE and the header
+// of uids (at most headerFetch octets of it), then the samples the analyzer
 // asks for: one FETCH per distinct set of part paths (most messages of a
 // batch share one).
-func (cy *cycle) facts(uids []imap.UID) ([]*message, error) {
-	bufs, err := cy.c.fetch(cy.ctx, uids, &imap.FetchOptions{
+func fetchFacts(ctx context.Context, fetch fetchFunc, uids []imap.UID) ([]Facts, error) {
+	bufs, err := fetch(ctx, uids, &imap.FetchOptions{
 		UID:           true,
 		Flags:         true,
 		RFC822Size:    true,
@@ -349,56 +374,69 @@ func (cy *cycle) facts(uids []imap.UID) ([]*message, error) {
 		}},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("fetch facts of uids %v in %s: %w", imap.UIDSetNum(uids...), cy.folder, err)
+		return nil, fmt.Errorf("fetch facts of uids %v: %w", imap.UIDSetNum(uids...), err)
 	}
-	msgs := make([]*message, 0, len(bufs))
-	byUID := make(map[imap.UID]*message, len(bufs))
+	facts := make([]Facts, 0, len(bufs))
+	index := make(map[imap.UID]int, len(bufs))
 	groups := make(map[string][]imap.UID)
 	for _, b := range bufs {
-		if b.UID == 0 || b.BodyStructure == nil || byUID[b.UID] != nil {
+		if _, dup := index[b.UID]; b.UID == 0 || b.BodyStructure == nil || dup {
 			continue
 		}
-		m := &message{uid: b.UID, flags: b.Flags, size: b.RFC822Size, bs: b.BodyStructure, samples: make(map[string][]byte)}
+		f := Facts{UID: b.UID, Flags: b.Flags, Size: b.RFC822Size, BodyStructure: b.BodyStructure, Samples: make(map[string][]byte)}
 		for _, s := range b.BodySection {
 			if s.Section.Specifier == imap.PartSpecifierHeader && len(s.Section.Part) == 0 {
-				m.header = s.Bytes
+				f.Header = s.Bytes
 			}
 		}
 		if paths := analyzer.SamplePaths(b.BodyStructure); len(paths) > 0 {
 			key := strings.Join(paths, " ")
 			groups[key] = append(groups[key], b.UID)
 		}
-		msgs = append(msgs, m)
-		byUID[b.UID] = m
+		index[b.UID] = len(facts)
+		facts = append(facts, f)
 	}
-	slices.SortFunc(msgs, func(a, b *message) int { return int(a.uid) - int(b.uid) })
 
 	for key, group := range groups {
 		var sections []*imap.FetchItemBodySection
 		for _, path := range strings.Split(key, " ") {
 			part, err := partPath(path)
 			if err != nil {
-				return nil, fmt.Errorf("samples in %s: %w", cy.folder, err)
+				return nil, fmt.Errorf("samples: %w", err)
 			}
 			sections = append(sections, &imap.FetchItemBodySection{
 				Part: part, Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: analyzer.SampleSize},
 			})
 		}
-		bufs, err := cy.c.fetch(cy.ctx, group, &imap.FetchOptions{UID: true, BodySection: sections})
+		bufs, err := fetch(ctx, group, &imap.FetchOptions{UID: true, BodySection: sections})
 		if err != nil {
-			return nil, fmt.Errorf("fetch samples of uids %v in %s: %w", imap.UIDSetNum(group...), cy.folder, err)
+			return nil, fmt.Errorf("fetch samples of uids %v: %w", imap.UIDSetNum(group...), err)
 		}
 		for _, b := range bufs {
-			m := byUID[b.UID]
-			if m == nil {
+			i, ok := index[b.UID]
+			if !ok {
 				continue
 			}
 			for _, s := range b.BodySection {
 				if s.Section.Specifier == imap.PartSpecifierNone && len(s.Section.Part) > 0 {
-					m.samples[joinPath(s.Section.Part)] = s.Bytes
+					facts[i].Samples[joinPath(s.Section.Part)] = s.Bytes
 				}
 			}
 		}
+	}
+	slices.SortFunc(facts, func(a, b Facts) int { return int(a.UID) - int(b.UID) })
+	return facts, nil
+}
+
+// facts fetches the facts of uids in the selected folder (fetchFacts).
+func (cy *cycle) facts(uids []imap.UID) ([]*message, error) {
+	facts, err := fetchFacts(cy.ctx, cy.c.fetch, uids)
+	if err != nil {
+		return nil, fmt.Errorf("facts in %s: %w", cy.folder, err)
+	}
+	msgs := make([]*message, len(facts))
+	for i, f := range facts {
+		msgs[i] = &message{uid: f.UID, flags: f.Flags, size: f.Size, bs: f.BodyStructure, header: f.Header, samples: f.Samples}
 	}
 	return msgs, nil
 }
