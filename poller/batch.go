@@ -78,7 +78,7 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) error {
 			// rebuilt before the marking is made sure of.
 			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
 			if m.v.Fingerprint != "" {
-				mk.unrecorded = append(mk.unrecorded, cy.outcome(m, store.ActionForwarded, cy.forwardedFolder(released)))
+				mk.unrecorded = append(mk.unrecorded, cy.outcome(m, analyzer.ActionForwarded, cy.forwardedFolder(released)))
 			}
 			mk.forwarded = append(mk.forwarded, m.queue())
 		case !known && hasFlag(m.flags, imap.FlagDeleted) && flaggedByUs(m.flags):
@@ -92,7 +92,7 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) error {
 			// server without UIDPLUS): nothing more to do.
 			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
 			mk.done[m.uid] = true
-		case known && out.Action == store.ActionForwarded:
+		case known && out.Action == analyzer.ActionForwarded:
 			// Mail done before only needs its marking made sure of.
 			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
 			mk.forwarded = append(mk.forwarded, m.queue())
@@ -100,7 +100,7 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) error {
 			forward = append(forward, m)
 		case known:
 			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Action: EntryDone, Verdict: m.v})
-			if out.Action == store.ActionForwardFailed {
+			if out.Action == analyzer.ActionForwardFailed {
 				m.flags = append(m.flags, KeywordForwardFailed)
 			}
 			m.recorded = true
@@ -234,7 +234,7 @@ type sending struct {
 // EntryForwardFailed (refused for good), EntryDeferred (temporary failure).
 type sendResult struct {
 	m       *message
-	action  string
+	action  analyzer.Action
 	movedTo string // EntryForwarded: where after_forward puts it
 	err     error
 }
@@ -280,7 +280,7 @@ func (f *sending) one(m *message, body io.Reader) (sendResult, error) {
 	var truncated *analyzer.TruncationError
 	switch {
 	case err == nil:
-		out := cy.outcome(m, store.ActionForwarded, cy.forwardedFolder(f.released))
+		out := cy.outcome(m, analyzer.ActionForwarded, cy.forwardedFolder(f.released))
 		// Queued at once, written behind the next transfer, and flushed
 		// before any marking (recorder.go).
 		f.rec.add(out)
@@ -696,7 +696,7 @@ func (cy *cycle) expunge(uids imap.UIDSet) error {
 }
 
 // outcome is the store record of what was done with m.
-func (cy *cycle) outcome(m *message, action, folder string) store.Outcome {
+func (cy *cycle) outcome(m *message, action analyzer.Action, folder string) store.Outcome {
 	return store.Outcome{
 		Fingerprint: m.v.Fingerprint,
 		MessageID:   m.v.MessageID,
@@ -710,14 +710,14 @@ func (cy *cycle) outcome(m *message, action, folder string) store.Outcome {
 }
 
 // attrs are the log attributes of a decision.
-func (cy *cycle) attrs(m *message, action string, err error) []any {
+func (cy *cycle) attrs(m *message, action analyzer.Action, err error) []any {
 	a := []any{
 		slog.String("folder", cy.folder),
 		slog.Uint64("uid", uint64(m.uid)),
 		slog.String("message_id", m.v.MessageID),
 		slog.String("encryption", string(m.v.Encryption)),
 		slog.String("relay", string(m.v.Relay)),
-		slog.String("action", action),
+		slog.String("action", string(action)),
 	}
 	if action == EntryFlagged && m.v.Encryption == analyzer.EncryptionUnparseable {
 		// What a reviewer needs to know of a message that could not be read.

@@ -771,7 +771,7 @@ func TestCorpusThroughCycle(t *testing.T) {
 	wantForward := 0
 	for i, file := range files {
 		en := byUID[uint32(i+1)]
-		want := map[string]string{"forward": EntryForwarded, "flag": EntryFlagged}[actions[i]]
+		want := map[string]analyzer.Action{"forward": EntryForwarded, "flag": EntryFlagged}[actions[i]]
 		if en.Action != want {
 			t.Errorf("%s: %s (%s, %v), want %s", file, en.Action, en.Verdict.Encryption, en.Verdict.Reasons, want)
 		}

@@ -219,11 +219,11 @@ func (cy *cycle) wouldDo(m *message, out store.Outcome, known, released bool) En
 	e := Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Verdict: m.v}
 	v := &e.Verdict
 	switch {
-	case known && (!released || out.Action == store.ActionForwarded || hasFlag(m.flags, imap.FlagDeleted)):
+	case known && (!released || out.Action == analyzer.ActionForwarded || hasFlag(m.flags, imap.FlagDeleted)):
 		e.Action = EntryDone
 		e.MovedTo = out.Folder
 		v.Action = analyzer.ActionFlag
-		if out.Action == store.ActionForwarded {
+		if out.Action == analyzer.ActionForwarded {
 			v.Action = analyzer.ActionForward
 		}
 		v.Reasons = append([]string{fmt.Sprintf("done before: recorded as %s at %s; only its marking would be made sure of",

@@ -381,10 +381,10 @@ func newFakeMetrics() *fakeMetrics {
 	return &fakeMetrics{messages: map[string]int{}, failed: map[string]int{}}
 }
 
-func (f *fakeMetrics) Message(_ string, c analyzer.Class, action string) {
+func (f *fakeMetrics) Message(_ string, c analyzer.Class, action analyzer.Action) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.messages[string(c)+"/"+action]++
+	f.messages[string(c)+"/"+string(action)]++
 }
 
 func (f *fakeMetrics) ForwardFailed(_, kind string) {

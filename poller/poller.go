@@ -160,7 +160,7 @@ type Forwarder interface {
 
 // Metrics receives what the poller counts. metrics.Metrics implements it.
 type Metrics interface {
-	Message(mailbox string, c analyzer.Class, action string)
+	Message(mailbox string, c analyzer.Class, action analyzer.Action)
 	ForwardFailed(mailbox, kind string)
 	Cycle(mailbox string, d time.Duration, err error)
 	Lease(mailbox string, held bool)
@@ -264,10 +264,10 @@ func (p *Poller) warnOnce(key, msg string, args ...any) {
 
 type noMetrics struct{}
 
-func (noMetrics) Message(string, analyzer.Class, string) {}
-func (noMetrics) ForwardFailed(string, string)           {}
-func (noMetrics) Cycle(string, time.Duration, error)     {}
-func (noMetrics) Lease(string, bool)                     {}
-func (noMetrics) StoreError(string)                      {}
-func (noMetrics) Review(string, int, time.Time)          {}
-func (noMetrics) ForwardingPaused(string, time.Time)     {}
+func (noMetrics) Message(string, analyzer.Class, analyzer.Action) {}
+func (noMetrics) ForwardFailed(string, string)                    {}
+func (noMetrics) Cycle(string, time.Duration, error)              {}
+func (noMetrics) Lease(string, bool)                              {}
+func (noMetrics) StoreError(string)                               {}
+func (noMetrics) Review(string, int, time.Time)                   {}
+func (noMetrics) ForwardingPaused(string, time.Time)              {}
