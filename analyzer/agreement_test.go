@@ -23,18 +23,30 @@ import (
 	"github.com/mailtriage/mailtriage/poller"
 )
 
-// fromIMAP fetches the facts of uid in c's selected folder with the
-// poller's own fetch and builds the model from them.
-func fromIMAP(t *testing.T, c *imapclient.Client, uid imap.UID) *analyzer.Message {
+// fetchAll fetches the facts of uids in c's selected folder in one batch,
+// as a cycle does, with the poller's own fetch, and returns them by UID.
+func fetchAll(t *testing.T, c *imapclient.Client, uids []imap.UID) map[imap.UID]poller.Facts {
 	t.Helper()
-	facts, err := poller.FetchFacts(t.Context(), c, []imap.UID{uid})
-	if err != nil || len(facts) != 1 {
-		t.Fatalf("fetch facts of uid %d: %d messages, %v", uid, len(facts), err)
-	}
-	f := facts[0]
-	m, err := analyzer.FromIMAP(f.Header, f.BodyStructure, f.Samples, f.Size)
+	facts, err := poller.FetchFacts(t.Context(), c, uids)
 	if err != nil {
-		t.Fatalf("FromIMAP: %v", err)
+		t.Fatalf("fetch facts: %v", err)
+	}
+	byUID := make(map[imap.UID]poller.Facts, len(facts))
+	for _, f := range facts {
+		byUID[f.UID] = f
+	}
+	if len(byUID) != len(uids) {
+		t.Fatalf("fetch facts: %d of %d messages", len(byUID), len(uids))
+	}
+	return byUID
+}
+
+// model is what a cycle makes of the facts.
+func model(t *testing.T, f poller.Facts) *analyzer.Message {
+	t.Helper()
+	m, err := f.Model()
+	if err != nil {
+		t.Fatalf("model of uid %d: %v", f.UID, err)
 	}
 	return m
 }
@@ -83,14 +95,20 @@ func TestConstructorsAgree(t *testing.T) {
 		rows = append(rows, e)
 	}
 	rows = append(rows, analyzer.AgreementRows()...)
-	for _, row := range rows {
+	raws := make([][]byte, len(rows))
+	uids := make([]imap.UID, len(rows))
+	for i, row := range rows {
+		raws[i] = bytes.ReplaceAll([]byte(row.Raw), []byte("\n"), []byte("\r\n"))
+		uids[i] = testenv.Append(t, c, "INBOX", raws[i])
+	}
+	facts := fetchAll(t, c, uids)
+	for i, row := range rows {
 		t.Run(row.Name, func(t *testing.T) {
-			raw := bytes.ReplaceAll([]byte(row.Raw), []byte("\n"), []byte("\r\n"))
-			mr, err := analyzer.FromRaw(bytes.NewReader(raw))
+			mr, err := analyzer.FromRaw(bytes.NewReader(raws[i]))
 			if err != nil {
 				t.Fatalf("FromRaw: %v", err)
 			}
-			mi := fromIMAP(t, c, testenv.Append(t, c, "INBOX", raw))
+			mi := model(t, facts[uids[i]])
 			for _, d := range modelDiff(mr, mi) {
 				t.Errorf("model: %s", d)
 			}
@@ -133,6 +151,11 @@ func TestConstructorsAgreeDovecot(t *testing.T) {
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatalf("select INBOX: %v", err)
 	}
+	uids := make([]imap.UID, len(rows))
+	for i := range rows {
+		uids[i] = imap.UID(i + 1)
+	}
+	facts := fetchAll(t, c, uids)
 	an := analyzer.New(nil)
 	for i, r := range rows {
 		t.Run(r.Name, func(t *testing.T) {
@@ -140,7 +163,7 @@ func TestConstructorsAgreeDovecot(t *testing.T) {
 			if err != nil {
 				t.Fatalf("FromRaw: %v", err)
 			}
-			mi := fromIMAP(t, c, imap.UID(i+1))
+			mi := model(t, facts[uids[i]])
 			vr, vi := an.Classify(mr, analyzer.DefaultPolicy()), an.Classify(mi, analyzer.DefaultPolicy())
 			if truncated[r.Name] {
 				if vr.Encryption != analyzer.EncryptionUnparseable {

@@ -27,7 +27,7 @@ func crlf(b []byte) []byte {
 }
 
 // fromIMAPFacts fetches the facts of uid with the poller's own fetch
-// (poller.FetchFacts) and builds the model with FromIMAP. It returns the
+// (poller.FetchFacts) and builds the model as a cycle does. It returns the
 // BODYSTRUCTURE too, for the close-delimiter check the poller makes while
 // it streams a body to forward it.
 func fromIMAPFacts(t *testing.T, c *imapclient.Client, uid imap.UID) (*analyzer.Message, imap.BodyStructure) {
@@ -36,12 +36,11 @@ func fromIMAPFacts(t *testing.T, c *imapclient.Client, uid imap.UID) (*analyzer.
 	if err != nil || len(facts) != 1 {
 		t.Fatalf("fetch facts of uid %d: %d messages, %v", uid, len(facts), err)
 	}
-	f := facts[0]
-	m, err := analyzer.FromIMAP(f.Header, f.BodyStructure, f.Samples, f.Size)
+	m, err := facts[0].Model()
 	if err != nil {
-		t.Fatalf("FromIMAP uid %d: %v", uid, err)
+		t.Fatalf("model of uid %d: %v", uid, err)
 	}
-	return m, f.BodyStructure
+	return m, facts[0].BodyStructure
 }
 
 // verdictDiff lists the fields in which a and b differ.
