@@ -1,92 +1,12 @@
 package analyzer
 
 import (
-	"bytes"
-	"fmt"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/mailtriage/mailtriage/internal/testenv"
 )
-
-// imapFacts APPENDs msg and fetches its facts.
-func imapFacts(t *testing.T, c *imapclient.Client, msg []byte) (header []byte, bs imap.BodyStructure, samples map[string][]byte, size int64) {
-	t.Helper()
-	return fetchFacts(t, c, testenv.Append(t, c, "INBOX", msg))
-}
-
-// fetchFacts fetches what the poller fetches: BODYSTRUCTURE,
-// BODY.PEEK[HEADER], RFC822.SIZE, then BODY.PEEK[path]<0.4096> of every
-// path SamplePaths names.
-func fetchFacts(t *testing.T, c *imapclient.Client, uid imap.UID) (header []byte, bs imap.BodyStructure, samples map[string][]byte, size int64) {
-	t.Helper()
-	hdr := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}
-	bufs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{
-		UID:           true,
-		BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
-		RFC822Size:    true,
-		BodySection:   []*imap.FetchItemBodySection{hdr},
-	}).Collect()
-	if err != nil || len(bufs) != 1 {
-		t.Fatalf("fetch facts: %d messages, %v", len(bufs), err)
-	}
-	bs = bufs[0].BodyStructure
-	samples = map[string][]byte{}
-	paths := SamplePaths(bs)
-	if len(paths) > 0 {
-		sections := make([]*imap.FetchItemBodySection, len(paths))
-		for i, p := range paths {
-			var part []int
-			for _, n := range strings.Split(p, ".") {
-				v, err := strconv.Atoi(n)
-				if err != nil {
-					t.Fatalf("SamplePaths gave %q", p)
-				}
-				part = append(part, v)
-			}
-			sections[i] = &imap.FetchItemBodySection{Part: part, Partial: &imap.SectionPartial{Size: SampleSize}, Peek: true}
-		}
-		sb, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodySection: sections}).Collect()
-		if err != nil || len(sb) != 1 {
-			t.Fatalf("fetch samples: %d messages, %v", len(sb), err)
-		}
-		for i, p := range paths {
-			samples[p] = sb[0].FindBodySection(sections[i])
-		}
-	}
-	return bufs[0].FindBodySection(hdr), bs, samples, bufs[0].RFC822Size
-}
-
-// modelDiff lists where two models differ, sizes aside (servers count them
-// their own way).
-func modelDiff(a, b *Message) []string {
-	var diffs []string
-	if !reflect.DeepEqual(a.Header, b.Header) {
-		diffs = append(diffs, fmt.Sprintf("header: raw %q imap %q", a.Header, b.Header))
-	}
-	if !reflect.DeepEqual(a.Problems, b.Problems) {
-		diffs = append(diffs, fmt.Sprintf("problems: raw %q imap %q", a.Problems, b.Problems))
-	}
-	var pa, pb []*Part
-	a.Walk(func(p *Part, _ int) { pa = append(pa, p) })
-	b.Walk(func(p *Part, _ int) { pb = append(pb, p) })
-	if len(pa) != len(pb) {
-		return append(diffs, fmt.Sprintf("parts: raw %d imap %d", len(pa), len(pb)))
-	}
-	for i := range pa {
-		x, y := pa[i], pb[i]
-		if x.Path != y.Path || x.Type != y.Type || x.Disposition != y.Disposition || x.Filename != y.Filename ||
-			x.Encoding != y.Encoding || x.Sampled != y.Sampled || !bytes.Equal(x.Sample, y.Sample) ||
-			x.Params["smime-type"] != y.Params["smime-type"] || x.Params["protocol"] != y.Params["protocol"] || x.Params["charset"] != y.Params["charset"] {
-			diffs = append(diffs, fmt.Sprintf("part %d: raw %+v imap %+v", i, *x, *y))
-		}
-	}
-	return diffs
-}
 
 // agreementCases add to the rule tables what the agreement between the
 // constructors hinges on: encodings, charsets, RFC 2231/2047 names, nesting
@@ -105,43 +25,6 @@ var agreementCases = []struct{ name, raw string }{
 	{"UTF-16 text", msg("Content-Type: text/plain; charset=utf-16\nContent-Transfer-Encoding: base64\n", b64([]byte("\xff\xfeH\x00i\x00\n\x00")))},
 	{"encoded subject and names", "From: =?ISO-8859-1?Q?J=F6rg?= <j@customer.example>\nSubject: =?UTF-8?B?UmU6IMOEcmdlcg==?=\nMessage-ID: <x@y>\n\nbody\n"},
 	{"no MIME at all", "From: a@b.example\nSubject: old\n\njust text\n"},
-}
-
-func TestConstructorsAgree(t *testing.T) {
-	c := testenv.MemIMAP(t)
-	an := New(nil)
-	var rows []struct{ name, raw string }
-	for _, e := range encryptionCases {
-		switch e.name {
-		case "truncated multipart":
-			continue // FromIMAP cannot see a missing close delimiter: see TestTruncatedMultipart
-		case "broken multipart without boundary":
-			continue // go-imap's server panics writing a multipart without children
-		}
-		rows = append(rows, struct{ name, raw string }{e.name, e.raw})
-	}
-	rows = append(rows, agreementCases...)
-	for _, row := range rows {
-		t.Run(row.name, func(t *testing.T) {
-			raw := bytes.ReplaceAll([]byte(row.raw), []byte("\n"), []byte("\r\n"))
-			mr, err := FromRaw(bytes.NewReader(raw))
-			if err != nil {
-				t.Fatalf("FromRaw: %v", err)
-			}
-			header, bs, samples, size := imapFacts(t, c, raw)
-			mi, err := FromIMAP(header, bs, samples, size)
-			if err != nil {
-				t.Fatalf("FromIMAP: %v", err)
-			}
-			for _, d := range modelDiff(mr, mi) {
-				t.Errorf("model: %s", d)
-			}
-			vr, vi := an.Classify(mr, DefaultPolicy()), an.Classify(mi, DefaultPolicy())
-			if !reflect.DeepEqual(vr, vi) {
-				t.Errorf("verdicts differ:\n raw  %+v\n imap %+v", vr, vi)
-			}
-		})
-	}
 }
 
 // TestDecodedNames checks that file names and subjects come out decoded.

@@ -46,13 +46,19 @@ const (
 	RelayForwarded Relay = "forwarded"
 )
 
-// Action is what the worker does with a message.
+// Action is what is done with a message: a verdict decides forward or
+// flag; once the worker has acted, the store records what it did (the
+// past-tense actions, spelled as the store keeps them).
 type Action string
 
 // The actions.
 const (
-	ActionForward Action = "forward"
-	ActionFlag    Action = "flag"
+	ActionForward Action = "forward" // a verdict: forward it
+	ActionFlag    Action = "flag"    // a verdict: flag it into the review folder
+
+	ActionForwarded     Action = "forwarded"      // done: sent, marked per after_forward
+	ActionFlagged       Action = "flagged"        // done: in the review folder
+	ActionForwardFailed Action = "forward-failed" // done: SMTP refused it for good; in the review folder
 )
 
 // Class is the policy class of a verdict: the key of the config's policy map.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 var (
@@ -252,7 +253,7 @@ func medianOf(v []float64) float64 {
 func seedMailbox(b *testing.B, ts templates, n int) (*testenv.Dovecot, *smtpsink.Sink, mixStats) {
 	b.Helper()
 	d := testenv.StartDovecot(b)
-	sink, err := smtpsink.Start(context.Background(), smtpsink.Options{TLS: smtpsink.TLSNone, DiscardBodies: true})
+	sink, err := smtpsink.Start(context.Background(), smtpsink.Options{TLS: tlsmode.None, DiscardBodies: true})
 	if err != nil {
 		b.Fatalf("start SMTP sink: %v", err)
 	}

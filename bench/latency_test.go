@@ -16,6 +16,7 @@ import (
 	"github.com/mailtriage/mailtriage/bench/delayproxy"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 var (
@@ -74,7 +75,7 @@ type latencyMode struct {
 
 func latencyRun(b *testing.B, bin string, ts templates, n int, rtts []time.Duration) []latencyMode {
 	d := testenv.StartDovecot(b)
-	sink, err := smtpsink.Start(b.Context(), smtpsink.Options{TLS: smtpsink.TLSNone, DiscardBodies: true})
+	sink, err := smtpsink.Start(b.Context(), smtpsink.Options{TLS: tlsmode.None, DiscardBodies: true})
 	if err != nil {
 		b.Fatalf("start SMTP sink: %v", err)
 	}

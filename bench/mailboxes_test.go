@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // BenchmarkMailboxes starts -bench.procs `mailtriage run` workers together,
@@ -33,7 +34,7 @@ func runMailboxes(b *testing.B, bin string, ts templates, boxes, per, procs int)
 	ctx := context.Background()
 	d := testenv.StartDovecot(b)
 	redis := testenv.StartRedis(b)
-	sink, err := smtpsink.Start(ctx, smtpsink.Options{TLS: smtpsink.TLSNone, DiscardBodies: true})
+	sink, err := smtpsink.Start(ctx, smtpsink.Options{TLS: tlsmode.None, DiscardBodies: true})
 	if err != nil {
 		b.Fatalf("start SMTP sink: %v", err)
 	}

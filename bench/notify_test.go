@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // TestMixNotices: `run --once` over the benchmark mix with notify on sends
@@ -25,7 +26,7 @@ func TestMixNotices(t *testing.T) {
 	ts := loadTemplates(t)
 	bin := buildBinary(t)
 	d := testenv.StartDovecot(t)
-	sink, err := smtpsink.Start(context.Background(), smtpsink.Options{TLS: smtpsink.TLSNone})
+	sink, err := smtpsink.Start(context.Background(), smtpsink.Options{TLS: tlsmode.None})
 	if err != nil {
 		t.Fatalf("start SMTP sink: %v", err)
 	}

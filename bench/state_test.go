@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/testenv"
 	"github.com/mailtriage/mailtriage/store"
 )
@@ -31,9 +32,9 @@ const stateBatch = 200
 func stateMessage(i int, at time.Time) (store.Outcome, store.ThreadNote) {
 	id := fmt.Sprintf("<CA+%016x.%d@mail.example.com>", uint64(i)*0x9e3779b97f4a7c15, i)
 	root := fmt.Sprintf("<CA+%016x.%d@mail.example.com>", uint64(i/4*4)*0x9e3779b97f4a7c15, i/4*4)
-	action, folder := store.ActionForwarded, "INBOX"
+	action, folder := analyzer.ActionForwarded, "INBOX"
 	if i%10 == 0 {
-		action, folder = store.ActionFlagged, "Triage/Review"
+		action, folder = analyzer.ActionFlagged, "Triage/Review"
 	}
 	o := store.Outcome{
 		Fingerprint: fmt.Sprintf("%s/%016x", id, uint64(i)*0xbf58476d1ce4e5b9),

@@ -26,7 +26,9 @@ import (
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/store"
+	"github.com/robfig/cron/v3"
 )
 
 // Defaults filled in when a key is absent.
@@ -61,10 +63,6 @@ const (
 
 // The values of the enumerated keys.
 const (
-	TLSImplicit = "implicit" // TLS from the first byte (IMAPS 993, SMTPS 465)
-	TLSStartTLS = "starttls" // plaintext greeting, then STARTTLS (RFC 3501 §6.2.1, RFC 3207)
-	TLSNone     = "none"     // plaintext; needs insecure_plaintext: true
-
 	AfterForwardSeen   = "seen"   // $Forwarded + \Seen, left in the folder
 	AfterForwardMove   = "move"   // moved to forwarded_folder
 	AfterForwardDelete = "delete" // deleted (UID EXPUNGE of that UID only)
@@ -118,6 +116,7 @@ type Relay struct {
 type Mailbox struct {
 	Name            string            `json:"name"`
 	Schedule        string            `json:"schedule"`
+	Cron            cron.Schedule     `json:"-"` // Schedule parsed, the one parse every consumer uses
 	Idle            bool              `json:"idle"`
 	IMAP            Server            `json:"imap"`
 	Folder          string            `json:"folder"`
@@ -148,19 +147,19 @@ type Forward struct {
 // Server is an IMAP or SMTP server and how to log in to it. It names where
 // the secret lives, never the secret.
 type Server struct {
-	Address           string   `json:"address"` // host:port, the default port filled in
-	TLS               string   `json:"tls"`     // implicit | starttls | none
-	CAFile            string   `json:"ca_file,omitempty"`
-	InsecurePlaintext bool     `json:"insecure_plaintext"`
-	Username          string   `json:"username,omitempty"`
-	Auth              string   `json:"auth,omitempty"` // plain | login | xoauth2 | oauthbearer; "" when no login
-	PasswordFile      string   `json:"password_file,omitempty"`
-	PasswordEnv       string   `json:"password_env,omitempty"`
-	TokenFile         string   `json:"token_file,omitempty"`
-	TokenCommand      []string `json:"token_command,omitempty"`
-	OAuth2            *OAuth2  `json:"oauth2,omitempty"`    // with auth: oauth2
-	EHLOName          string   `json:"ehlo_name,omitempty"` // SMTP only; "" = the machine's FQDN, else an address literal
-	Folder            string   `json:"folder,omitempty"`    // forward.imap only: where the copies go
+	Address           string       `json:"address"` // host:port, the default port filled in
+	TLS               tlsmode.Mode `json:"tls"`     // implicit | starttls | none
+	CAFile            string       `json:"ca_file,omitempty"`
+	InsecurePlaintext bool         `json:"insecure_plaintext"`
+	Username          string       `json:"username,omitempty"`
+	Auth              string       `json:"auth,omitempty"` // plain | login | xoauth2 | oauthbearer; "" when no login
+	PasswordFile      string       `json:"password_file,omitempty"`
+	PasswordEnv       string       `json:"password_env,omitempty"`
+	TokenFile         string       `json:"token_file,omitempty"`
+	TokenCommand      []string     `json:"token_command,omitempty"`
+	OAuth2            *OAuth2      `json:"oauth2,omitempty"`    // with auth: oauth2
+	EHLOName          string       `json:"ehlo_name,omitempty"` // SMTP only; "" = the machine's FQDN, else an address literal
+	Folder            string       `json:"folder,omitempty"`    // forward.imap only: where the copies go
 }
 
 // AnalyzerPolicy returns the mailbox's policy as the analyzer takes it.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/robfig/cron/v3"
 )
 
 // minimal is the smallest valid file; cases below append to or edit it.
@@ -41,6 +42,7 @@ func TestDefaults(t *testing.T) {
 		Mailboxes: []Mailbox{{
 			Name:     "support",
 			Schedule: "@every 1m",
+			Cron:     cron.Every(time.Minute),
 			IMAP: Server{
 				Address: "imap.example.com:993", TLS: "implicit", Username: "support@example.com",
 				Auth: "plain", PasswordFile: "/run/secrets/imap",
@@ -581,4 +583,42 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The schedule is parsed in config and handed over: each mailbox's Cron
+// gives the next ticks its spec means.
+func TestScheduleParsed(t *testing.T) {
+	from := time.Date(2026, 11, 25, 10, 2, 30, 0, time.UTC)
+	tests := []struct {
+		spec string // "" = the default
+		want []time.Time
+	}{
+		{"", []time.Time{from.Add(time.Minute), from.Add(2 * time.Minute)}},
+		{"@every 90s", []time.Time{from.Add(90 * time.Second), from.Add(180 * time.Second)}},
+		{"*/5 * * * *", []time.Time{time.Date(2026, 11, 25, 10, 5, 0, 0, time.UTC), time.Date(2026, 11, 25, 10, 10, 0, 0, time.UTC)}},
+		{"@hourly", []time.Time{time.Date(2026, 11, 25, 11, 0, 0, 0, time.UTC), time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			src := minimal
+			if tt.spec != "" {
+				src += "    schedule: \"" + tt.spec + "\"\n"
+			}
+			cfg, err := Parse([]byte(src), "config.yaml")
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			sched := cfg.Mailboxes[0].Cron
+			if sched == nil {
+				t.Fatal("Cron is nil")
+			}
+			at := from
+			for i, want := range tt.want {
+				at = sched.Next(at)
+				if !at.Equal(want) {
+					t.Errorf("tick %d = %v, want %v", i+1, at, want)
+				}
+			}
+		})
+	}
 }

@@ -329,20 +329,23 @@ func (d *decoder) setInt(dst *int, lo, hi int) func(*yaml.Node, string) {
 	}
 }
 
-// setEnum returns a field decoder storing one of the allowed strings.
-func (d *decoder) setEnum(dst *string, allowed ...string) func(*yaml.Node, string) {
+// setEnum returns a field decoder storing one of the allowed values of a
+// string type.
+func setEnum[T ~string](d *decoder, dst *T, allowed ...T) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
 		s, ok := d.str(n, path)
 		if !ok {
 			return
 		}
-		for _, a := range allowed {
-			if s == a {
-				*dst = s
+		names := make([]string, len(allowed))
+		for i, a := range allowed {
+			if s == string(a) {
+				*dst = a
 				return
 			}
+			names[i] = string(a)
 		}
-		d.errorf(n, path, "%q is not one of %s", s, strings.Join(allowed, ", "))
+		d.errorf(n, path, "%q is not one of %s", s, strings.Join(names, ", "))
 	}
 }
 

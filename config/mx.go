@@ -32,7 +32,7 @@ func (m MXRoute) RootCAs() (*x509.CertPool, error) { return rootCAs(m.CAFile, "t
 func (d *decoder) mxRoute(n *yaml.Node, path string) *MXRoute {
 	m := &MXRoute{TLS: MXTLSRequired, Port: DefaultMXPort}
 	d.mapping(n, path, []field{
-		{key: "tls", decode: d.setEnum(&m.TLS, MXTLSRequired, MXTLSOpportunistic)},
+		{key: "tls", decode: setEnum(d, &m.TLS, MXTLSRequired, MXTLSOpportunistic)},
 		{key: "resolver", decode: func(n *yaml.Node, p string) {
 			if d.setStr(&m.Resolver)(n, p); m.Resolver != "" {
 				m.Resolver = d.hostPort(n, p, m.Resolver, "53", "127.0.0.1:53")

@@ -97,7 +97,7 @@ func defaultScopes(provider, flow, protocol string) []string {
 func (d *decoder) oauth2(n *yaml.Node, path string, kind serverKind) *OAuth2 {
 	o := &OAuth2{}
 	seen := d.mapping(n, path, []field{
-		{key: "provider", required: true, decode: d.setEnum(&o.Provider, ProviderMicrosoft, ProviderGoogle, ProviderGeneric)},
+		{key: "provider", required: true, decode: setEnum(d, &o.Provider, ProviderMicrosoft, ProviderGoogle, ProviderGeneric)},
 		{key: "flow", decode: d.setStr(&o.Flow)},
 		{key: "tenant", decode: d.setStr(&o.Tenant)},
 		{key: "client_id", decode: d.setStr(&o.ClientID)},

@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // routeConfig is a mailbox whose forward section is fwd (indented by four).
@@ -78,7 +80,7 @@ func TestForwardRoute(t *testing.T) {
 				t.Fatalf("Parse: %v", err)
 			}
 			fw := cfg.Mailboxes[0].Forward
-			if fw.Route != RouteIMAP || fw.IMAP.Folder != tc.wantFolder || fw.IMAP.TLS != TLSImplicit || !strings.HasSuffix(fw.IMAP.Address, ":993") {
+			if fw.Route != RouteIMAP || fw.IMAP.Folder != tc.wantFolder || fw.IMAP.TLS != tlsmode.Implicit || !strings.HasSuffix(fw.IMAP.Address, ":993") {
 				t.Errorf("forward = %+v, want route imap into %q over implicit TLS on port 993", fw, tc.wantFolder)
 			}
 		})

@@ -18,6 +18,7 @@ import (
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/forwarder"
 	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 var (
@@ -54,8 +55,8 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		}},
 		{key: "log", decode: func(n *yaml.Node, p string) {
 			d.mapping(n, p, []field{
-				{key: "format", decode: d.setEnum(&cfg.Log.Format, "text", "json")},
-				{key: "level", decode: d.setEnum(&cfg.Log.Level, "debug", "info", "warn", "error")},
+				{key: "format", decode: setEnum(d, &cfg.Log.Format, "text", "json")},
+				{key: "level", decode: setEnum(d, &cfg.Log.Level, "debug", "info", "warn", "error")},
 			})
 		}},
 		{key: "relays", decode: func(n *yaml.Node, p string) { cfg.Relays = d.relays(n, p) }},
@@ -274,7 +275,7 @@ func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
 		{key: "folder", decode: d.setStr(&mb.Folder)},
 		{key: "review_folder", decode: d.setStr(&mb.ReviewFolder)},
 		{key: "release_folder", decode: d.setStr(&mb.ReleaseFolder)},
-		{key: "after_forward", decode: d.setEnum(&mb.AfterForward, AfterForwardSeen, AfterForwardMove, AfterForwardDelete)},
+		{key: "after_forward", decode: setEnum(d, &mb.AfterForward, AfterForwardSeen, AfterForwardMove, AfterForwardDelete)},
 		{key: "forwarded_folder", decode: d.setStr(&mb.ForwardedFolder)},
 		{key: "batch_size", decode: d.setInt(&mb.BatchSize, 1, MaxBatchSize)},
 		{key: "lease_ttl", decode: d.duration(&mb.LeaseTTL, minLeaseTTL)},
@@ -293,9 +294,11 @@ func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
 		d.errorf(v, join(path, "name"), "%q must be letters, digits, '.', '_' and '-' (at most %d, starting with a letter or digit)", mb.Name, maxMailboxNameLength)
 		mb.Name = ""
 	}
+	at := n // the default schedule is parsed too, so every mailbox has its Cron
 	if v, ok := seen["schedule"]; ok {
-		d.checkSchedule(v, join(path, "schedule"), mb.Schedule)
+		at = v
 	}
+	mb.Cron = d.schedule(at, join(path, "schedule"), mb.Schedule)
 	folders := []struct {
 		key   string
 		value string
@@ -343,16 +346,19 @@ func (d *decoder) mailbox(n *yaml.Node, path string) (Mailbox, *yaml.Node) {
 	return mb, seen["name"]
 }
 
-func (d *decoder) checkSchedule(n *yaml.Node, path, spec string) {
-	if _, err := cron.ParseStandard(spec); err != nil {
+// schedule parses a mailbox's cron spec; it is the only parse of it.
+func (d *decoder) schedule(n *yaml.Node, path, spec string) cron.Schedule {
+	sched, err := cron.ParseStandard(spec)
+	if err != nil {
 		d.errorf(n, path, "%q is not a cron spec (five fields or a descriptor such as @every 1m): %v", spec, err)
-		return
+		return nil
 	}
 	if every, ok := strings.CutPrefix(spec, "@every "); ok {
 		if dur, err := time.ParseDuration(strings.TrimSpace(every)); err == nil && dur < minScheduleInterval {
 			d.errorf(n, path, "@every %s is shorter than %s", dur, minScheduleInterval)
 		}
 	}
+	return sched
 }
 
 func (d *decoder) policy(n *yaml.Node, path string, p map[string]string) {
@@ -361,7 +367,7 @@ func (d *decoder) policy(n *yaml.Node, path string, p map[string]string) {
 		dst := new(string)
 		fields = append(fields, field{key: class, decode: func(n *yaml.Node, path string) {
 			*dst = ""
-			d.setEnum(dst, string(analyzer.ActionForward), string(analyzer.ActionFlag))(n, path)
+			setEnum(d, dst, string(analyzer.ActionForward), string(analyzer.ActionFlag))(n, path)
 			if *dst != "" {
 				p[class] = *dst
 			}
@@ -373,10 +379,10 @@ func (d *decoder) policy(n *yaml.Node, path string, p map[string]string) {
 func (d *decoder) forward(n *yaml.Node, path string) Forward {
 	fw := Forward{Route: DefaultRoute, Mode: DefaultForwardMode}
 	seen := d.mapping(n, path, []field{
-		{key: "route", decode: d.setEnum(&fw.Route, RouteSMTP, RouteIMAP, RouteMX)},
+		{key: "route", decode: setEnum(d, &fw.Route, RouteSMTP, RouteIMAP, RouteMX)},
 		{key: "to", decode: func(n *yaml.Node, p string) { fw.To, _ = d.strList(n, p) }},
 		{key: "from", decode: d.setStr(&fw.From)},
-		{key: "mode", decode: d.setEnum(&fw.Mode, ModeRedirect, ModeAttach)},
+		{key: "mode", decode: setEnum(d, &fw.Mode, ModeRedirect, ModeAttach)},
 		{key: "smtp", decode: func(n *yaml.Node, p string) { fw.SMTP = d.server(n, p, smtpServer()) }},
 		{key: "imap", decode: func(n *yaml.Node, p string) {
 			folder := DefaultFolder
@@ -421,8 +427,8 @@ func (d *decoder) addrSpec(n *yaml.Node, path, s string) string {
 // serverKind tells IMAP and SMTP servers apart for defaults and rules.
 type serverKind struct {
 	protocol    string // "imap" | "smtp"
-	defaultTLS  string
-	ports       map[string]string // default port by tls
+	defaultTLS  tlsmode.Mode
+	ports       map[tlsmode.Mode]string // default port by tls
 	needsLogin  bool
 	exampleHost string
 	ehlo        bool // takes ehlo_name (SMTP)
@@ -431,16 +437,16 @@ type serverKind struct {
 // imapServer: implicit TLS on 993 by default, and a login is required.
 func imapServer() serverKind {
 	return serverKind{
-		protocol: "imap", defaultTLS: TLSImplicit, needsLogin: true, exampleHost: "imap.example.com:993",
-		ports: map[string]string{TLSImplicit: defaultIMAPPort, TLSStartTLS: defaultIMAPPlainPort, TLSNone: defaultIMAPPlainPort},
+		protocol: "imap", defaultTLS: tlsmode.Implicit, needsLogin: true, exampleHost: "imap.example.com:993",
+		ports: map[tlsmode.Mode]string{tlsmode.Implicit: defaultIMAPPort, tlsmode.StartTLS: defaultIMAPPlainPort, tlsmode.None: defaultIMAPPlainPort},
 	}
 }
 
 // smtpServer: STARTTLS on 587 by default (RFC 6409), login optional.
 func smtpServer() serverKind {
 	return serverKind{
-		protocol: "smtp", defaultTLS: TLSStartTLS, exampleHost: "smtp.example.com:587", ehlo: true,
-		ports: map[string]string{TLSImplicit: defaultSMTPSPort, TLSStartTLS: defaultSMTPPort, TLSNone: defaultSMTPPlainPort},
+		protocol: "smtp", defaultTLS: tlsmode.StartTLS, exampleHost: "smtp.example.com:587", ehlo: true,
+		ports: map[tlsmode.Mode]string{tlsmode.Implicit: defaultSMTPSPort, tlsmode.StartTLS: defaultSMTPPort, tlsmode.None: defaultSMTPPlainPort},
 	}
 }
 
@@ -455,11 +461,11 @@ func (d *decoder) server(n *yaml.Node, path string, kind serverKind, extra ...fi
 	s := Server{TLS: kind.defaultTLS}
 	fields := []field{
 		{key: "address", required: true, decode: d.setStr(&s.Address)},
-		{key: "tls", decode: d.setEnum(&s.TLS, TLSImplicit, TLSStartTLS, TLSNone)},
+		{key: "tls", decode: setEnum(d, &s.TLS, tlsmode.Implicit, tlsmode.StartTLS, tlsmode.None)},
 		{key: "ca_file", decode: d.setStr(&s.CAFile)},
 		{key: "insecure_plaintext", decode: d.setBool(&s.InsecurePlaintext)},
 		{key: "username", required: kind.needsLogin, decode: d.setStr(&s.Username)},
-		{key: "auth", decode: d.setEnum(&s.Auth, append(mechanisms(), AuthOAuth2)...)},
+		{key: "auth", decode: setEnum(d, &s.Auth, append(mechanisms(), AuthOAuth2)...)},
 		{key: "password_file", decode: d.setStr(&s.PasswordFile)},
 		{key: "password_env", decode: d.setStr(&s.PasswordEnv)},
 		{key: "token_file", decode: d.setStr(&s.TokenFile)},
@@ -482,7 +488,7 @@ func (d *decoder) server(n *yaml.Node, path string, kind serverKind, extra ...fi
 	if v, ok := seen["address"]; ok {
 		s.Address = d.hostPort(v, join(path, "address"), s.Address, kind.ports[s.TLS], kind.exampleHost)
 	}
-	if s.TLS == TLSNone && !s.InsecurePlaintext {
+	if s.TLS == tlsmode.None && !s.InsecurePlaintext {
 		at := n
 		if v, ok := seen["tls"]; ok {
 			at = v

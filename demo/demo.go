@@ -36,6 +36,7 @@ import (
 	"github.com/mailtriage/mailtriage/internal/memimap"
 	"github.com/mailtriage/mailtriage/internal/selfsigned"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // The demo mailbox's fixed names.
@@ -140,7 +141,7 @@ func Start(ctx context.Context, opt Options) (env *Env, err error) {
 		}
 	}
 
-	env.Sink, err = smtpsink.Start(ctx, smtpsink.Options{TLS: smtpsink.TLSNone})
+	env.Sink, err = smtpsink.Start(ctx, smtpsink.Options{TLS: tlsmode.None})
 	if err != nil {
 		return nil, fmt.Errorf("start demo SMTP sink: %w", err)
 	}

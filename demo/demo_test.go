@@ -56,7 +56,7 @@ func TestEnvWithoutCycle(t *testing.T) {
 		{"name", mb.Name, MailboxName},
 		{"schedule", mb.Schedule, "@every 5s"},
 		{"imap.address", mb.IMAP.Address, env.IMAPAddr},
-		{"imap.tls", mb.IMAP.TLS, "implicit"},
+		{"imap.tls", string(mb.IMAP.TLS), "implicit"},
 		{"forward.smtp.address", mb.Forward.SMTP.Address, env.Sink.Addr()},
 		{"review_folder", mb.ReviewFolder, ReviewFolder},
 		{"metrics.listen", cfg.Metrics.Listen, "127.0.0.1:9187"},

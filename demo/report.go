@@ -103,7 +103,7 @@ func (e *Env) Report(ctx context.Context, w io.Writer, reports []poller.Report) 
 			continue
 		}
 		v := en.Verdict
-		action := en.Action
+		action := string(en.Action)
 		if en.MovedTo != "" && en.MovedTo != en.Folder {
 			action += " → " + en.MovedTo
 		}

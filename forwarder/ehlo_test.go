@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // hostsFile resolves as /etc/hosts would: names to addresses and back.
@@ -106,9 +107,9 @@ func TestDefaultEHLOName(t *testing.T) {
 }
 
 func TestConfiguredEHLOName(t *testing.T) {
-	sink := startSink(t, smtpsink.Options{TLS: smtpsink.TLSStartTLS})
+	sink := startSink(t, smtpsink.Options{TLS: tlsmode.StartTLS})
 	f := newForwarder(t, sink, func(c *Config) {
-		c.Hostname, c.TLS, c.RootCAs = "triage.example.com", TLSStartTLS, sink.RootCAs()
+		c.Hostname, c.TLS, c.RootCAs = "triage.example.com", tlsmode.StartTLS, sink.RootCAs()
 	})
 	if err := forward(t, f, cleanVerdict(), false, original); err != nil {
 		t.Fatalf("Forward: %v", err)

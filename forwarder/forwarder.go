@@ -43,17 +43,7 @@ import (
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/mailheader"
 	"github.com/mailtriage/mailtriage/internal/secret"
-)
-
-// TLS modes, as the configuration spells them.
-const (
-	TLSImplicit = "implicit"
-	TLSStartTLS = "starttls"
-	TLSNone     = "none"
-
-	// TLSOpportunistic is for a Hop only: STARTTLS, verified, when the
-	// server offers it; plain text when it does not (RFC 3207 §4).
-	TLSOpportunistic = "opportunistic"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // Modes, as the configuration spells them.
@@ -71,7 +61,7 @@ const bufferSize = 64 << 10
 // Config says where and how to forward.
 type Config struct {
 	Address           string           // host:port
-	TLS               string           // implicit | starttls (default) | none
+	TLS               tlsmode.Mode     // implicit | starttls (default) | none
 	InsecurePlaintext bool             // required with TLS none
 	RootCAs           *x509.CertPool   // nil: the system roots
 	Auth              *credential.Auth // nil: no AUTH
@@ -93,9 +83,9 @@ type Config struct {
 // Hop is one host a Route gives: where to connect, the name its
 // certificate must carry, and how TLS is required there.
 type Hop struct {
-	Address    string // host:port, an IP address or a name
-	ServerName string // verified against the certificate
-	TLS        string // TLSStartTLS, or TLSOpportunistic: plain text when STARTTLS is not offered
+	Address    string       // host:port, an IP address or a name
+	ServerName string       // verified against the certificate
+	TLS        tlsmode.Mode // tlsmode.StartTLS, or tlsmode.Opportunistic: plain text when STARTTLS is not offered
 }
 
 // Forwarder sends messages over one SMTP session at a time. It is safe for
@@ -131,9 +121,9 @@ func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
 	}
 	switch cfg.TLS {
 	case "":
-		cfg.TLS = TLSStartTLS
-	case TLSImplicit, TLSStartTLS:
-	case TLSNone:
+		cfg.TLS = tlsmode.StartTLS
+	case tlsmode.Implicit, tlsmode.StartTLS:
+	case tlsmode.None:
 		if !cfg.InsecurePlaintext {
 			return nil, fmt.Errorf("forwarder: tls %q for %s needs insecure_plaintext: true", cfg.TLS, cfg.Address)
 		}
@@ -426,14 +416,14 @@ func (f *Forwarder) open(ctx context.Context, dc *deadlineConn, h Hop) (*session
 	hello := ehloName(ctx, f.resolver, f.cfg.Hostname, dc.LocalAddr())
 	helloPhase := phaseConnect
 	switch h.TLS {
-	case TLSImplicit:
+	case tlsmode.Implicit:
 		tc := tls.Client(dc, tlsConfig)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, fail("TLS handshake with"+at, phaseTLS, err)
 		}
 		wire = tc
-	case TLSStartTLS, TLSOpportunistic:
-		tc, secured, err := startTLS(ctx, dc, at, hello, tlsConfig, h.TLS == TLSOpportunistic)
+	case tlsmode.StartTLS, tlsmode.Opportunistic:
+		tc, secured, err := startTLS(ctx, dc, at, hello, tlsConfig, h.TLS == tlsmode.Opportunistic)
 		if err != nil {
 			return nil, err
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/mailtriage/mailtriage/internal/mailheader"
 	"github.com/mailtriage/mailtriage/internal/secret"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // startSink runs an smtpsink for the test.
@@ -45,7 +46,7 @@ func newForwarder(t testing.TB, sink *smtpsink.Sink, edit func(*Config)) *Forwar
 	t.Helper()
 	cfg := Config{
 		Address:           sink.Addr(),
-		TLS:               TLSNone,
+		TLS:               tlsmode.None,
 		InsecurePlaintext: true,
 		From:              "triage@example.com",
 		To:                []string{"support@helpdesk.example"},
@@ -465,16 +466,16 @@ func TestSourceFailureNeverCompletesData(t *testing.T) {
 func TestTLS(t *testing.T) {
 	tests := []struct {
 		name     string
-		sinkTLS  string
-		fwdTLS   string
+		sinkTLS  tlsmode.Mode
+		fwdTLS   tlsmode.Mode
 		trust    bool
 		wantKind Kind // "" = success
 	}{
-		{"STARTTLS with a private root", smtpsink.TLSStartTLS, TLSStartTLS, true, ""},
-		{"implicit TLS with a private root", smtpsink.TLSImplicit, TLSImplicit, true, ""},
-		{"STARTTLS required, not offered", smtpsink.TLSNone, TLSStartTLS, false, KindTLS},
-		{"STARTTLS, untrusted certificate", smtpsink.TLSStartTLS, TLSStartTLS, false, KindTLS},
-		{"implicit TLS, untrusted certificate", smtpsink.TLSImplicit, TLSImplicit, false, KindTLS},
+		{"STARTTLS with a private root", tlsmode.StartTLS, tlsmode.StartTLS, true, ""},
+		{"implicit TLS with a private root", tlsmode.Implicit, tlsmode.Implicit, true, ""},
+		{"STARTTLS required, not offered", tlsmode.None, tlsmode.StartTLS, false, KindTLS},
+		{"STARTTLS, untrusted certificate", tlsmode.StartTLS, tlsmode.StartTLS, false, KindTLS},
+		{"implicit TLS, untrusted certificate", tlsmode.Implicit, tlsmode.Implicit, false, KindTLS},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -495,7 +496,7 @@ func TestTLS(t *testing.T) {
 				}
 				// Our name, not "localhost", also before STARTTLS.
 				hellos, want := sink.Hellos(), 1
-				if tt.fwdTLS == TLSStartTLS {
+				if tt.fwdTLS == tlsmode.StartTLS {
 					want = 2
 				}
 				if len(hellos) != want || slices.ContainsFunc(hellos, func(h string) bool { return h != "mailtriage.test" }) {
@@ -533,11 +534,11 @@ func TestAuthEchoWithheld(t *testing.T) {
 	} {
 		mech := tc.mech
 		t.Run(tc.name, func(t *testing.T) {
-			sink := startSink(t, smtpsink.Options{TLS: smtpsink.TLSStartTLS, Username: "triage", Password: token})
+			sink := startSink(t, smtpsink.Options{TLS: tlsmode.StartTLS, Username: "triage", Password: token})
 			sink.SetFault(tc.fault)
 			var logged strings.Builder
 			cfg := Config{
-				Address: sink.Addr(), TLS: TLSStartTLS, RootCAs: sink.RootCAs(), From: "triage@example.com",
+				Address: sink.Addr(), TLS: tlsmode.StartTLS, RootCAs: sink.RootCAs(), From: "triage@example.com",
 				To: []string{"support@helpdesk.example"}, Hostname: "mailtriage.test", Timeout: 5 * time.Second,
 				Auth: &credential.Auth{Mechanism: mech, Username: "triage", Secret: credential.Static(secret.New(token))},
 			}
@@ -585,9 +586,9 @@ func TestAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sink := startSink(t, smtpsink.Options{TLS: smtpsink.TLSStartTLS, Username: "triage", Password: password})
+			sink := startSink(t, smtpsink.Options{TLS: tlsmode.StartTLS, Username: "triage", Password: password})
 			f := newForwarder(t, sink, func(c *Config) {
-				c.TLS, c.InsecurePlaintext, c.RootCAs = TLSStartTLS, false, sink.RootCAs()
+				c.TLS, c.InsecurePlaintext, c.RootCAs = tlsmode.StartTLS, false, sink.RootCAs()
 				c.Auth = &credential.Auth{Mechanism: tt.mech, Username: "triage", Secret: credential.Static(secret.New(tt.password))}
 			})
 			err := forward(t, f, cleanVerdict(), false, original)
@@ -686,7 +687,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		want string
 	}{
 		{"no port", func(c *Config) { c.Address = "smtp.example.com" }, "host:port"},
-		{"plain text without consent", func(c *Config) { c.TLS = TLSNone }, "insecure_plaintext"},
+		{"plain text without consent", func(c *Config) { c.TLS = tlsmode.None }, "insecure_plaintext"},
 		{"unknown tls", func(c *Config) { c.TLS = "ssl" }, "want implicit"},
 		{"unknown mode", func(c *Config) { c.Mode = "bounce" }, "want redirect"},
 		{"from with CRLF", func(c *Config) { c.From = "a@example.com\r\nRCPT TO:<x@y>" }, "not a mail address"},
@@ -753,7 +754,7 @@ func TestSTARTTLSRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, err := New(Config{
-				Address: scriptedServer(t, tt.replies...), TLS: TLSStartTLS, From: "triage@example.com",
+				Address: scriptedServer(t, tt.replies...), TLS: tlsmode.StartTLS, From: "triage@example.com",
 				To: []string{"support@helpdesk.example"}, Hostname: "mailtriage.test", Timeout: 5 * time.Second,
 			}, slog.New(slog.DiscardHandler))
 			if err != nil {

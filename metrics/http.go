@@ -32,12 +32,8 @@ type Pinger interface {
 // Mailbox names a watched mailbox and its cron schedule, for /readyz.
 type Mailbox struct {
 	Name     string
-	Schedule string // robfig/cron v3 spec: 5 fields, 6 with seconds, or a descriptor
+	Schedule cron.Schedule // the parsed cron spec (config.Mailbox.Cron)
 }
-
-// scheduleParser accepts the specs the poller accepts: the standard five
-// fields, an optional leading seconds field, and descriptors (@every 1m).
-var scheduleParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // watched is a mailbox with its parsed schedule.
 type watched struct {
@@ -55,11 +51,10 @@ type watched struct {
 func (m *Metrics) Handler(mailboxes []Mailbox, store Pinger) (http.Handler, error) {
 	ws := make([]watched, 0, len(mailboxes))
 	for _, mb := range mailboxes {
-		s, err := scheduleParser.Parse(mb.Schedule)
-		if err != nil {
-			return nil, fmt.Errorf("parse schedule %q of mailbox %s: %w", mb.Schedule, mb.Name, err)
+		if mb.Schedule == nil {
+			return nil, fmt.Errorf("mailbox %s: no schedule", mb.Name)
 		}
-		ws = append(ws, watched{name: mb.Name, schedule: s})
+		ws = append(ws, watched{name: mb.Name, schedule: mb.Schedule})
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))

@@ -106,8 +106,8 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Message counts one message handled in mailbox: its policy class and the
 // action taken ("forwarded", "flagged" or "forward-failed").
-func (m *Metrics) Message(mailbox string, c analyzer.Class, action string) {
-	m.messages.WithLabelValues(mailbox, string(c), action).Inc()
+func (m *Metrics) Message(mailbox string, c analyzer.Class, action analyzer.Action) {
+	m.messages.WithLabelValues(mailbox, string(c), string(action)).Inc()
 }
 
 // ForwardFailed counts one failed forward of kind (a forwarder.Kind).

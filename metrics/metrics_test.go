@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/robfig/cron/v3"
 )
 
 // fakeStore answers Ping with whatever err holds.
@@ -132,8 +133,8 @@ func TestReadyz(t *testing.T) {
 
 	st := &fakeStore{}
 	base := serve(t, m, []Mailbox{
-		{Name: "support", Schedule: "@every 1m"},
-		{Name: "sales", Schedule: "*/5 * * * *"},
+		{Name: "support", Schedule: cron.Every(time.Minute)},
+		{Name: "sales", Schedule: everyFiveMinutes(t)},
 	}, st)
 
 	steps := []struct {
@@ -186,10 +187,21 @@ func TestReadyz(t *testing.T) {
 	}
 }
 
-func TestHandlerRejectsBadSchedule(t *testing.T) {
-	_, err := New().Handler([]Mailbox{{Name: "support", Schedule: "every minute"}}, nil)
+// everyFiveMinutes is a cron-field schedule, whose intervals are not a
+// constant delay.
+func everyFiveMinutes(t *testing.T) cron.Schedule {
+	t.Helper()
+	s, err := cron.ParseStandard("*/5 * * * *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestHandlerRejectsMissingSchedule(t *testing.T) {
+	_, err := New().Handler([]Mailbox{{Name: "support"}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "support") {
-		t.Fatalf("Handler with a bad schedule: %v, want an error naming the mailbox", err)
+		t.Fatalf("Handler without a schedule: %v, want an error naming the mailbox", err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/forwarder"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/store"
 )
 
@@ -36,7 +37,7 @@ func newWorld(t *testing.T, cfg Config) *world {
 	}
 	t.Cleanup(func() { sink.Close() })
 	fw, err := forwarder.New(forwarder.Config{
-		Address: sink.Addr(), TLS: forwarder.TLSNone, InsecurePlaintext: true,
+		Address: sink.Addr(), TLS: tlsmode.None, InsecurePlaintext: true,
 		From: "triage@example.com", To: []string{"desk@example.com"}, Hostname: "mailtriage.test", Timeout: 5 * time.Second,
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/store"
@@ -27,14 +28,9 @@ const (
 
 // message is one message of a batch with its facts and verdict.
 type message struct {
-	uid     imap.UID
-	flags   []imap.Flag
-	size    int64
-	bs      imap.BodyStructure
-	header  []byte
-	samples map[string][]byte
-	v       analyzer.Verdict
-	notice  analyzer.Header // the fields a sender notice reads (notify.go)
+	Facts
+	v      analyzer.Verdict
+	notice analyzer.Header // the fields a sender notice reads (notify.go)
 
 	recorded bool // its outcome is written already (flagged mail done before)
 }
@@ -49,7 +45,7 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) error {
 	if released {
 		// Without UIDPLUS our moved-out originals stay, marked \Deleted:
 		// they were handled and are not read again.
-		msgs = slices.DeleteFunc(msgs, func(m *message) bool { return hasFlag(m.flags, imap.FlagDeleted) })
+		msgs = slices.DeleteFunc(msgs, func(m *message) bool { return hasFlag(m.Flags, imap.FlagDeleted) })
 	}
 	cy.rep.Counts.Seen += len(msgs)
 
@@ -70,37 +66,37 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) error {
 	for _, m := range msgs {
 		out, known := outcomes[m.v.Fingerprint]
 		switch {
-		case !known && hasFlag(m.flags, KeywordForwarded):
+		case !known && hasFlag(m.Flags, KeywordForwarded):
 			// The mailbox's own mark counts as the record: the store lost
 			// it (flushed, evicted, restored, a record that could not be
 			// written) or UIDVALIDITY changed under it. The record is
 			// rebuilt before the marking is made sure of.
-			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.UID), Released: released, Action: EntryDone, Verdict: m.v})
 			if m.v.Fingerprint != "" {
-				mk.unrecorded = append(mk.unrecorded, cy.outcome(m, store.ActionForwarded, cy.forwardedFolder(released)))
+				mk.unrecorded = append(mk.unrecorded, cy.outcome(m, analyzer.ActionForwarded, cy.forwardedFolder(released)))
 			}
 			mk.forwarded = append(mk.forwarded, m.queue())
-		case !known && hasFlag(m.flags, imap.FlagDeleted) && flaggedByUs(m.flags):
+		case !known && hasFlag(m.Flags, imap.FlagDeleted) && flaggedByUs(m.Flags):
 			// Our original of mail flagged into the review folder by a
 			// server without UIDPLUS, the store having lost its record:
 			// the copy is there already.
-			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
-			mk.done[m.uid] = true
-		case known && hasFlag(m.flags, imap.FlagDeleted):
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.UID), Released: released, Action: EntryDone, Verdict: m.v})
+			mk.done[m.UID] = true
+		case known && hasFlag(m.Flags, imap.FlagDeleted):
 			// Handled before and since marked deleted (our originals on a
 			// server without UIDPLUS): nothing more to do.
-			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
-			mk.done[m.uid] = true
-		case known && out.Action == store.ActionForwarded:
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.UID), Released: released, Action: EntryDone, Verdict: m.v})
+			mk.done[m.UID] = true
+		case known && out.Action == analyzer.ActionForwarded:
 			// Mail done before only needs its marking made sure of.
-			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.UID), Released: released, Action: EntryDone, Verdict: m.v})
 			mk.forwarded = append(mk.forwarded, m.queue())
 		case released:
 			forward = append(forward, m)
 		case known:
-			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Action: EntryDone, Verdict: m.v})
-			if out.Action == store.ActionForwardFailed {
-				m.flags = append(m.flags, KeywordForwardFailed)
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.UID), Action: EntryDone, Verdict: m.v})
+			if out.Action == analyzer.ActionForwardFailed {
+				m.Flags = append(m.Flags, KeywordForwardFailed)
 			}
 			m.recorded = true
 			mk.flagged = append(mk.flagged, m.queue())
@@ -116,7 +112,7 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) error {
 // queue drops what marking does not need (the BODYSTRUCTURE), so that the
 // marks of many batches stay small.
 func (m *message) queue() *message {
-	m.bs = nil
+	m.BodyStructure = nil
 	return m
 }
 
@@ -143,7 +139,7 @@ func (cy *cycle) forward(msgs []*message, released bool, settle func()) error {
 		handled:    make(map[imap.UID]bool, len(msgs)),
 	}
 	for _, m := range msgs {
-		f.byUID[m.uid] = m
+		f.byUID[m.UID] = m
 	}
 	if len(msgs) > 0 {
 		settle()
@@ -176,13 +172,13 @@ func (cy *cycle) forward(msgs []*message, released bool, settle func()) error {
 			p.forwardSucceeded()
 			p.m.Message(p.mb.Name, m.v.Class, EntryForwarded)
 			p.log.Info("forwarded", cy.attrs(m, EntryForwarded, nil)...)
-			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryForwarded,
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.UID), Released: released, Action: EntryForwarded,
 				MovedTo: r.movedTo, Verdict: m.v})
 			mk.forwarded = append(mk.forwarded, m.queue())
 		case EntryDone:
 			// A second copy of a message sent moments ago (a double
 			// delivery): the first one's record covers it.
-			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDone, Verdict: m.v})
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.UID), Released: released, Action: EntryDone, Verdict: m.v})
 			mk.forwarded = append(mk.forwarded, m.queue())
 		case EntryFlagged:
 			// Cut short (DATA abandoned before its end): nothing reached the
@@ -191,21 +187,21 @@ func (cy *cycle) forward(msgs []*message, released bool, settle func()) error {
 		case EntryForwardFailed:
 			p.m.ForwardFailed(p.mb.Name, failureKind(r.err))
 			p.log.Warn("forward refused for good: flagging", cy.attrs(m, EntryForwardFailed, r.err)...)
-			m.flags = append(m.flags, KeywordForwardFailed)
+			m.Flags = append(m.Flags, KeywordForwardFailed)
 			mk.flagged = append(mk.flagged, m.queue())
 		case EntryDeferred:
 			p.m.ForwardFailed(p.mb.Name, failureKind(r.err))
 			p.forwardFailedTemporarily(time.Now(), r.err)
-			cy.note(Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v, Err: r.err})
+			cy.note(Entry{Folder: cy.folder, UID: uint32(m.UID), Released: released, Action: EntryDeferred, Verdict: m.v, Err: r.err})
 		}
 	}
 	for _, m := range msgs {
-		if f.handled[m.uid] {
+		if f.handled[m.UID] {
 			continue
 		}
-		e := Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Action: EntryDeferred, Verdict: m.v}
+		e := Entry{Folder: cy.folder, UID: uint32(m.UID), Released: released, Action: EntryDeferred, Verdict: m.v}
 		if cy.forwarding && cy.stop.Err() == nil {
-			e.Err = fmt.Errorf("uid %d in %s: %w", m.uid, cy.folder, ErrGone)
+			e.Err = fmt.Errorf("uid %d in %s: %w", m.UID, cy.folder, ErrGone)
 		}
 		cy.note(e)
 	}
@@ -233,7 +229,7 @@ type sending struct {
 // EntryForwardFailed (refused for good), EntryDeferred (temporary failure).
 type sendResult struct {
 	m       *message
-	action  string
+	action  analyzer.Action
 	movedTo string // EntryForwarded: where after_forward puts it
 	err     error
 }
@@ -273,13 +269,13 @@ func (f *sending) one(m *message, body io.Reader) (sendResult, error) {
 		return sendResult{m: m, action: EntryDone}, nil
 	}
 	if f.checkClose {
-		body = analyzer.CloseCheck(body, m.bs)
+		body = analyzer.CloseCheck(body, m.BodyStructure)
 	}
-	err := p.fw.Forward(cy.ctx, m.v, f.released, m.size, body)
+	err := p.fw.Forward(cy.ctx, m.v, f.released, m.Size, body)
 	var truncated *analyzer.TruncationError
 	switch {
 	case err == nil:
-		out := cy.outcome(m, store.ActionForwarded, cy.forwardedFolder(f.released))
+		out := cy.outcome(m, analyzer.ActionForwarded, cy.forwardedFolder(f.released))
 		// Queued at once, written behind the next transfer, and flushed
 		// before any marking (recorder.go).
 		f.rec.add(out)
@@ -293,7 +289,7 @@ func (f *sending) one(m *message, body io.Reader) (sendResult, error) {
 		if cy.ctx.Err() != nil {
 			cause = context.Cause(cy.ctx)
 		}
-		return sendResult{}, fmt.Errorf("forward uid %d in %s: %w", m.uid, cy.folder, cause)
+		return sendResult{}, fmt.Errorf("forward uid %d in %s: %w", m.UID, cy.folder, cause)
 	case temporary(err):
 		return sendResult{m: m, action: EntryDeferred, err: err}, nil
 	default:
@@ -315,13 +311,13 @@ func bodyChunks(msgs []*message) [][]imap.UID {
 	var size int64
 	for _, m := range msgs {
 		last := len(chunks) - 1
-		if last < 0 || len(chunks[last]) >= chunkMessages || size+m.size > chunkBytes {
+		if last < 0 || len(chunks[last]) >= chunkMessages || size+m.Size > chunkBytes {
 			chunks = append(chunks, nil)
 			last++
 			size = 0
 		}
-		chunks[last] = append(chunks[last], m.uid)
-		size += m.size
+		chunks[last] = append(chunks[last], m.UID)
+		size += m.Size
 	}
 	return chunks
 }
@@ -333,12 +329,41 @@ func bodyChunks(msgs []*message) [][]imap.UID {
 // (BODY.PEEK[HEADER]<0.262145>, RFC 9051 section 6.4.5).
 var headerFetch = int64(analyzer.DefaultLimits().MaxHeaderBytes + 1)
 
-// facts fetches UID, FLAGS, RFC822.SIZE, BODYSTRUCTURE and the header of
-// uids (at most headerFetch octets of it), then the samples the analyzer
+// Facts is what the poller reads of one message to classify it, before
+// any body is downloaded.
+type Facts struct {
+	UID           imap.UID
+	Flags         []imap.Flag
+	Size          int64 // RFC822.SIZE
+	BodyStructure imap.BodyStructure
+	Header        []byte            // BODY.PEEK[HEADER], at most headerFetch octets
+	Samples       map[string][]byte // part path ("1.2") -> the first analyzer.SampleSize octets of its body
+}
+
+// Model is the analyzer's model of the message, built from its facts.
+func (f Facts) Model() (*analyzer.Message, error) {
+	return analyzer.FromIMAP(f.Header, f.BodyStructure, f.Samples, f.Size)
+}
+
+// fetchFunc runs one UID FETCH on the selected folder.
+type fetchFunc func(ctx context.Context, uids []imap.UID, opts *imap.FetchOptions) ([]*imapclient.FetchMessageBuffer, error)
+
+// FetchFacts fetches the facts of uids in c's selected folder, as a cycle
+// does, in UID order; UIDs the server does not return are left out. It is
+// the poller's own fetch, exported for the tests that check the analyzer's
+// two constructors agree.
+func FetchFacts(ctx context.Context, c *imapclient.Client, uids []imap.UID) ([]Facts, error) {
+	return fetchFacts(ctx, func(_ context.Context, uids []imap.UID, opts *imap.FetchOptions) ([]*imapclient.FetchMessageBuffer, error) {
+		return c.Fetch(imap.UIDSetNum(uids...), opts).Collect()
+	}, uids)
+}
+
+// fetchFacts fetches UID, FLAGS, RFC822.SIZE, BODYSTRUCTURE and the header
+// of uids (at most headerFetch octets of it), then the samples the analyzer
 // asks for: one FETCH per distinct set of part paths (most messages of a
 // batch share one).
-func (cy *cycle) facts(uids []imap.UID) ([]*message, error) {
-	bufs, err := cy.c.fetch(cy.ctx, uids, &imap.FetchOptions{
+func fetchFacts(ctx context.Context, fetch fetchFunc, uids []imap.UID) ([]Facts, error) {
+	bufs, err := fetch(ctx, uids, &imap.FetchOptions{
 		UID:           true,
 		Flags:         true,
 		RFC822Size:    true,
@@ -349,56 +374,69 @@ func (cy *cycle) facts(uids []imap.UID) ([]*message, error) {
 		}},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("fetch facts of uids %v in %s: %w", imap.UIDSetNum(uids...), cy.folder, err)
+		return nil, fmt.Errorf("fetch facts of uids %v: %w", imap.UIDSetNum(uids...), err)
 	}
-	msgs := make([]*message, 0, len(bufs))
-	byUID := make(map[imap.UID]*message, len(bufs))
+	facts := make([]Facts, 0, len(bufs))
+	index := make(map[imap.UID]int, len(bufs))
 	groups := make(map[string][]imap.UID)
 	for _, b := range bufs {
-		if b.UID == 0 || b.BodyStructure == nil || byUID[b.UID] != nil {
+		if _, dup := index[b.UID]; b.UID == 0 || b.BodyStructure == nil || dup {
 			continue
 		}
-		m := &message{uid: b.UID, flags: b.Flags, size: b.RFC822Size, bs: b.BodyStructure, samples: make(map[string][]byte)}
+		f := Facts{UID: b.UID, Flags: b.Flags, Size: b.RFC822Size, BodyStructure: b.BodyStructure, Samples: make(map[string][]byte)}
 		for _, s := range b.BodySection {
 			if s.Section.Specifier == imap.PartSpecifierHeader && len(s.Section.Part) == 0 {
-				m.header = s.Bytes
+				f.Header = s.Bytes
 			}
 		}
 		if paths := analyzer.SamplePaths(b.BodyStructure); len(paths) > 0 {
 			key := strings.Join(paths, " ")
 			groups[key] = append(groups[key], b.UID)
 		}
-		msgs = append(msgs, m)
-		byUID[b.UID] = m
+		index[b.UID] = len(facts)
+		facts = append(facts, f)
 	}
-	slices.SortFunc(msgs, func(a, b *message) int { return int(a.uid) - int(b.uid) })
 
 	for key, group := range groups {
 		var sections []*imap.FetchItemBodySection
 		for _, path := range strings.Split(key, " ") {
 			part, err := partPath(path)
 			if err != nil {
-				return nil, fmt.Errorf("samples in %s: %w", cy.folder, err)
+				return nil, fmt.Errorf("samples: %w", err)
 			}
 			sections = append(sections, &imap.FetchItemBodySection{
 				Part: part, Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: analyzer.SampleSize},
 			})
 		}
-		bufs, err := cy.c.fetch(cy.ctx, group, &imap.FetchOptions{UID: true, BodySection: sections})
+		bufs, err := fetch(ctx, group, &imap.FetchOptions{UID: true, BodySection: sections})
 		if err != nil {
-			return nil, fmt.Errorf("fetch samples of uids %v in %s: %w", imap.UIDSetNum(group...), cy.folder, err)
+			return nil, fmt.Errorf("fetch samples of uids %v: %w", imap.UIDSetNum(group...), err)
 		}
 		for _, b := range bufs {
-			m := byUID[b.UID]
-			if m == nil {
+			i, ok := index[b.UID]
+			if !ok {
 				continue
 			}
 			for _, s := range b.BodySection {
 				if s.Section.Specifier == imap.PartSpecifierNone && len(s.Section.Part) > 0 {
-					m.samples[joinPath(s.Section.Part)] = s.Bytes
+					facts[i].Samples[joinPath(s.Section.Part)] = s.Bytes
 				}
 			}
 		}
+	}
+	slices.SortFunc(facts, func(a, b Facts) int { return int(a.UID) - int(b.UID) })
+	return facts, nil
+}
+
+// facts fetches the facts of uids in the selected folder (fetchFacts).
+func (cy *cycle) facts(uids []imap.UID) ([]*message, error) {
+	facts, err := fetchFacts(cy.ctx, cy.c.fetch, uids)
+	if err != nil {
+		return nil, fmt.Errorf("facts in %s: %w", cy.folder, err)
+	}
+	msgs := make([]*message, len(facts))
+	for i, f := range facts {
+		msgs[i] = &message{Facts: f}
 	}
 	return msgs, nil
 }
@@ -409,13 +447,13 @@ func (cy *cycle) facts(uids []imap.UID) ([]*message, error) {
 // being forwarded.
 func (cy *cycle) classify(msgs []*message) error {
 	for _, m := range msgs {
-		model, err := analyzer.FromIMAP(m.header, m.bs, m.samples, m.size)
+		model, err := m.Model()
 		if err != nil {
-			return fmt.Errorf("model of uid %d in %s: %w", m.uid, cy.folder, err)
+			return fmt.Errorf("model of uid %d in %s: %w", m.UID, cy.folder, err)
 		}
 		m.v = cy.p.an.Classify(model, cy.p.mb.Policy)
 		cy.keepNotice(m, model.Header)
-		m.header, m.samples = nil, nil
+		m.Header, m.Samples = nil, nil
 	}
 	return nil
 }
@@ -442,7 +480,7 @@ func (cy *cycle) threads(msgs []*message) {
 				k, err := p.st.ThreadKey(cy.ctx, p.mb.Name, refs)
 				if err != nil {
 					p.m.StoreError(p.mb.Name)
-					p.log.Warn("thread lookup failed; keeping the header's thread key", "uid", m.uid, "error", err)
+					p.log.Warn("thread lookup failed; keeping the header's thread key", "uid", m.UID, "error", err)
 				}
 				key = k
 			}
@@ -484,7 +522,7 @@ func (cy *cycle) flagKeywords(m *message) []imap.Flag {
 	if v.Relay == analyzer.RelayPrivate && cy.p.mb.Policy[analyzer.ClassPrivateRelay] == analyzer.ActionFlag {
 		want = append(want, KeywordPrivateRelay)
 	}
-	if hasFlag(m.flags, KeywordForwardFailed) {
+	if hasFlag(m.Flags, KeywordForwardFailed) {
 		want = append(want, KeywordForwardFailed)
 	}
 	flags := cy.allowed(want)
@@ -524,9 +562,9 @@ func (cy *cycle) flag(msgs []*message, done map[imap.UID]bool) error {
 		flags := cy.flagKeywords(m)
 		key := fmt.Sprint(flags)
 		set := sets[key]
-		set.AddNum(m.uid)
+		set.AddNum(m.UID)
 		sets[key], flagsOf[key] = set, flags
-		all.AddNum(m.uid)
+		all.AddNum(m.UID)
 	}
 	for key, set := range sets {
 		if err := cy.c.store(cy.ctx, set, flagsOf[key]); err != nil {
@@ -540,20 +578,20 @@ func (cy *cycle) flag(msgs []*message, done map[imap.UID]bool) error {
 	var outs []store.Outcome
 	for _, m := range msgs {
 		action := EntryFlagged
-		if hasFlag(m.flags, KeywordForwardFailed) {
+		if hasFlag(m.Flags, KeywordForwardFailed) {
 			action = EntryForwardFailed
 		}
 		if !m.recorded {
 			outs = append(outs, cy.outcome(m, action, cy.f.Review))
 			p.m.Message(p.mb.Name, m.v.Class, action)
 			p.log.Info("flagged", cy.attrs(m, action, nil)...)
-			e := Entry{Folder: cy.folder, UID: uint32(m.uid), Action: action, Verdict: m.v, Released: cy.folder == cy.f.Release}
+			e := Entry{Folder: cy.folder, UID: uint32(m.UID), Action: action, Verdict: m.v, Released: cy.folder == cy.f.Release}
 			if moved {
 				e.MovedTo = cy.f.Review
 			}
 			cy.note(e)
 		}
-		done[m.uid] = true
+		done[m.UID] = true
 	}
 	if err := cy.record(outs); err != nil {
 		return err
@@ -585,7 +623,7 @@ func (cy *cycle) markForwarded(msgs []*message, released bool, done map[imap.UID
 	p := cy.p
 	var set imap.UIDSet
 	for _, m := range msgs {
-		set.AddNum(m.uid)
+		set.AddNum(m.UID)
 	}
 	flags := cy.allowed([]imap.Flag{KeywordForwarded, imap.FlagSeen})
 	if p.mb.AfterForward == AfterForwardDelete {
@@ -605,7 +643,7 @@ func (cy *cycle) markForwarded(msgs []*message, released bool, done map[imap.UID
 		}
 	}
 	for _, m := range msgs {
-		done[m.uid] = true
+		done[m.UID] = true
 	}
 	return nil
 }
@@ -658,7 +696,7 @@ func (cy *cycle) expunge(uids imap.UIDSet) error {
 }
 
 // outcome is the store record of what was done with m.
-func (cy *cycle) outcome(m *message, action, folder string) store.Outcome {
+func (cy *cycle) outcome(m *message, action analyzer.Action, folder string) store.Outcome {
 	return store.Outcome{
 		Fingerprint: m.v.Fingerprint,
 		MessageID:   m.v.MessageID,
@@ -666,20 +704,20 @@ func (cy *cycle) outcome(m *message, action, folder string) store.Outcome {
 		Folder:      folder,
 		ThreadKey:   m.v.ThreadKey,
 		UIDValidity: cy.sel.UIDValidity,
-		UID:         uint32(m.uid),
+		UID:         uint32(m.UID),
 		At:          time.Now().UTC(),
 	}
 }
 
 // attrs are the log attributes of a decision.
-func (cy *cycle) attrs(m *message, action string, err error) []any {
+func (cy *cycle) attrs(m *message, action analyzer.Action, err error) []any {
 	a := []any{
 		slog.String("folder", cy.folder),
-		slog.Uint64("uid", uint64(m.uid)),
+		slog.Uint64("uid", uint64(m.UID)),
 		slog.String("message_id", m.v.MessageID),
 		slog.String("encryption", string(m.v.Encryption)),
 		slog.String("relay", string(m.v.Relay)),
-		slog.String("action", action),
+		slog.String("action", string(action)),
 	}
 	if action == EntryFlagged && m.v.Encryption == analyzer.EncryptionUnparseable {
 		// What a reviewer needs to know of a message that could not be read.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/secret"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // Sentinel errors of the IMAP session.
@@ -76,7 +77,7 @@ func (p *Poller) connect(ctx context.Context, handler *imapclient.UnilateralData
 	if err != nil {
 		return nil, secret.Secret{}, fmt.Errorf("imap address %q: %w", cfg.Address, err)
 	}
-	if cfg.TLS == TLSNone && !cfg.InsecurePlaintext {
+	if cfg.TLS == tlsmode.None && !cfg.InsecurePlaintext {
 		return nil, secret.Secret{}, fmt.Errorf("connect to %s: %w", cfg.Address, ErrPlaintext)
 	}
 	serverName := cfg.ServerName
@@ -103,21 +104,21 @@ func (p *Poller) connect(ctx context.Context, handler *imapclient.UnilateralData
 	var c *imapclient.Client
 	var guard *nestingGuard
 	switch cfg.TLS {
-	case TLSImplicit:
+	case tlsmode.Implicit:
 		tc := tls.Client(raw, opts.TLSConfig)
 		if err = tc.HandshakeContext(dctx); err == nil {
 			guard = guardNesting(tc)
 			c = imapclient.New(guard, opts)
 			err = c.WaitGreeting()
 		}
-	case TLSStartTLS:
+	case tlsmode.StartTLS:
 		var tc *tls.Conn
 		if tc, err = startTLS(dctx, raw, opts.TLSConfig); err == nil {
 			guard = guardNesting(afterStartTLS(tc))
 			c = imapclient.New(guard, opts)
 			err = c.WaitGreeting()
 		}
-	case TLSNone:
+	case tlsmode.None:
 		guard = guardNesting(raw)
 		c = imapclient.New(guard, opts)
 		err = c.WaitGreeting()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/secret"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // Login over each path, and the refusals: plaintext without consent, an
@@ -25,7 +26,7 @@ func TestDialAndLogin(t *testing.T) {
 		{name: "LOGIN command when AUTH=LOGIN is not offered", edit: func(c *IMAP) { c.Auth.Mechanism = credential.Login }},
 		{name: "XOAUTH2 not offered", edit: func(c *IMAP) { c.Auth.Mechanism = credential.XOAuth2 }, is: ErrNoMechanism},
 		{name: "wrong password", edit: func(c *IMAP) { c.Auth.Secret = credential.Static(secret.New("wrong-pass-xyz")) }, wantErr: "log in to"},
-		{name: "plaintext without consent", edit: func(c *IMAP) { c.TLS = TLSNone }, is: ErrPlaintext},
+		{name: "plaintext without consent", edit: func(c *IMAP) { c.TLS = tlsmode.None }, is: ErrPlaintext},
 		{name: "untrusted certificate", edit: func(c *IMAP) { c.RootCAs = x509.NewCertPool() }, wantErr: "certificate"},
 		{name: "wrong server name", edit: func(c *IMAP) { c.ServerName = "imap.example.com" }, wantErr: "certificate"},
 		{name: "no secret", edit: func(c *IMAP) { c.Auth.Secret = nil }, is: credential.ErrNoSecret},

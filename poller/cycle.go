@@ -18,11 +18,11 @@ var ErrStopping = errors.New("stopping")
 
 // What happened to one message (Entry.Action).
 const (
-	EntryForwarded     = store.ActionForwarded     // sent; marked per after_forward
-	EntryFlagged       = store.ActionFlagged       // in the review folder
-	EntryForwardFailed = store.ActionForwardFailed // SMTP refused it for good; in the review folder
-	EntryDeferred      = "deferred"                // left untouched for a later cycle (SMTP backoff, error)
-	EntryDone          = "done-before"             // an outcome was recorded earlier; only the marking was made sure of
+	EntryForwarded                     = analyzer.ActionForwarded     // sent; marked per after_forward
+	EntryFlagged                       = analyzer.ActionFlagged       // in the review folder
+	EntryForwardFailed                 = analyzer.ActionForwardFailed // SMTP refused it for good; in the review folder
+	EntryDeferred      analyzer.Action = "deferred"                   // left untouched for a later cycle (SMTP backoff, error)
+	EntryDone          analyzer.Action = "done-before"                // an outcome was recorded earlier; only the marking was made sure of
 )
 
 // maxReportEntries bounds Report.Entries so that a huge first cycle keeps
@@ -70,9 +70,9 @@ type Counts struct {
 type Entry struct {
 	Folder   string // where it was read
 	UID      uint32
-	Released bool   // read from the release folder
-	Action   string // Entry* constants
-	MovedTo  string // where it went; "" when it stayed
+	Released bool            // read from the release folder
+	Action   analyzer.Action // Entry* constants
+	MovedTo  string          // where it went; "" when it stayed
 	Verdict  analyzer.Verdict
 	Err      error
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/store"
 )
 
@@ -27,8 +28,8 @@ import (
 // marked, encrypted mail goes to review with its keywords, and a second
 // cycle does nothing.
 func TestCycleForwardsCleanAndFlagsEncrypted(t *testing.T) {
-	for _, mode := range []string{TLSImplicit, TLSStartTLS} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []tlsmode.Mode{tlsmode.Implicit, tlsmode.StartTLS} {
+		t.Run(string(mode), func(t *testing.T) {
 			e := newEnv(t, envOptions{tls: mode})
 			e.appendMsg("INBOX", cleanMessage("clean-1"))
 			e.appendMsg("INBOX", encryptedMessage("secret-1"))
@@ -770,7 +771,7 @@ func TestCorpusThroughCycle(t *testing.T) {
 	wantForward := 0
 	for i, file := range files {
 		en := byUID[uint32(i+1)]
-		want := map[string]string{"forward": EntryForwarded, "flag": EntryFlagged}[actions[i]]
+		want := map[string]analyzer.Action{"forward": EntryForwarded, "flag": EntryFlagged}[actions[i]]
 		if en.Action != want {
 			t.Errorf("%s: %s (%s, %v), want %s", file, en.Action, en.Verdict.Encryption, en.Verdict.Reasons, want)
 		}

@@ -136,7 +136,7 @@ func (cy *cycle) preview(opt DryRunOptions, after uint32, released bool, yield f
 			return err
 		}
 		for _, m := range msgs {
-			if released && hasFlag(m.flags, imap.FlagDeleted) {
+			if released && hasFlag(m.Flags, imap.FlagDeleted) {
 				continue // our moved-out original on a server without UIDPLUS
 			}
 			out, known := outcomes[m.v.Fingerprint]
@@ -159,7 +159,7 @@ func (cy *cycle) closeCheck(msgs []*message) error {
 	}
 	byUID := make(map[imap.UID]*message, len(msgs))
 	for _, m := range msgs {
-		byUID[m.uid] = m
+		byUID[m.UID] = m
 	}
 	for _, uids := range bodyChunks(msgs) {
 		err := cy.c.streamBodies(cy.ctx, uids, func(uid imap.UID, body io.Reader) bool {
@@ -167,7 +167,7 @@ func (cy *cycle) closeCheck(msgs []*message) error {
 			if m == nil {
 				return true
 			}
-			_, err := io.Copy(io.Discard, analyzer.CloseCheck(body, m.bs))
+			_, err := io.Copy(io.Discard, analyzer.CloseCheck(body, m.BodyStructure))
 			var truncated *analyzer.TruncationError
 			if errors.As(err, &truncated) {
 				m.v.MarkUnparseable(truncated.Error(), policy)
@@ -216,14 +216,14 @@ func (cy *cycle) dryRunUIDs(opt DryRunOptions, after uint32) ([]imap.UID, error)
 // class, the rest goes by its verdict. The verdict's
 // Action and Reasons are set to say so.
 func (cy *cycle) wouldDo(m *message, out store.Outcome, known, released bool) Entry {
-	e := Entry{Folder: cy.folder, UID: uint32(m.uid), Released: released, Verdict: m.v}
+	e := Entry{Folder: cy.folder, UID: uint32(m.UID), Released: released, Verdict: m.v}
 	v := &e.Verdict
 	switch {
-	case known && (!released || out.Action == store.ActionForwarded || hasFlag(m.flags, imap.FlagDeleted)):
+	case known && (!released || out.Action == analyzer.ActionForwarded || hasFlag(m.Flags, imap.FlagDeleted)):
 		e.Action = EntryDone
 		e.MovedTo = out.Folder
 		v.Action = analyzer.ActionFlag
-		if out.Action == store.ActionForwarded {
+		if out.Action == analyzer.ActionForwarded {
 			v.Action = analyzer.ActionForward
 		}
 		v.Reasons = append([]string{fmt.Sprintf("done before: recorded as %s at %s; only its marking would be made sure of",

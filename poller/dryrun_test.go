@@ -24,6 +24,7 @@ import (
 	"github.com/mailtriage/mailtriage/internal/secret"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/store"
 )
 
@@ -69,7 +70,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 				t.Fatalf("start SMTP sink: %v", err)
 			}
 			// The test mailbox's settings, pointed at Dovecot.
-			e := &env{t: t, addr: d.Addr, tls: TLSImplicit, pool: d.RootCAs}
+			e := &env{t: t, addr: d.Addr, tls: tlsmode.Implicit, pool: d.RootCAs}
 			mb := e.mailbox()
 			mb.IMAP.Auth = credential.Auth{Mechanism: credential.Plain, Username: d.User, Secret: credential.Static(secret.New(d.Password))}
 			st, err := store.Open(ctx, url, store.Options{})
@@ -113,22 +114,22 @@ func TestDryRunChangesNothing(t *testing.T) {
 			for _, tc := range []struct {
 				name string
 				opt  DryRunOptions
-				want map[string]string // Message-ID → Action
+				want map[string]analyzer.Action // Message-ID → Action
 			}{
-				{"what a cycle would read", DryRunOptions{}, map[string]string{
+				{"what a cycle would read", DryRunOptions{}, map[string]analyzer.Action{
 					"clean-3@example.com": EntryForwarded, "secret-2@example.org": EntryFlagged,
 					"reply-1@example.com": EntryForwarded, "secret-3@example.org": EntryForwarded}},
-				{"the last 4, whatever the state", DryRunOptions{Limit: 4}, map[string]string{
+				{"the last 4, whatever the state", DryRunOptions{Limit: 4}, map[string]analyzer.Action{
 					"clean-2@example.com": EntryDone, "clean-3@example.com": EntryForwarded, "secret-2@example.org": EntryFlagged,
 					"reply-1@example.com": EntryForwarded, "secret-3@example.org": EntryForwarded}},
-				{"since yesterday", DryRunOptions{Since: time.Now().AddDate(0, 0, -1)}, map[string]string{
+				{"since yesterday", DryRunOptions{Since: time.Now().AddDate(0, 0, -1)}, map[string]analyzer.Action{
 					"clean-1@example.com": EntryDone, "clean-2@example.com": EntryDone,
 					"clean-3@example.com": EntryForwarded, "secret-2@example.org": EntryFlagged,
 					"reply-1@example.com": EntryForwarded, "secret-3@example.org": EntryForwarded}},
-				{"since tomorrow", DryRunOptions{Since: time.Now().AddDate(0, 0, 2)}, map[string]string{}},
+				{"since tomorrow", DryRunOptions{Since: time.Now().AddDate(0, 0, 2)}, map[string]analyzer.Action{}},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					got := make(map[string]string)
+					got := make(map[string]analyzer.Action)
 					for en, err := range dry.DryRun(ctx, tc.opt) {
 						if err != nil {
 							t.Fatalf("dry run: %v", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
+	"github.com/robfig/cron/v3"
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/forwarder"
@@ -26,6 +27,7 @@ import (
 	"github.com/mailtriage/mailtriage/internal/selfsigned"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/store"
 )
 
@@ -84,7 +86,7 @@ type env struct {
 	imap    *memimap.Server
 	user    *imapmemserver.User
 	addr    string
-	tls     string
+	tls     tlsmode.Mode
 	pool    *x509.CertPool
 	st      store.Store
 	sink    *smtpsink.Sink
@@ -93,8 +95,8 @@ type env struct {
 }
 
 type envOptions struct {
-	tls  string     // TLSImplicit (default) or TLSStartTLS
-	hide []imap.Cap // capabilities the server hides (memimap.Options.Hide); it offers IMAP4rev1, UIDPLUS, MOVE, NAMESPACE, IDLE
+	tls  tlsmode.Mode // tlsmode.Implicit (default) or tlsmode.StartTLS
+	hide []imap.Cap   // capabilities the server hides (memimap.Options.Hide); it offers IMAP4rev1, UIDPLUS, MOVE, NAMESPACE, IDLE
 
 	discardBodies bool // the sink keeps sizes and hashes only
 
@@ -156,7 +158,7 @@ func (s oauthSession) Authenticate(mech string) (sasl.Server, error) {
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	if o.tls == "" {
-		o.tls = TLSImplicit
+		o.tls = tlsmode.Implicit
 	}
 	if o.oauthToken != "" && o.oauthValid == nil {
 		o.oauthValid = func(token string) bool { return token == o.oauthToken }
@@ -173,7 +175,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e.pool = cert.RootCAs
 	e.imap = testenv.StartMemIMAP(t, memimap.Options{
 		TLS:        &tls.Config{Certificates: []tls.Certificate{cert.TLS}},
-		StartTLS:   o.tls == TLSStartTLS,
+		StartTLS:   o.tls == tlsmode.StartTLS,
 		Hide:       o.hide,
 		NoKeywords: o.noKeywords,
 		Session: func(s imapserver.Session) imapserver.Session {
@@ -211,7 +213,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 func (e *env) forwarder(addr string) *forwarder.Forwarder {
 	e.t.Helper()
 	fw, err := forwarder.New(forwarder.Config{
-		Address: addr, TLS: forwarder.TLSNone, InsecurePlaintext: true,
+		Address: addr, TLS: tlsmode.None, InsecurePlaintext: true,
 		From: "triage@example.net", To: []string{"helpdesk@example.zendesk.com"},
 		Timeout: 5 * time.Second,
 	}, slog.New(slog.DiscardHandler))
@@ -226,7 +228,7 @@ func (e *env) forwarder(addr string) *forwarder.Forwarder {
 func (e *env) mailbox() Mailbox {
 	return Mailbox{
 		Name:     "support",
-		Schedule: "@every 1h",
+		Schedule: cron.Every(time.Hour),
 		IMAP: IMAP{
 			Address: e.addr, TLS: e.tls, RootCAs: e.pool,
 			Auth:           credential.Auth{Mechanism: credential.Plain, Username: testUser, Secret: credential.Static(secret.New(testPassword))},
@@ -379,10 +381,10 @@ func newFakeMetrics() *fakeMetrics {
 	return &fakeMetrics{messages: map[string]int{}, failed: map[string]int{}}
 }
 
-func (f *fakeMetrics) Message(_ string, c analyzer.Class, action string) {
+func (f *fakeMetrics) Message(_ string, c analyzer.Class, action analyzer.Action) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.messages[string(c)+"/"+action]++
+	f.messages[string(c)+"/"+string(action)]++
 }
 
 func (f *fakeMetrics) ForwardFailed(_, kind string) {

@@ -16,10 +16,12 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
+	"github.com/robfig/cron/v3"
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/secret"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/store"
 )
 
@@ -113,9 +115,9 @@ func TestLoginEchoWithheld(t *testing.T) {
 			var logged strings.Builder
 			logger := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			mb := Mailbox{
-				Name: "support", Schedule: "@every 1h",
+				Name: "support", Schedule: cron.Every(time.Hour),
 				IMAP: IMAP{
-					Address: ln.Addr().String(), TLS: TLSNone, InsecurePlaintext: true,
+					Address: ln.Addr().String(), TLS: tlsmode.None, InsecurePlaintext: true,
 					Auth:        credential.Auth{Mechanism: tc.mech, Username: testUser, Secret: credential.Static(secret.New(password))},
 					DialTimeout: 5 * time.Second, CommandTimeout: 5 * time.Second, BodyTimeout: 5 * time.Second,
 				},

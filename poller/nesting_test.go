@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/secret"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // scanAll runs a fresh guard over stream, chunk octets at a time, and
@@ -98,7 +99,7 @@ func TestDeepBodyStructureSetAside(t *testing.T) {
 	addr := srv.start(t)
 	p := e.poller(nil, func(mb *Mailbox) {
 		mb.IMAP = IMAP{
-			Address: addr, TLS: TLSNone, InsecurePlaintext: true,
+			Address: addr, TLS: tlsmode.None, InsecurePlaintext: true,
 			Auth:        credential.Auth{Mechanism: credential.Plain, Username: testUser, Secret: credential.Static(secret.New(testPassword))},
 			DialTimeout: 5 * time.Second, CommandTimeout: 10 * time.Second, BodyTimeout: 10 * time.Second,
 		}

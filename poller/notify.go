@@ -63,13 +63,13 @@ func (cy *cycle) notify(msgs []*message) {
 		if m.recorded || cy.notices.down {
 			continue
 		}
-		c := notify.ClassOf(m.v, hasFlag(m.flags, KeywordForwardFailed))
+		c := notify.ClassOf(m.v, hasFlag(m.Flags, KeywordForwardFailed))
 		if !nt.Wants(c) {
 			continue
 		}
 		res, err := nt.Notify(cy.ctx, p.mb.Name, notify.Message{Class: c, Header: m.notice, Verdict: m.v})
 		m.notice = nil
-		attrs := []any{slog.Uint64("uid", uint64(m.uid)), slog.String("message_id", m.v.MessageID), slog.String("class", string(c))}
+		attrs := []any{slog.Uint64("uid", uint64(m.UID)), slog.String("message_id", m.v.MessageID), slog.String("class", string(c))}
 		switch {
 		case err != nil && temporary(err):
 			// The route is down or busy: the rest of the cycle's notices

@@ -17,6 +17,7 @@ import (
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // oauthClock is the clock of the OAuth2 client and of its server: tests
@@ -97,7 +98,7 @@ func TestOAuth2Cycles(t *testing.T) {
 				t.Fatal(err)
 			}
 			fw, err := forwarder.New(forwarder.Config{
-				Address: sink.Addr(), TLS: forwarder.TLSNone, InsecurePlaintext: true,
+				Address: sink.Addr(), TLS: tlsmode.None, InsecurePlaintext: true,
 				Auth: &credential.Auth{Mechanism: credential.XOAuth2, Username: user, Secret: getter("https://outlook.office365.com/SMTP.Send")},
 				From: "triage@example.net", To: []string{"helpdesk@example.zendesk.com"}, Timeout: 5 * time.Second,
 			}, e.log)

@@ -78,7 +78,9 @@ import (
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/store"
+	"github.com/robfig/cron/v3"
 )
 
 // After-forward handling of a forwarded message (Mailbox.AfterForward).
@@ -86,13 +88,6 @@ const (
 	AfterForwardSeen   = "seen"   // STORE $Forwarded and \Seen, leave it in place
 	AfterForwardMove   = "move"   // STORE the flags, then MOVE to ForwardedFolder
 	AfterForwardDelete = "delete" // STORE \Deleted, then UID EXPUNGE of that UID
-)
-
-// TLS modes of IMAP.TLS.
-const (
-	TLSImplicit = "implicit" // IMAPS, port 993 (RFC 8314)
-	TLSStartTLS = "starttls" // STARTTLS on port 143
-	TLSNone     = "none"     // plaintext; needs InsecurePlaintext
 )
 
 // Defaults applied by New to zero fields.
@@ -111,9 +106,9 @@ const (
 
 // IMAP says how to reach and log in to the IMAP server.
 type IMAP struct {
-	Address           string // host:port
-	TLS               string // TLSImplicit (default) | TLSStartTLS | TLSNone
-	InsecurePlaintext bool   // required for TLSNone
+	Address           string       // host:port
+	TLS               tlsmode.Mode // tlsmode.Implicit (default) | tlsmode.StartTLS | tlsmode.None
+	InsecurePlaintext bool         // required for tlsmode.None
 	RootCAs           *x509.CertPool
 	ServerName        string // TLS server name; the host of Address when empty
 	Auth              credential.Auth
@@ -124,9 +119,9 @@ type IMAP struct {
 
 // Mailbox is one watched mailbox's settings, converted from the config.
 type Mailbox struct {
-	Name     string // unique; used in store keys, logs and metrics
-	Schedule string // robfig/cron v3 spec or descriptor ("@every 1m")
-	Idle     bool   // also wake the cycle on IMAP IDLE
+	Name     string        // unique; used in store keys, logs and metrics
+	Schedule cron.Schedule // the parsed cron spec (config.Mailbox.Cron)
+	Idle     bool          // also wake the cycle on IMAP IDLE
 	IMAP     IMAP
 
 	Folder          string // watched folder, INBOX by default
@@ -165,7 +160,7 @@ type Forwarder interface {
 
 // Metrics receives what the poller counts. metrics.Metrics implements it.
 type Metrics interface {
-	Message(mailbox string, c analyzer.Class, action string)
+	Message(mailbox string, c analyzer.Class, action analyzer.Action)
 	ForwardFailed(mailbox, kind string)
 	Cycle(mailbox string, d time.Duration, err error)
 	Lease(mailbox string, held bool)
@@ -219,7 +214,7 @@ func New(mb Mailbox, an *analyzer.Analyzer, st State, fw Forwarder, m Metrics, l
 		mb.AfterForward = AfterForwardSeen
 	}
 	if mb.IMAP.TLS == "" {
-		mb.IMAP.TLS = TLSImplicit
+		mb.IMAP.TLS = tlsmode.Implicit
 	}
 	if mb.Policy == nil {
 		mb.Policy = analyzer.DefaultPolicy()
@@ -269,10 +264,10 @@ func (p *Poller) warnOnce(key, msg string, args ...any) {
 
 type noMetrics struct{}
 
-func (noMetrics) Message(string, analyzer.Class, string) {}
-func (noMetrics) ForwardFailed(string, string)           {}
-func (noMetrics) Cycle(string, time.Duration, error)     {}
-func (noMetrics) Lease(string, bool)                     {}
-func (noMetrics) StoreError(string)                      {}
-func (noMetrics) Review(string, int, time.Time)          {}
-func (noMetrics) ForwardingPaused(string, time.Time)     {}
+func (noMetrics) Message(string, analyzer.Class, analyzer.Action) {}
+func (noMetrics) ForwardFailed(string, string)                    {}
+func (noMetrics) Cycle(string, time.Duration, error)              {}
+func (noMetrics) Lease(string, bool)                              {}
+func (noMetrics) StoreError(string)                               {}
+func (noMetrics) Review(string, int, time.Time)                   {}
+func (noMetrics) ForwardingPaused(string, time.Time)              {}

@@ -51,7 +51,7 @@ func (cy *cycle) setAside(seq uint32) error {
 	}
 	var v analyzer.Verdict
 	v.MarkUnparseable(ErrNestingTooDeep.Error(), analyzer.Policy{analyzer.ClassUnparseable: analyzer.ActionFlag})
-	m := &message{uid: uid, v: v}
+	m := &message{Facts: Facts{UID: uid}, v: v}
 	p.m.Message(p.mb.Name, v.Class, EntryFlagged)
 	p.log.Warn("flagged", q.attrs(m, EntryFlagged, nil)...)
 	e := Entry{Folder: folder, UID: uint32(uid), Released: folder == p.mb.ReleaseFolder, Action: EntryFlagged, Verdict: v, Err: ErrNestingTooDeep}

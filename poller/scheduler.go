@@ -54,9 +54,10 @@ func Run(ctx context.Context, pollers []*Poller, log *slog.Logger) error {
 		run(ctx, trigger)
 	}
 	for _, p := range pollers {
-		if _, err := c.AddFunc(p.mb.Schedule, func() { bounded(p.runLogged, "schedule") }); err != nil {
-			return fmt.Errorf("schedule %q of mailbox %s: %w", p.mb.Schedule, p.mb.Name, err)
+		if p.mb.Schedule == nil {
+			return fmt.Errorf("mailbox %s: no schedule", p.mb.Name)
 		}
+		c.Schedule(p.mb.Schedule, cron.FuncJob(func() { bounded(p.runLogged, "schedule") }))
 	}
 
 	var wg sync.WaitGroup

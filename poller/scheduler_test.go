@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/robfig/cron/v3"
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/credential"
@@ -68,8 +69,8 @@ func TestRunRecoversPanics(t *testing.T) {
 		panics.Add(1)
 		panic("forwarder exploded")
 	})
-	pp := e.poller(boom, func(mb *Mailbox) { other(mb); mb.Schedule = "@every 1s" })
-	good := e.poller(nil, func(mb *Mailbox) { mb.Schedule = "@every 1s" })
+	pp := e.poller(boom, func(mb *Mailbox) { other(mb); mb.Schedule = cron.Every(time.Second) })
+	good := e.poller(nil, func(mb *Mailbox) { mb.Schedule = cron.Every(time.Second) })
 
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -126,7 +127,7 @@ func slowForwarder(pause time.Duration) (fw Forwarder, maxInFlight, sent *atomic
 func TestRunNoOverlap(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	slow, maxInFlight, sent := slowForwarder(700 * time.Millisecond) // longer than the schedule
-	p := e.poller(slow, func(mb *Mailbox) { mb.Schedule = "@every 1s"; mb.Idle = true })
+	p := e.poller(slow, func(mb *Mailbox) { mb.Schedule = cron.Every(time.Second); mb.Idle = true })
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, []*Poller{p}, slogFor(t)) }()
@@ -160,7 +161,7 @@ func TestRunBoundsParallelCycles(t *testing.T) {
 		pollers[i] = e.poller(slow, func(mb *Mailbox) {
 			user(mb)
 			mb.Name = fmt.Sprintf("box%d", i)
-			mb.Schedule = "@every 1s"
+			mb.Schedule = cron.Every(time.Second)
 		})
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -181,7 +182,7 @@ func TestRunBoundsParallelCycles(t *testing.T) {
 // machine and the test logs the figure.
 func TestIdleWakeUp(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	p := e.poller(nil, func(mb *Mailbox) { mb.Idle = true; mb.Schedule = "@every 1h" })
+	p := e.poller(nil, func(mb *Mailbox) { mb.Idle = true; mb.Schedule = cron.Every(time.Hour) })
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, []*Poller{p}, slogFor(t)) }()

@@ -11,6 +11,7 @@ import (
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/secret"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // serverEnv is env with a real IMAP server (a private Dovecot or Cyrus)
@@ -26,7 +27,7 @@ func newDovecotEnv(t *testing.T, opt testenv.DovecotOptions) *serverEnv {
 	t.Helper()
 	dc := testenv.StartDovecotWith(t, opt)
 	e := &serverEnv{env: newEnv(t, envOptions{}), client: func() *imapclient.Client { return dc.Dial(t, dc.User, dc.Password) }}
-	e.imap = IMAP{Address: dc.Addr, TLS: TLSImplicit, RootCAs: dc.RootCAs,
+	e.imap = IMAP{Address: dc.Addr, TLS: tlsmode.Implicit, RootCAs: dc.RootCAs,
 		Auth: credential.Auth{Mechanism: credential.Plain, Username: dc.User, Secret: credential.Static(secret.New(dc.Password))}}
 	return e
 }
@@ -44,7 +45,7 @@ func newCyrusEnv(t *testing.T, opt testenv.CyrusOptions) *serverEnv {
 		}
 		return c
 	}}
-	e.imap = IMAP{Address: cy.Addr, TLS: TLSNone, InsecurePlaintext: true,
+	e.imap = IMAP{Address: cy.Addr, TLS: tlsmode.None, InsecurePlaintext: true,
 		Auth: credential.Auth{Mechanism: credential.Plain, Username: cy.User, Secret: credential.Static(secret.New(cy.Password))}}
 	return e
 }

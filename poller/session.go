@@ -6,6 +6,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // Session is a logged-in IMAP session opened the poller's way (TLS modes,
@@ -18,7 +19,7 @@ type Session struct{ c *conn }
 // defaults New gives a mailbox. A nil logger logs nothing.
 func Dial(ctx context.Context, cfg IMAP, log *slog.Logger) (*Session, error) {
 	if cfg.TLS == "" {
-		cfg.TLS = TLSImplicit
+		cfg.TLS = tlsmode.Implicit
 	}
 	setDefault(&cfg.DialTimeout, DefaultDialTimeout)
 	setDefault(&cfg.CommandTimeout, DefaultCommandTimeout)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/poller"
 )
 
 // crlf converts bare LF line ends to CRLF, as a mail store keeps them.
@@ -26,65 +26,21 @@ func crlf(b []byte) []byte {
 	return bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n"))
 }
 
-// partNumbers turns an IMAP part path "1.2" into []int{1, 2}.
-func partNumbers(t *testing.T, path string) []int {
-	t.Helper()
-	var part []int
-	for _, s := range strings.Split(path, ".") {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			t.Fatalf("SamplePaths gave a bad part path %q", path)
-		}
-		part = append(part, n)
-	}
-	return part
-}
-
-// fromIMAPFacts fetches what the poller fetches for uid — BODYSTRUCTURE,
-// BODY.PEEK[HEADER], RFC822.SIZE, then BODY.PEEK[path]<0.4096> for each
-// path SamplePaths names — and builds the model with FromIMAP. It returns
-// the BODYSTRUCTURE too, for the close-delimiter check the poller makes
-// while it streams a body to forward it.
+// fromIMAPFacts fetches the facts of uid with the poller's own fetch
+// (poller.FetchFacts) and builds the model as a cycle does. It returns the
+// BODYSTRUCTURE too, for the close-delimiter check the poller makes while
+// it streams a body to forward it.
 func fromIMAPFacts(t *testing.T, c *imapclient.Client, uid imap.UID) (*analyzer.Message, imap.BodyStructure) {
 	t.Helper()
-	header := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}
-	bufs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{
-		UID:           true,
-		BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
-		RFC822Size:    true,
-		BodySection:   []*imap.FetchItemBodySection{header},
-	}).Collect()
-	if err != nil || len(bufs) != 1 {
-		t.Fatalf("fetch facts of uid %d: %d messages, %v", uid, len(bufs), err)
+	facts, err := poller.FetchFacts(t.Context(), c, []imap.UID{uid})
+	if err != nil || len(facts) != 1 {
+		t.Fatalf("fetch facts of uid %d: %d messages, %v", uid, len(facts), err)
 	}
-	facts := bufs[0]
-	if facts.BodyStructure == nil {
-		t.Fatalf("uid %d: no BODYSTRUCTURE", uid)
-	}
-	paths := analyzer.SamplePaths(facts.BodyStructure)
-	samples := map[string][]byte{}
-	if len(paths) > 0 {
-		sections := make([]*imap.FetchItemBodySection, len(paths))
-		for i, p := range paths {
-			sections[i] = &imap.FetchItemBodySection{
-				Part:    partNumbers(t, p),
-				Partial: &imap.SectionPartial{Offset: 0, Size: analyzer.SampleSize},
-				Peek:    true,
-			}
-		}
-		sbufs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodySection: sections}).Collect()
-		if err != nil || len(sbufs) != 1 {
-			t.Fatalf("fetch samples of uid %d: %d messages, %v", uid, len(sbufs), err)
-		}
-		for i, p := range paths {
-			samples[p] = sbufs[0].FindBodySection(sections[i])
-		}
-	}
-	m, err := analyzer.FromIMAP(facts.FindBodySection(header), facts.BodyStructure, samples, facts.RFC822Size)
+	m, err := facts[0].Model()
 	if err != nil {
-		t.Fatalf("FromIMAP uid %d: %v", uid, err)
+		t.Fatalf("model of uid %d: %v", uid, err)
 	}
-	return m, facts.BodyStructure
+	return m, facts[0].BodyStructure
 }
 
 // verdictDiff lists the fields in which a and b differ.

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailtriage/mailtriage/analyzer"
 )
 
 // opener opens a fresh, empty store for one subtest; it closes it on cleanup.
@@ -113,7 +115,7 @@ func contractBadMailbox(t *testing.T, open opener) {
 // testOutcome returns a distinct outcome for i, done within the last hour
 // (well inside the default retention).
 func testOutcome(i int) Outcome {
-	actions := []string{ActionForwarded, ActionFlagged, ActionForwardFailed}
+	actions := []analyzer.Action{analyzer.ActionForwarded, analyzer.ActionFlagged, analyzer.ActionForwardFailed}
 	return Outcome{
 		Fingerprint: fmt.Sprintf("<m%d@example.com>/%016x", i, i*2654435761),
 		MessageID:   fmt.Sprintf("<m%d@example.com>", i),
@@ -169,10 +171,10 @@ func contractOutcomesBatch(t *testing.T, open opener) {
 func contractOutcomesReplace(t *testing.T, open opener) {
 	ctx := t.Context()
 	s := open(t, Options{})
-	first := Outcome{Fingerprint: "fp:{odd} ä", MessageID: "<x@y>", Action: ActionForwardFailed,
+	first := Outcome{Fingerprint: "fp:{odd} ä", MessageID: "<x@y>", Action: analyzer.ActionForwardFailed,
 		Folder: "INBOX", UIDValidity: 9, UID: 5, At: time.Now().Add(-time.Hour).In(time.FixedZone("X", 3600))}
 	second := first
-	second.Action, second.Folder, second.UID = ActionForwarded, "INBOX", 6
+	second.Action, second.Folder, second.UID = analyzer.ActionForwarded, "INBOX", 6
 	for _, o := range []Outcome{first, second} {
 		if err := s.RecordOutcomes(ctx, "support", []Outcome{o}); err != nil {
 			t.Fatalf("RecordOutcomes: %v", err)
@@ -189,7 +191,7 @@ func contractOutcomesReplace(t *testing.T, open opener) {
 	if err != nil || !sameOutcome(got[first.Fingerprint], first) {
 		t.Errorf("sales: Outcomes = %+v, %v; want the first record %+v", got, err, first)
 	}
-	if err := s.RecordOutcomes(ctx, "support", []Outcome{{Action: ActionFlagged}}); err == nil {
+	if err := s.RecordOutcomes(ctx, "support", []Outcome{{Action: analyzer.ActionFlagged}}); err == nil {
 		t.Errorf("RecordOutcomes without a fingerprint succeeded; want an error")
 	}
 }

@@ -4,15 +4,17 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mailtriage/mailtriage/analyzer"
 )
 
 // FuzzOutcomeRecord: any outcome survives encoding, and any stored bytes
 // decode to an outcome or an error, never a panic.
 func FuzzOutcomeRecord(f *testing.F) {
-	f.Add("<a@b>/00ff", "<a@b>", ActionForwarded, "INBOX", "<root@b>", uint32(1), uint32(2), int64(0), []byte(`{"a":"flagged","t":"2026-01-01T00:00:00Z"}`))
-	f.Add("fp{}\x00\xff", "", ActionForwardFailed, "Triage/Review", "", uint32(0), uint32(4294967295), int64(-1), []byte(`{"t":1}`))
+	f.Add("<a@b>/00ff", "<a@b>", string(analyzer.ActionForwarded), "INBOX", "<root@b>", uint32(1), uint32(2), int64(0), []byte(`{"a":"flagged","t":"2026-01-01T00:00:00Z"}`))
+	f.Add("fp{}\x00\xff", "", string(analyzer.ActionForwardFailed), "Triage/Review", "", uint32(0), uint32(4294967295), int64(-1), []byte(`{"t":1}`))
 	f.Fuzz(func(t *testing.T, fp, msgID, action, folder, thread string, uv, uid uint32, at int64, stored []byte) {
-		o := Outcome{Fingerprint: fp, MessageID: msgID, Action: action, Folder: folder, ThreadKey: thread,
+		o := Outcome{Fingerprint: fp, MessageID: msgID, Action: analyzer.Action(action), Folder: folder, ThreadKey: thread,
 			UIDValidity: uv, UID: uid, At: time.Unix(0, at).UTC()}
 		_, _ = decodeOutcome(fp, stored)
 		b, err := encodeOutcome(o)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/mailtriage/mailtriage/analyzer"
 )
 
 // TestBoltReadOnly opens a state file as `run --dry-run` does: it reads
@@ -53,7 +55,7 @@ func TestBoltReadOnly(t *testing.T) {
 		err  error
 	}{
 		{"SetMailboxState", ro.SetMailboxState(ctx, "support", MailboxState{UIDValidity: 8})},
-		{"RecordOutcomes", ro.RecordOutcomes(ctx, "support", []Outcome{{Fingerprint: "f", Action: ActionForwarded}})},
+		{"RecordOutcomes", ro.RecordOutcomes(ctx, "support", []Outcome{{Fingerprint: "f", Action: analyzer.ActionForwarded}})},
 		{"NoteThreads", ro.NoteThreads(ctx, "support", []ThreadNote{{MessageID: "b@example.com", ThreadKey: "b@example.com"}})},
 	} {
 		if w.err == nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/internal/testenv"
 	"github.com/redis/go-redis/v9"
 )
@@ -143,7 +144,7 @@ func TestRedisPreviousLayout(t *testing.T) {
 		t.Errorf("PTTL of the old hash after a read = %v; want none (-1)", ttl)
 	}
 
-	replaced.Action, replaced.UID = ActionForwarded, 99
+	replaced.Action, replaced.UID = analyzer.ActionForwarded, 99
 	if err := s.RecordOutcomes(ctx, "support", []Outcome{replaced}); err != nil {
 		t.Fatalf("RecordOutcomes: %v", err)
 	}

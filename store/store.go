@@ -97,6 +97,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/mailtriage/mailtriage/analyzer"
 )
 
 // Sentinel errors callers branch on.
@@ -116,13 +118,6 @@ const (
 	DefaultRetention = 90 * 24 * time.Hour
 )
 
-// Actions recorded in Outcome.Action.
-const (
-	ActionForwarded     = "forwarded"
-	ActionFlagged       = "flagged"
-	ActionForwardFailed = "forward-failed"
-)
-
 // MailboxState is what a mailbox's cycle resumes from.
 type MailboxState struct {
 	UIDValidity uint32
@@ -134,8 +129,8 @@ type MailboxState struct {
 type Outcome struct {
 	Fingerprint string // Message-ID plus a hash of stable headers; the record's key
 	MessageID   string
-	Action      string // ActionForwarded | ActionFlagged | ActionForwardFailed
-	Folder      string // where the message went or stayed
+	Action      analyzer.Action // analyzer.ActionForwarded | ActionFlagged | ActionForwardFailed
+	Folder      string          // where the message went or stayed
 	ThreadKey   string
 	UIDValidity uint32
 	UID         uint32
@@ -308,13 +303,13 @@ func outlived(at, now time.Time, retention time.Duration) bool {
 
 // outcomeRecord is an Outcome as stored, without its fingerprint.
 type outcomeRecord struct {
-	MessageID   string    `json:"m,omitempty"`
-	Action      string    `json:"a"`
-	Folder      string    `json:"f,omitempty"`
-	ThreadKey   string    `json:"k,omitempty"`
-	UIDValidity uint32    `json:"v,omitempty"`
-	UID         uint32    `json:"u,omitempty"`
-	At          time.Time `json:"t"`
+	MessageID   string          `json:"m,omitempty"`
+	Action      analyzer.Action `json:"a"`
+	Folder      string          `json:"f,omitempty"`
+	ThreadKey   string          `json:"k,omitempty"`
+	UIDValidity uint32          `json:"v,omitempty"`
+	UID         uint32          `json:"u,omitempty"`
+	At          time.Time       `json:"t"`
 }
 
 func encodeOutcome(o Outcome) ([]byte, error) {

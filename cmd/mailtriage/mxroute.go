@@ -46,5 +46,5 @@ func routeLabel(mb config.Mailbox) (name, tls string) {
 	if mb.Forward.Route == config.RouteMX {
 		return "mx " + mb.Forward.MX.Domain, "tls " + mb.Forward.MX.TLS
 	}
-	return "smtp " + mb.Forward.SMTP.Address, mb.Forward.SMTP.TLS
+	return "smtp " + mb.Forward.SMTP.Address, string(mb.Forward.SMTP.TLS)
 }

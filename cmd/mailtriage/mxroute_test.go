@@ -20,6 +20,7 @@ import (
 	"github.com/mailtriage/mailtriage/internal/selfsigned"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 const mxMessage = "From: Customer <customer@shop.test>\r\nTo: support@helpdesk.test\r\nSubject: Where is order 42?\r\n" +
@@ -61,7 +62,7 @@ func TestRunOnceRouteMX(t *testing.T) {
 	if err := os.WriteFile(caFile, cert.PEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sink, err := smtpsink.Start(t.Context(), smtpsink.Options{TLS: smtpsink.TLSStartTLS, Cert: cert})
+	sink, err := smtpsink.Start(t.Context(), smtpsink.Options{TLS: tlsmode.StartTLS, Cert: cert})
 	if err != nil {
 		t.Fatalf("start sink: %v", err)
 	}

@@ -82,7 +82,7 @@ func mailboxes(cfg *config.Config, st mailboxState, m poller.Metrics, scheduled 
 			return nil, nil, err
 		}
 		if shared {
-			pm.Spacing = spacing(mb.Schedule, time.Now())
+			pm.Spacing = spacing(mb.Cron, time.Now())
 		}
 		fw, err := newRoute(mb, log.With("mailbox", mb.Name))
 		if err != nil {
@@ -148,7 +148,7 @@ func (w *worker) serve(ctx context.Context) error {
 	if w.cfg.Metrics.Listen != "" {
 		mbs := make([]metrics.Mailbox, len(w.cfg.Mailboxes))
 		for i, mb := range w.cfg.Mailboxes {
-			mbs[i] = metrics.Mailbox{Name: mb.Name, Schedule: mb.Schedule}
+			mbs[i] = metrics.Mailbox{Name: mb.Name, Schedule: mb.Cron}
 		}
 		h, err := w.metrics.Handler(mbs, w.store)
 		if err != nil {
@@ -193,11 +193,7 @@ func relayServices(rs []config.Relay) []analyzer.RelayService {
 // each tick on the schedule, and a mailbox one of them has just cycled is
 // skipped by the others until its next tick is near (poller.Mailbox.Spacing).
 // A bbolt file has one process, so no replicas to space.
-func spacing(schedule string, now time.Time) time.Duration {
-	sched, err := cron.ParseStandard(schedule)
-	if err != nil {
-		return 0 // config validation refuses such a schedule
-	}
+func spacing(sched cron.Schedule, now time.Time) time.Duration {
 	next := sched.Next(now)
 	return sched.Next(next).Sub(next) / 2
 }
@@ -278,7 +274,7 @@ func pollerMailbox(mb config.Mailbox) (poller.Mailbox, error) {
 	}
 	return poller.Mailbox{
 		Name:            mb.Name,
-		Schedule:        mb.Schedule,
+		Schedule:        mb.Cron,
 		Idle:            mb.Idle,
 		IMAP:            login,
 		Folder:          mb.Folder,

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mailtriage/mailtriage/poller"
+	"github.com/robfig/cron/v3"
 )
 
 func TestSpacing(t *testing.T) {
@@ -17,10 +18,13 @@ func TestSpacing(t *testing.T) {
 		{"@every 1h", 30 * time.Minute},
 		{"*/5 * * * *", 150 * time.Second},
 		{"@hourly", 30 * time.Minute},
-		{"not a schedule", 0},
 	}
 	for _, tt := range tests {
-		if got := spacing(tt.schedule, now); got != tt.want {
+		sched, err := cron.ParseStandard(tt.schedule)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.schedule, err)
+		}
+		if got := spacing(sched, now); got != tt.want {
 			t.Errorf("spacing(%q) = %v, want %v", tt.schedule, got, tt.want)
 		}
 	}

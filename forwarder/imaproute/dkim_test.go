@@ -17,6 +17,7 @@ import (
 	"github.com/mailtriage/mailtriage/forwarder"
 	"github.com/mailtriage/mailtriage/forwarder/imaproute"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/poller"
 )
 
@@ -104,13 +105,13 @@ func verifyDKIM(raw []byte, key signingKey) error {
 func TestDKIMSurvivesEachRoute(t *testing.T) {
 	dc, acct := helpdesk(t)
 	ctx := t.Context()
-	sink, err := smtpsink.Start(ctx, smtpsink.Options{TLS: smtpsink.TLSStartTLS})
+	sink, err := smtpsink.Start(ctx, smtpsink.Options{TLS: tlsmode.StartTLS})
 	if err != nil {
 		t.Fatalf("start SMTP sink: %v", err)
 	}
 	t.Cleanup(func() { sink.Close() })
 	smtpRoute, err := forwarder.New(forwarder.Config{
-		Address: sink.Addr(), TLS: forwarder.TLSStartTLS, RootCAs: sink.RootCAs(),
+		Address: sink.Addr(), TLS: tlsmode.StartTLS, RootCAs: sink.RootCAs(),
 		From: "triage@example.test", To: []string{"support@helpdesk.example"}, Mode: forwarder.ModeRedirect,
 	}, nil)
 	if err != nil {

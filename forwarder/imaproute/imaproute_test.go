@@ -17,6 +17,7 @@ import (
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/secret"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/poller"
 )
 
@@ -66,7 +67,7 @@ func helpdesk(t testing.TB) (*testenv.Dovecot, poller.IMAP) {
 
 func login(dc *testenv.Dovecot, user, password string) poller.IMAP {
 	return poller.IMAP{
-		Address: dc.Addr, TLS: poller.TLSImplicit, RootCAs: dc.RootCAs,
+		Address: dc.Addr, TLS: tlsmode.Implicit, RootCAs: dc.RootCAs,
 		Auth:        credential.Auth{Username: user, Secret: credential.Static(secret.New(password))},
 		DialTimeout: 5 * time.Second, CommandTimeout: 10 * time.Second, BodyTimeout: 10 * time.Second,
 	}

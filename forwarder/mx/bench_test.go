@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailtriage/mailtriage/internal/smtpsink"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // benchMessage is a 2 KB support request.
@@ -17,7 +17,7 @@ var benchMessage = []byte("From: customer@shop.test\r\nSubject: small\r\nMessage
 // preferred MX refusing connections.
 func benchRoute(b *testing.B) (send func() error, closeSession func() error) {
 	cert := mxCert(b)
-	sink := startSink(b, "127.0.0.1:0", smtpsink.TLSStartTLS, cert)
+	sink := startSink(b, "127.0.0.1:0", tlsmode.StartTLS, cert)
 	_, port, _ := net.SplitHostPort(sink.Addr())
 	d := testenv.StartDNS(b, twoMX...)
 	f := testRoute(b, Options{Resolver: d.Addr, Port: port}, cert)

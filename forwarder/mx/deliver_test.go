@@ -17,6 +17,7 @@ import (
 	"github.com/mailtriage/mailtriage/internal/selfsigned"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 	"github.com/mailtriage/mailtriage/internal/testenv"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 const testMessage = "From: Customer <customer@shop.test>\r\nTo: support@helpdesk.test\r\nSubject: order 42\r\nMessage-ID: <order-42@shop.test>\r\n\r\nWhere is my parcel?\r\n"
@@ -59,7 +60,7 @@ func testRoute(t testing.TB, opt Options, cert *selfsigned.Cert) *forwarder.Forw
 }
 
 // startSink starts a sink on listen with cert.
-func startSink(t testing.TB, listen, tlsMode string, cert *selfsigned.Cert) *smtpsink.Sink {
+func startSink(t testing.TB, listen string, tlsMode tlsmode.Mode, cert *selfsigned.Cert) *smtpsink.Sink {
 	t.Helper()
 	s, err := smtpsink.Start(t.Context(), smtpsink.Options{TLS: tlsMode, Cert: cert, Listen: listen})
 	if err != nil {
@@ -108,12 +109,12 @@ func TestDeliverNextMX(t *testing.T) {
 		{"421 greeting", func(t *testing.T, addr string) { greeter(t, addr, "421 4.3.2 busy, try later\r\n") }},
 		{"5xx greeting", func(t *testing.T, addr string) { greeter(t, addr, "554 5.3.2 no service here\r\n") }},
 		{"certificate for another name", func(t *testing.T, addr string) {
-			startSink(t, addr, smtpsink.TLSStartTLS, wrongCert)
+			startSink(t, addr, tlsmode.StartTLS, wrongCert)
 		}},
-		{"no STARTTLS", func(t *testing.T, addr string) { startSink(t, addr, smtpsink.TLSNone, nil) }},
+		{"no STARTTLS", func(t *testing.T, addr string) { startSink(t, addr, tlsmode.None, nil) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			second := startSink(t, "127.0.0.1:0", smtpsink.TLSStartTLS, cert)
+			second := startSink(t, "127.0.0.1:0", tlsmode.StartTLS, cert)
 			_, port, _ := net.SplitHostPort(second.Addr())
 			tc.first(t, net.JoinHostPort("127.0.0.2", port))
 			d := testenv.StartDNS(t, twoMX...)
@@ -167,13 +168,13 @@ func TestLookup(t *testing.T) {
 			"mx1.helpdesk.test. 60 IN AAAA ::1",
 			"mx2.helpdesk.test. 60 IN A 127.0.0.1",
 		}, []forwarder.Hop{
-			{Address: "127.0.0.2:25", ServerName: "mx1.helpdesk.test", TLS: forwarder.TLSStartTLS},
-			{Address: "[::1]:25", ServerName: "mx1.helpdesk.test", TLS: forwarder.TLSStartTLS},
-			{Address: "127.0.0.1:25", ServerName: "mx2.helpdesk.test", TLS: forwarder.TLSStartTLS},
+			{Address: "127.0.0.2:25", ServerName: "mx1.helpdesk.test", TLS: tlsmode.StartTLS},
+			{Address: "[::1]:25", ServerName: "mx1.helpdesk.test", TLS: tlsmode.StartTLS},
+			{Address: "127.0.0.1:25", ServerName: "mx2.helpdesk.test", TLS: tlsmode.StartTLS},
 		}, nil, false},
 		{"no MX, an A record: implicit MX (RFC 5321 §5.1)", []string{
 			"helpdesk.test. 60 IN A 127.0.0.3",
-		}, []forwarder.Hop{{Address: "127.0.0.3:25", ServerName: "helpdesk.test", TLS: forwarder.TLSStartTLS}}, nil, false},
+		}, []forwarder.Hop{{Address: "127.0.0.3:25", ServerName: "helpdesk.test", TLS: tlsmode.StartTLS}}, nil, false},
 		{"null MX (RFC 7505)", []string{"helpdesk.test. 60 IN MX 0 ."}, nil, ErrNullMX, false},
 		{"no such domain", []string{"other.test. 60 IN A 127.0.0.1"}, nil, ErrNoDomain, false},
 		{"neither MX nor address", []string{"helpdesk.test. 60 IN TXT \"hello\""}, nil, ErrNoAddress, false},
@@ -262,15 +263,15 @@ func TestMTASTS(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		policy    string
-		sinkTLS   string
+		sinkTLS   tlsmode.Mode
 		delivered bool
 		err       error
 	}{
-		{"enforce, MX matches", "version: STSv1\r\nmode: enforce\r\nmx: *.helpdesk.test\r\nmax_age: 86400\r\n", smtpsink.TLSStartTLS, true, nil},
-		{"enforce, MX does not match", "version: STSv1\r\nmode: enforce\r\nmx: mx.elsewhere.test\r\nmax_age: 86400\r\n", smtpsink.TLSStartTLS, false, ErrPolicyMismatch},
-		{"enforce overrides opportunistic", "version: STSv1\r\nmode: enforce\r\nmx: mx1.helpdesk.test\r\nmax_age: 86400\r\n", smtpsink.TLSNone, false, nil},
-		{"testing, MX does not match", "version: STSv1\r\nmode: testing\r\nmx: mx.elsewhere.test\r\nmax_age: 86400\r\n", smtpsink.TLSStartTLS, true, nil},
-		{"policy unparseable: as without one", "<html>", smtpsink.TLSNone, true, nil},
+		{"enforce, MX matches", "version: STSv1\r\nmode: enforce\r\nmx: *.helpdesk.test\r\nmax_age: 86400\r\n", tlsmode.StartTLS, true, nil},
+		{"enforce, MX does not match", "version: STSv1\r\nmode: enforce\r\nmx: mx.elsewhere.test\r\nmax_age: 86400\r\n", tlsmode.StartTLS, false, ErrPolicyMismatch},
+		{"enforce overrides opportunistic", "version: STSv1\r\nmode: enforce\r\nmx: mx1.helpdesk.test\r\nmax_age: 86400\r\n", tlsmode.None, false, nil},
+		{"testing, MX does not match", "version: STSv1\r\nmode: testing\r\nmx: mx.elsewhere.test\r\nmax_age: 86400\r\n", tlsmode.StartTLS, true, nil},
+		{"policy unparseable: as without one", "<html>", tlsmode.None, true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := startSink(t, "127.0.0.1:0", tc.sinkTLS, cert)
@@ -326,7 +327,7 @@ func TestOpportunistic(t *testing.T) {
 		{TLSRequired, false},
 	} {
 		t.Run(tc.tls, func(t *testing.T) {
-			sink := startSink(t, "127.0.0.1:0", smtpsink.TLSNone, nil)
+			sink := startSink(t, "127.0.0.1:0", tlsmode.None, nil)
 			_, port, _ := net.SplitHostPort(sink.Addr())
 			d := testenv.StartDNS(t, "helpdesk.test. 60 IN MX 10 mx1.helpdesk.test.", "mx1.helpdesk.test. 60 IN A 127.0.0.1")
 			f := testRoute(t, Options{Resolver: d.Addr, Port: port, TLS: tc.tls}, cert)

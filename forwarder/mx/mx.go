@@ -45,6 +45,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/mailtriage/mailtriage/forwarder"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // TLS modes of the route, as the configuration spells them.
@@ -147,9 +148,9 @@ func (r *Route) Hops(ctx context.Context) ([]forwarder.Hop, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsMode := forwarder.TLSStartTLS
+	tlsMode := tlsmode.StartTLS
 	if r.opt.TLS == TLSOpportunistic {
-		tlsMode = forwarder.TLSOpportunistic
+		tlsMode = tlsmode.Opportunistic
 	}
 	if policy != nil && policy.Mode != ModeNone {
 		var matching []string
@@ -165,7 +166,7 @@ func (r *Route) Hops(ctx context.Context) ([]forwarder.Hop, error) {
 				return nil, &forwarder.Error{Op: "MTA-STS policy of " + r.opt.Domain, Kind: forwarder.KindTLS,
 					Err: fmt.Errorf("%w: mx %s, policy %s", ErrPolicyMismatch, strings.Join(hosts, " "), strings.Join(policy.MX, " "))}
 			}
-			hosts, tlsMode = matching, forwarder.TLSStartTLS
+			hosts, tlsMode = matching, tlsmode.StartTLS
 		}
 	}
 	var hops []forwarder.Hop

@@ -36,13 +36,7 @@ import (
 
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/selfsigned"
-)
-
-// TLS modes of the sink.
-const (
-	TLSNone     = "none"     // plain text only
-	TLSStartTLS = "starttls" // offers STARTTLS (RFC 3207)
-	TLSImplicit = "implicit" // TLS from the first byte (RFC 8314)
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 // DefaultMaxMessageBytes is the SIZE limit when Options.MaxMessageBytes is 0.
@@ -50,7 +44,7 @@ const DefaultMaxMessageBytes = 64 << 20
 
 // Options configure a sink.
 type Options struct {
-	TLS             string                             // TLSNone (default), TLSStartTLS or TLSImplicit
+	TLS             tlsmode.Mode                       // tlsmode.None (default), tlsmode.StartTLS or tlsmode.Implicit
 	Username        string                             // when set, AUTH PLAIN, XOAUTH2 and OAUTHBEARER are offered and required before MAIL
 	Password        string                             // the password, or the token for XOAUTH2 and OAUTHBEARER
 	Verify          func(username, secret string) bool // when set, decides AUTH instead of Password (a token checked with its issuer)
@@ -150,9 +144,9 @@ func Start(ctx context.Context, opt Options) (*Sink, error) {
 	}
 	var l net.Listener = &countingListener{Listener: tcp, sink: s}
 	switch opt.TLS {
-	case "", TLSNone:
+	case "", tlsmode.None:
 		srv.AllowInsecureAuth = true
-	case TLSStartTLS, TLSImplicit:
+	case tlsmode.StartTLS, tlsmode.Implicit:
 		cert := opt.Cert
 		if cert == nil {
 			if cert, err = selfsigned.Loopback("mailtriage smtpsink"); err != nil {
@@ -163,7 +157,7 @@ func Start(ctx context.Context, opt Options) (*Sink, error) {
 		cfg := &tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS12}
 		s.pool = cert.RootCAs
 		srv.TLSConfig = cfg
-		if opt.TLS == TLSImplicit {
+		if opt.TLS == tlsmode.Implicit {
 			l = tls.NewListener(l, cfg)
 		}
 	default:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
 func start(t *testing.T, opt Options) *Sink {
@@ -37,9 +38,9 @@ func dial(t *testing.T, s *Sink) *smtp.Client {
 	)
 	cfg := &tls.Config{RootCAs: s.RootCAs()}
 	switch s.opt.TLS {
-	case TLSImplicit:
+	case tlsmode.Implicit:
 		c, err = smtp.DialTLS(s.Addr(), cfg)
-	case TLSStartTLS:
+	case tlsmode.StartTLS:
 		c, err = smtp.DialStartTLS(s.Addr(), cfg)
 	default:
 		c, err = smtp.Dial(s.Addr())
@@ -66,8 +67,8 @@ func code(err error) int {
 }
 
 func TestRecords(t *testing.T) {
-	for _, mode := range []string{TLSNone, TLSStartTLS, TLSImplicit} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []tlsmode.Mode{tlsmode.None, tlsmode.StartTLS, tlsmode.Implicit} {
+		t.Run(string(mode), func(t *testing.T) {
 			s := start(t, Options{TLS: mode})
 			c := dial(t, s)
 			for range 2 {
@@ -75,7 +76,7 @@ func TestRecords(t *testing.T) {
 					t.Fatalf("send: %v", err)
 				}
 			}
-			if _, ok := c.TLSConnectionState(); ok != (mode != TLSNone) {
+			if _, ok := c.TLSConnectionState(); ok != (mode != tlsmode.None) {
 				t.Errorf("TLS = %v in mode %s", ok, mode)
 			}
 			ms := s.Messages()
@@ -182,7 +183,7 @@ func TestAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := start(t, Options{TLS: TLSStartTLS, Username: "u", Password: "pw"})
+			s := start(t, Options{TLS: tlsmode.StartTLS, Username: "u", Password: "pw"})
 			c := dial(t, s)
 			if code(send(c, msg)) != 502 {
 				t.Fatalf("MAIL before AUTH was not refused")
@@ -203,7 +204,7 @@ func TestAuth(t *testing.T) {
 // TestAuthEcho: the AUTH fault answers a correct response with its reply,
 // quoting the response in base64 where the text says %s.
 func TestAuthEcho(t *testing.T) {
-	s := start(t, Options{TLS: TLSStartTLS, Username: "u", Password: "pw"})
+	s := start(t, Options{TLS: tlsmode.StartTLS, Username: "u", Password: "pw"})
 	s.SetFault(Fault{Reject: StageAuth, Code: 535, Enhanced: smtp.EnhancedCode{5, 7, 8}, Text: "bad credentials %s", Times: 1})
 	err := dial(t, s).Auth(sasl.NewPlainClient("", "u", "pw"))
 	var se *smtp.SMTPError
