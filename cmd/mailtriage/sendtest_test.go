@@ -2,15 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"net/mail"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -28,11 +24,7 @@ import (
 // (also when forward.mode is attach); without --send-test nothing is sent.
 func TestCheckSendTest(t *testing.T) {
 	bin := binary(t)
-	env := startDemoEnv(t, demo.Options{})
-	cfg, err := os.ReadFile(env.ConfigPath)
-	if err != nil {
-		t.Fatalf("read demo config: %v", err)
-	}
+	env, cfg := startDemoConfig(t)
 	const user, password = demo.TriageAddr, "smtp-secret-K2v9"
 	dir := t.TempDir()
 	pwFile := filepath.Join(dir, "smtp-password")
@@ -102,24 +94,15 @@ func TestCheckSendTest(t *testing.T) {
 			if err := os.WriteFile(path, []byte(config(tc.sink, tc.mode)), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			args := []string{"check", "--config", path}
+			args := []string{"--config", path}
 			if tc.sendTest {
 				args = append(args, "--send-test")
 			}
-			ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
-			defer cancel()
-			out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
-			var exitErr *exec.ExitError
-			switch {
-			case tc.ok && err != nil:
-				t.Errorf("check: %v, want exit 0\n%s", err, out)
-			case !tc.ok && !errors.As(err, &exitErr):
-				t.Errorf("check: %v, want a non-zero exit\n%s", err, out)
-			}
-			if strings.Contains(string(out), password) {
+			out := runCheck(t, bin, tc.ok, nil, args...)
+			if strings.Contains(out, password) {
 				t.Errorf("check printed the SMTP password:\n%s", out)
 			}
-			line := sendTestLine(string(out))
+			line := sendTestLine(out)
 			switch {
 			case !tc.sendTest && line != "":
 				t.Errorf("a send test ran without --send-test:\n%s", out)
