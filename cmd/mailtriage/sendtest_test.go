@@ -170,13 +170,15 @@ func sendTestLine(out string) string {
 	return ""
 }
 
-// TestSendTestOtherRoutes: route imap sends and appends nothing, and says so.
+// TestSendTestOtherRoutes: route imap appends nothing and says why; any other
+// route than smtp sends nothing and says so.
 func TestSendTestOtherRoutes(t *testing.T) {
 	for _, tc := range []struct {
 		route string
 		want  string
 	}{
 		{config.RouteIMAP, "route imap appends the original byte for byte, so From is kept; nothing appended"},
+		{"mx", "the send test covers route smtp; nothing sent on route mx"},
 	} {
 		t.Run(tc.route, func(t *testing.T) {
 			l := sendTest(t.Context(), config.Mailbox{Name: "support", Forward: config.Forward{Route: tc.route}})
