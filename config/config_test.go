@@ -554,7 +554,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("mailboxes: [{name: x, imap: {address: h}, forward: {to: [a@b], from: c@d, smtp: {address: s}}}]\n"))
-	for _, name := range []string{"mailtriage.example.yaml", "microsoft365.yaml", "google.yaml", "redis-replicas.yaml", "helpdesk-imap.yaml"} {
+	for _, name := range []string{"mailtriage.example.yaml", "microsoft365.yaml", "google.yaml", "redis-replicas.yaml", "helpdesk-imap.yaml", "zendesk.yaml", "zammad-imap.yaml"} {
 		if data, err := os.ReadFile(filepath.Join("..", "configs", name)); err == nil {
 			f.Add(data)
 		}

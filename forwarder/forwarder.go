@@ -205,6 +205,20 @@ func (f *Forwarder) Forward(ctx context.Context, v analyzer.Verdict, released bo
 	return err
 }
 
+// Redirect sends msg to the configured recipients in redirect mode,
+// whatever Config.Mode says: fields (complete header fields of ours, such
+// as Annotation's, not renamed), the Resent-* block, then msg with its own
+// X-Mailtriage-* fields renamed, as Forward sends an original. It is for a
+// message of ours that must reach the helpdesk as a customer's would: the
+// send test of `mailtriage check`. Errors are *Error values, as Forward's.
+func (f *Forwarder) Redirect(ctx context.Context, fields string, msg []byte) error {
+	env := envelope{from: f.cfg.From, to: f.cfg.To}
+	_, err := f.transact(ctx, env, func(_ bool, idDomain string) content {
+		return wrapping{header: fields + resent(f.cfg.From, f.cfg.To, idDomain, time.Now())}
+	}, int64(len(msg)), bytes.NewReader(msg))
+	return err
+}
+
 // Send sends msg, a complete message with its header, over the same
 // session as Forward: from is the envelope sender ("" for the null
 // reverse-path, RFC 5321 §4.5.5), to the recipients. Errors are *Error

@@ -769,3 +769,34 @@ func TestSTARTTLSRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestRedirect: Redirect sends in redirect mode whatever Config.Mode says,
+// our fields first and as given, then the Resent-* block, then the message
+// with its own X-Mailtriage-* fields renamed and the rest unchanged.
+func TestRedirect(t *testing.T) {
+	const ours = "X-Mailtriage-Send-Test: yes\r\n"
+	const msg = "From: customer@example.org\r\nX-Mailtriage-Send-Test: forged\r\nSubject: hi\r\n\r\nbody\r\n"
+	for _, mode := range []string{ModeRedirect, ModeAttach} {
+		t.Run(mode, func(t *testing.T) {
+			sink := startSink(t, smtpsink.Options{})
+			f := newForwarder(t, sink, func(c *Config) { c.Mode = mode })
+			if err := f.Redirect(t.Context(), ours, []byte(msg)); err != nil {
+				t.Fatalf("Redirect: %v", err)
+			}
+			got := sink.Messages()
+			if len(got) != 1 {
+				t.Fatalf("sink has %d messages, want 1", len(got))
+			}
+			if m := got[0]; m.From != "triage@example.com" || !slices.Equal(m.To, []string{"support@helpdesk.example"}) {
+				t.Errorf("envelope %s -> %v", m.From, m.To)
+			}
+			added, rest := split(t, got[0].Data)
+			if len(added) != 5 || added[0]+"\r\n" != ours || !strings.HasPrefix(added[1], "Resent-From: triage@example.com") {
+				t.Errorf("fields above the message = %q, want ours, then the Resent-* block", added)
+			}
+			if want := strings.Replace(msg, "X-Mailtriage-Send-Test: forged", "X-Original-Mailtriage-Send-Test: forged", 1); string(rest) != want {
+				t.Errorf("message = %q, want %q", rest, want)
+			}
+		})
+	}
+}

@@ -24,18 +24,20 @@ type checkLine struct {
 }
 
 // cmdCheck validates the config and tries every connection: the store, and
-// per mailbox IMAP login, folders and the SMTP server. One line per check;
+// per mailbox IMAP login, folders and the SMTP server; with --send-test,
+// a test message per mailbox on route smtp (sendtest.go). One line per check;
 // exit 1 on any failure. No line ever holds a secret: the config holds none,
 // and credentials travel as secret.Secret, which prints as [redacted].
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration `FILE` (YAML)")
+	sendTests := fs.Bool("send-test", false, "per mailbox on route smtp, send one labelled test message with a foreign From to forward.to and explain the answer")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	if *path == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: mailtriage check --config FILE")
+		fmt.Fprintln(stderr, "usage: mailtriage check --config FILE [--send-test]")
 		return exitUsage
 	}
 	failed := false
@@ -55,7 +57,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	report(checkLine{name: "config " + *path, detail: fmt.Sprintf("%d mailboxes", len(cfg.Mailboxes))})
 	ctx, stop := signalContext(context.Background(), slog.New(slog.NewTextHandler(stderr, nil)))
 	defer stop()
-	for _, l := range runChecks(ctx, cfg) {
+	for _, l := range runChecks(ctx, cfg, *sendTests) {
 		report(l)
 	}
 	if failed {
@@ -65,8 +67,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 // runChecks tries the store, then each mailbox's IMAP server and folders and
-// its SMTP server.
-func runChecks(ctx context.Context, cfg *config.Config) []checkLine {
+// its SMTP server; with sendTests, it also sends each mailbox's test
+// message (sendTest).
+func runChecks(ctx context.Context, cfg *config.Config, sendTests bool) []checkLine {
 	var lines []checkLine
 	sctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	st, err := openStore(sctx, cfg.State, false)
@@ -108,6 +111,11 @@ func runChecks(ctx context.Context, cfg *config.Config) []checkLine {
 			line.detail = fmt.Sprintf("folder %s opens for %s (%s)", fi.Folder, fi.Username, fi.TLS)
 		}
 		lines = append(lines, line)
+		if sendTests {
+			sctx, cancel := context.WithTimeout(ctx, checkTimeout)
+			lines = append(lines, sendTest(sctx, mb))
+			cancel()
+		}
 		if mb.Notify != nil && mb.Notify.SMTP != nil {
 			lines = append(lines, checkNoticeRoute(ctx, mb))
 		}

@@ -8,7 +8,7 @@
 //	mailtriage demo
 //	mailtriage scan [--json] PATH...
 //	mailtriage run --config FILE [--once] [--dry-run [--limit N] [--since DATE] [--json]] [--log-format text|json]
-//	mailtriage check --config FILE
+//	mailtriage check --config FILE [--send-test]
 //	mailtriage login --config FILE --mailbox NAME
 //	mailtriage healthcheck [--url URL]
 //	mailtriage version

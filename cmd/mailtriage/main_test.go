@@ -191,11 +191,7 @@ func TestRunShutdown(t *testing.T) {
 // state.password_env works.
 func TestCheck(t *testing.T) {
 	bin := binary(t)
-	env := startDemoEnv(t, demo.Options{})
-	cfg, err := os.ReadFile(env.ConfigPath)
-	if err != nil {
-		t.Fatalf("read demo config: %v", err)
-	}
+	env, cfg := startDemoConfig(t)
 	deadIMAP := strings.Replace(string(cfg), env.IMAPAddr, freeAddr(t), 1)
 	deadSMTP := strings.Replace(string(cfg), env.Sink.Addr(), freeAddr(t), 1)
 	dir := t.TempDir()
@@ -254,18 +250,7 @@ func TestCheck(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.config), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, "check", "--config", path)
-			cmd.Env = append(os.Environ(), "CHECK_REDIS_PASSWORD="+redisPassword)
-			out, err := cmd.CombinedOutput()
-			var exitErr *exec.ExitError
-			switch {
-			case tc.ok && err != nil:
-				t.Errorf("check: %v, want exit 0\n%s", err, out)
-			case !tc.ok && !errors.As(err, &exitErr):
-				t.Errorf("check: %v, want a non-zero exit\n%s", err, out)
-			}
+			out := runCheck(t, bin, tc.ok, []string{"CHECK_REDIS_PASSWORD=" + redisPassword}, "--config", path)
 			for _, secret := range []string{env.Password, wrongPassword, redisPassword} {
 				if strings.Contains(string(out), secret) {
 					t.Errorf("check printed a password:\n%s", out)
@@ -294,6 +279,38 @@ func TestCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startDemoConfig starts the demo environment and returns it with its
+// configuration's text.
+func startDemoConfig(t *testing.T) (*demo.Env, []byte) {
+	t.Helper()
+	env := startDemoEnv(t, demo.Options{})
+	cfg, err := os.ReadFile(env.ConfigPath)
+	if err != nil {
+		t.Fatalf("read demo config: %v", err)
+	}
+	return env, cfg
+}
+
+// runCheck runs `mailtriage check` with args and the extra environment
+// variables env, wants exit 0 when ok and a non-zero exit otherwise, and
+// returns the output.
+func runCheck(t *testing.T, bin string, ok bool, env []string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"check"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	var exitErr *exec.ExitError
+	switch {
+	case ok && err != nil:
+		t.Errorf("check: %v, want exit 0\n%s", err, out)
+	case !ok && !errors.As(err, &exitErr):
+		t.Errorf("check: %v, want a non-zero exit\n%s", err, out)
+	}
+	return string(out)
 }
 
 // failLines returns the lines of check output that report a failure.

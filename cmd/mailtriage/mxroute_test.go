@@ -104,6 +104,23 @@ func TestRunOnceRouteMX(t *testing.T) {
 	if st, err := user.Status("INBOX", &imap.StatusOptions{NumMessages: true, NumUnseen: true}); err != nil || *st.NumMessages != 1 || *st.NumUnseen != 0 {
 		t.Errorf("INBOX after the cycles: %+v, %v; want the message kept and marked \\Seen", st, err)
 	}
+
+	// check --send-test on route mx: the labelled message with a foreign
+	// From goes to the MX host that takes it.
+	var sendTest bytes.Buffer
+	if code := dispatch([]string{"check", "--config", cfgPath, "--send-test"}, &sendTest, &sendTest); code != exitOK ||
+		!strings.Contains(sendTest.String(), "send test via the MX of helpdesk.test") || !strings.Contains(sendTest.String(), "accepted") {
+		t.Fatalf("check --send-test: exit %d\n%s", code, sendTest.String())
+	}
+	if n := sink.Count(); n != 2 {
+		t.Fatalf("after check --send-test the helpdesk has %d messages, want 2", n)
+	}
+	test := sink.Messages()[1]
+	for _, field := range []string{"X-Mailtriage-Send-Test: yes\r\n", "<" + sendTestFrom + ">\r\n"} {
+		if !bytes.Contains(test.Data, []byte(field)) {
+			t.Errorf("the send test's message lacks %q:\n%.600s", field, test.Data)
+		}
+	}
 }
 
 // TestRunOnceRouteMXNullMX: a helpdesk domain with a null MX (RFC 7505)

@@ -8,13 +8,15 @@
 // (RFC 7628) and XOAUTH2. Faults can be injected
 // while it runs: a reply (code, enhanced code, text) for EHLO, AUTH, MAIL,
 // RCPT or DATA, a connection dropped in the middle of DATA, a delay before
-// every reply.
+// every reply. With Options.SendAsDenied it refuses a header From other
+// than the authenticated user, as Exchange Online does.
 //
 // It never relays anything, never listens beyond loopback and never holds
 // more than MaxMessageBytes of one message in memory.
 package smtpsink
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -26,6 +28,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/mail"
 	"slices"
 	"strings"
 	"sync"
@@ -54,6 +57,21 @@ type Options struct {
 	Timeout         time.Duration                      // read and write timeout per command; 1 minute when 0
 	Cert            *selfsigned.Cert                   // the TLS certificate; nil: a fresh one for localhost
 	Listen          string                             // a loopback host:port to listen on; "127.0.0.1:0" when empty
+	// SendAsDenied refuses, at the end of DATA, a message whose header From
+	// is not Username, as Exchange Online refuses a From the mailbox may not
+	// send as: 554 5.2.252 SendAsDenied (sendAsDenied). It reads the kept
+	// bytes: not with DiscardBodies.
+	SendAsDenied bool
+}
+
+// sendAsDenied is the reply of Options.SendAsDenied, worded as Exchange
+// Online's (learn.microsoft.com/en-us/exchange/troubleshoot/email-delivery/ndr/non-delivery-reports-in-exchange-online).
+func sendAsDenied(user, from string) *smtp.SMTPError {
+	return &smtp.SMTPError{
+		Code:         554,
+		EnhancedCode: smtp.EnhancedCode{5, 2, 252},
+		Message:      fmt.Sprintf("SendAsDenied; %s not allowed to send as %s; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied", user, from),
+	}
 }
 
 // Stage is the SMTP command a fault applies to.
@@ -476,6 +494,9 @@ func (ss *session) Data(r io.Reader) error {
 	if e := ss.sink.trigger(StageData); e != nil {
 		return e
 	}
+	if from := headerFrom(rec.data); ss.sink.opt.SendAsDenied && !strings.EqualFold(from, ss.sink.opt.Username) {
+		return sendAsDenied(ss.sink.opt.Username, from)
+	}
 	m := ss.msg
 	m.Data, m.Size = rec.data, rec.n
 	copy(m.SHA256[:], rec.h.Sum(nil))
@@ -489,6 +510,20 @@ func (ss *session) Data(r io.Reader) error {
 func (ss *session) Reset() { ss.msg = Message{} }
 
 func (ss *session) Logout() error { return nil }
+
+// headerFrom is the address of the From field of msg, "" when it has
+// none or it does not parse.
+func headerFrom(msg []byte) string {
+	m, err := mail.ReadMessage(bytes.NewReader(msg))
+	if err != nil {
+		return ""
+	}
+	a, err := mail.ParseAddress(m.Header.Get("From"))
+	if err != nil {
+		return ""
+	}
+	return a.Address
+}
 
 // recorder counts, hashes and optionally keeps what it is written.
 type recorder struct {

@@ -272,3 +272,44 @@ func TestCloseTwiceAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestSendAsDenied: with SendAsDenied, a header From other than the
+// authenticated user is refused at the end of DATA with Exchange Online's
+// 554 5.2.252, and nothing is recorded; the user's own From passes.
+func TestSendAsDenied(t *testing.T) {
+	tests := []struct {
+		name   string
+		header string
+		code   int // 0 = accepted
+	}{
+		{"own address", "From: U@example.com\r\n", 0},
+		{"own address with a display name", "From: Support <u@example.com>\r\n", 0},
+		{"foreign address", "From: customer@example.org\r\n", 554},
+		{"no From field", "", 554},
+		{"unparseable From", "From: <<\r\n", 554},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := start(t, Options{Username: "u@example.com", Password: "pw", SendAsDenied: true})
+			c := dial(t, s)
+			if err := c.Auth(sasl.NewPlainClient("", "u@example.com", "pw")); err != nil {
+				t.Fatalf("Auth: %v", err)
+			}
+			err := send(c, tt.header+msg)
+			if code(err) != tt.code {
+				t.Fatalf("send = %v, want code %d", err, tt.code)
+			}
+			var se *smtp.SMTPError
+			if tt.code != 0 && (!errors.As(err, &se) || se.EnhancedCode != (smtp.EnhancedCode{5, 2, 252}) || !strings.Contains(se.Message, "SendAsDenied")) {
+				t.Errorf("refusal = %v, want 5.2.252 SendAsDenied", err)
+			}
+			want := 0
+			if tt.code == 0 {
+				want = 1
+			}
+			if s.Count() != want {
+				t.Errorf("recorded %d messages, want %d", s.Count(), want)
+			}
+		})
+	}
+}
