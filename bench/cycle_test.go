@@ -106,6 +106,7 @@ func tail(b []byte) []byte {
 type mailboxConfig struct {
 	name, user, passwordFile string
 	notify                   string // YAML of a notify block, "" for none
+	forward                  string // YAML of the forward block, "" for the SMTP relay at sinkAddr
 }
 
 // writeConfig writes a mailtriage configuration for the mailboxes.
@@ -114,6 +115,17 @@ func writeConfig(b testing.TB, dir, stateURL string, d *testenv.Dovecot, sinkAdd
 	var c strings.Builder
 	fmt.Fprintf(&c, "state:\n  url: %q\nlog:\n  format: json\n  level: info\nmailboxes:\n", stateURL)
 	for _, mb := range mbs {
+		forward := mb.forward
+		if forward == "" {
+			forward = fmt.Sprintf(`    forward:
+      to: [%s]
+      from: %s
+      smtp:
+        address: %s
+        tls: none
+        insecure_plaintext: true
+`, helpdeskAddr, triageAddr, sinkAddr)
+		}
 		fmt.Fprintf(&c, `  - name: %s
     schedule: "@every 60s"
     imap:
@@ -121,14 +133,7 @@ func writeConfig(b testing.TB, dir, stateURL string, d *testenv.Dovecot, sinkAdd
       ca_file: %s
       username: %s
       password_file: %s
-    forward:
-      to: [%s]
-      from: %s
-      smtp:
-        address: %s
-        tls: none
-        insecure_plaintext: true
-%s`, mb.name, d.Addr, d.CAFile, mb.user, mb.passwordFile, helpdeskAddr, triageAddr, sinkAddr, mb.notify)
+%s%s`, mb.name, d.Addr, d.CAFile, mb.user, mb.passwordFile, forward, mb.notify)
 	}
 	path := filepath.Join(dir, "mailtriage.yaml")
 	if err := os.WriteFile(path, []byte(c.String()), 0o600); err != nil {
