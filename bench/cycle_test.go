@@ -257,8 +257,14 @@ func medianOf(v []float64) float64 {
 // an EXAMINE, so that no measured run pays for the indexing.
 func seedMailbox(b *testing.B, ts templates, n int) (*testenv.Dovecot, *smtpsink.Sink, mixStats) {
 	b.Helper()
+	return seedMailboxWith(b, ts, n, smtpsink.Options{TLS: tlsmode.None, DiscardBodies: true})
+}
+
+// seedMailboxWith is seedMailbox with a sink of the options sinkOpt.
+func seedMailboxWith(b *testing.B, ts templates, n int, sinkOpt smtpsink.Options) (*testenv.Dovecot, *smtpsink.Sink, mixStats) {
+	b.Helper()
 	d := testenv.StartDovecot(b)
-	sink, err := smtpsink.Start(context.Background(), smtpsink.Options{TLS: tlsmode.None, DiscardBodies: true})
+	sink, err := smtpsink.Start(context.Background(), sinkOpt)
 	if err != nil {
 		b.Fatalf("start SMTP sink: %v", err)
 	}

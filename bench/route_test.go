@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"flag"
 	"fmt"
 	"net"
@@ -61,11 +60,24 @@ type helpdesk struct {
 
 func benchRoute(b *testing.B, bin string, ts templates, route string, n int) {
 	b.StopTimer()
-	d, _, st := seedMailbox(b, ts, n)
 	dir := b.TempDir()
+	sinkOpt := smtpsink.Options{TLS: tlsmode.None}
+	var caFile string
+	if route == "mx" {
+		cert, err := selfsigned.Loopback("bench mx", mxHost)
+		if err != nil {
+			b.Fatal(err)
+		}
+		caFile = filepath.Join(dir, "mx-ca.pem")
+		if err := os.WriteFile(caFile, cert.PEM, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		sinkOpt = smtpsink.Options{TLS: tlsmode.StartTLS, Cert: cert}
+	}
+	d, sink, st := seedMailboxWith(b, ts, n, sinkOpt)
 	secret := writeSecret(b, dir, d.Password)
-	hd := routeHelpdesk(b, route, d, dir, secret)
-	cfg := writeConfig(b, dir, "file:"+filepath.Join(dir, "state.db"), d, "",
+	hd := routeHelpdesk(b, route, d, sink, secret, caFile)
+	cfg := writeConfig(b, dir, "file:"+filepath.Join(dir, "state.db"), d, sink.Addr(),
 		[]mailboxConfig{{name: "support", user: d.User, passwordFile: secret, forward: hd.forward}})
 
 	b.StartTimer()
@@ -83,6 +95,9 @@ func benchRoute(b *testing.B, bin string, ts templates, route string, n int) {
 	if got := len(hd.received()); got != st.forward {
 		b.Errorf("route %s: the helpdesk holds %d messages after the second cycle, want %d", route, got, st.forward)
 	}
+	if route == "imap" && sink.Count() != 0 {
+		b.Errorf("route imap: the SMTP sink got %d messages", sink.Count())
+	}
 
 	rate := float64(n) / first.wall.Seconds()
 	b.ReportMetric(rate, "msgs/s")
@@ -90,18 +105,15 @@ func benchRoute(b *testing.B, bin string, ts templates, route string, n int) {
 		route, n, first.wall.Seconds(), rate, first.cpu.Seconds(), float64(first.peakRSS)/(1<<20), st.forward, st.flag)
 }
 
-// routeHelpdesk starts the receiving end of route and returns the forward
-// block that reaches it.
-func routeHelpdesk(b *testing.B, route string, d *testenv.Dovecot, dir, secret string) helpdesk {
+// routeHelpdesk returns the forward block of route and what the helpdesk
+// behind it holds: sink for routes smtp and mx (caFile holds the root of
+// the sink's certificate for the MX name), a second Dovecot account for
+// route imap.
+func routeHelpdesk(b *testing.B, route string, d *testenv.Dovecot, sink *smtpsink.Sink, secret, caFile string) helpdesk {
 	b.Helper()
 	switch route {
 	case "smtp":
-		sink := startSink(b, smtpsink.Options{TLS: tlsmode.None})
-		return helpdesk{
-			forward: fmt.Sprintf("    forward:\n      to: [%s]\n      from: %s\n      smtp:\n        address: %s\n        tls: none\n        insecure_plaintext: true\n",
-				helpdeskAddr, triageAddr, sink.Addr()),
-			received: sinkData(sink),
-		}
+		return helpdesk{received: sinkData(sink)} // writeConfig's default block
 	case "imap":
 		d.AddUser(intakeAccount, d.Password)
 		return helpdesk{
@@ -114,15 +126,6 @@ func routeHelpdesk(b *testing.B, route string, d *testenv.Dovecot, dir, secret s
 			},
 		}
 	case "mx":
-		cert, err := selfsigned.Loopback("bench mx", mxHost)
-		if err != nil {
-			b.Fatal(err)
-		}
-		caFile := filepath.Join(dir, "mx-ca.pem")
-		if err := os.WriteFile(caFile, cert.PEM, 0o644); err != nil {
-			b.Fatal(err)
-		}
-		sink := startSink(b, smtpsink.Options{TLS: tlsmode.StartTLS, Cert: cert})
 		_, port, _ := net.SplitHostPort(sink.Addr())
 		domain := helpdeskAddr[strings.IndexByte(helpdeskAddr, '@')+1:]
 		dns := testenv.StartDNS(b, domain+". 60 IN MX 10 "+mxHost+".", mxHost+". 60 IN A 127.0.0.1")
@@ -134,17 +137,6 @@ func routeHelpdesk(b *testing.B, route string, d *testenv.Dovecot, dir, secret s
 	}
 	b.Fatalf("unknown route %q", route)
 	return helpdesk{}
-}
-
-// startSink starts an SMTP sink that keeps the bodies, closed when b ends.
-func startSink(b *testing.B, opt smtpsink.Options) *smtpsink.Sink {
-	b.Helper()
-	sink, err := smtpsink.Start(context.Background(), opt)
-	if err != nil {
-		b.Fatalf("start SMTP sink: %v", err)
-	}
-	b.Cleanup(func() { sink.Close() })
-	return sink
 }
 
 func sinkData(sink *smtpsink.Sink) func() [][]byte {
