@@ -13,9 +13,10 @@ BENCH_MAILBOXES ?= 500
 BENCH_ROUNDS ?= 3
 BENCH_STATE_N ?= 1000000
 BENCH_LATENCY_N ?= 1000
+BENCH_ROUTE_N ?= 1000
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: build deps test fuzz bench bench-micro bench-dovecot bench-latency bench-growth bench-state lint corpus
+.PHONY: build deps test fuzz bench bench-micro bench-dovecot bench-latency bench-routes bench-growth bench-state lint corpus
 
 # The same build line as the Dockerfile's build stage.
 build:
@@ -39,9 +40,10 @@ fuzz:
 # one mailbox of BENCH_N messages (full cycle, bare read-and-relay loop, idle
 # second cycle; BENCH_ROUNDS rounds, medians reported), and BENCH_MAILBOXES
 # mailboxes of 20 over 3 processes and one Redis; then BENCH_LATENCY_N
-# messages with the SMTP sink 0, 20 and 50 ms away behind a delay proxy.
+# messages with the SMTP sink 0, 20 and 50 ms away behind a delay proxy;
+# then BENCH_ROUTE_N messages of the mix on each route (smtp, imap, mx).
 # Figures, not pass/fail: see bench/README.md.
-bench: bench-micro bench-dovecot bench-latency
+bench: bench-micro bench-dovecot bench-latency bench-routes
 
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./analyzer/ ./forwarder/ ./forwarder/mx/ ./store/ ./scan/ ./poller/
@@ -51,6 +53,9 @@ bench-dovecot:
 
 bench-latency:
 	$(GO) test -run '^$$' -bench 'Latency' -benchtime 1x -timeout 90m ./bench/ -args -bench.latency-n=$(BENCH_LATENCY_N) -bench.rounds=$(BENCH_ROUNDS)
+
+bench-routes:
+	$(GO) test -run '^$$' -bench 'Routes' -benchtime 1x -timeout 30m ./bench/ -args -bench.route-n=$(BENCH_ROUTE_N)
 
 # Time and memory of one cycle as the mailbox grows.
 bench-growth:
