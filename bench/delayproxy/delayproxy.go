@@ -126,7 +126,11 @@ func Start(ctx context.Context, opt Options) (*Proxy, error) {
 		return nil, fmt.Errorf("delay proxy listen: %w", err)
 	}
 	p := &Proxy{opt: opt, listener: l, done: make(chan struct{}), conns: make(map[*conn]struct{})}
+	// The timer is set under mu: a lifetime so short that it fires before
+	// the assignment finds stop waiting for mu, not a nil timer.
+	p.mu.Lock()
 	p.timer = time.AfterFunc(opt.Lifetime, p.stop)
+	p.mu.Unlock()
 	p.wg.Add(2)
 	go func() {
 		defer p.wg.Done()
@@ -175,9 +179,9 @@ func (p *Proxy) Close() error {
 func (p *Proxy) stop() {
 	p.stopOnce.Do(func() {
 		close(p.done)
-		p.timer.Stop()
 		p.listener.Close()
 		p.mu.Lock()
+		p.timer.Stop()
 		for c := range p.conns {
 			c.teardown()
 		}
