@@ -71,10 +71,10 @@ type mailboxState interface {
 // sharing one analyzer built with the config's extra relay services.
 // Scheduled pollers on a shared store space their cycles with the other
 // replicas (spacing); `run --once`, run by hand, always cycles.
-func mailboxes(cfg *config.Config, st mailboxState, m poller.Metrics, scheduled bool, log *slog.Logger) ([]*poller.Poller, []route, error) {
+func mailboxes(cfg *config.Config, st mailboxState, m poller.Metrics, scheduled bool, log *slog.Logger) ([]*poller.Poller, []poller.Forwarder, error) {
 	an := analyzer.New(relayServices(cfg.Relays))
 	var ps []*poller.Poller
-	var fws []route
+	var fws []poller.Forwarder
 	shared := scheduled && !strings.HasPrefix(cfg.State.URL, "file:")
 	for _, mb := range cfg.Mailboxes {
 		pm, err := pollerMailbox(mb)
@@ -198,16 +198,10 @@ func spacing(sched cron.Schedule, now time.Time) time.Duration {
 	return sched.Next(next).Sub(next) / 2
 }
 
-// route is where a mailbox's clean mail goes: a *forwarder.Forwarder or an
-// *imaproute.Route, each the poller's Forwarder with a connection test for
-// `mailtriage check` (checkRoute).
-type route interface {
-	poller.Forwarder
-}
-
-// checkRoute runs a route's connection test; the SMTP route also says the
-// EHLO name it used.
-func checkRoute(ctx context.Context, r route) (hello string, err error) {
+// checkRoute runs the connection test of a mailbox's route (the poller's
+// Forwarder: a *forwarder.Forwarder or an *imaproute.Route); the SMTP route
+// also says the EHLO name it used.
+func checkRoute(ctx context.Context, r poller.Forwarder) (hello string, err error) {
 	switch r := r.(type) {
 	case *forwarder.Forwarder:
 		return r.Check(ctx)
@@ -218,7 +212,7 @@ func checkRoute(ctx context.Context, r route) (hello string, err error) {
 }
 
 // newRoute builds the forward route the mailbox's config names.
-func newRoute(mb config.Mailbox, log *slog.Logger) (route, error) {
+func newRoute(mb config.Mailbox, log *slog.Logger) (poller.Forwarder, error) {
 	if mb.Forward.Route == config.RouteIMAP {
 		login, err := imapLogin(mb.Forward.IMAP)
 		if err != nil {
