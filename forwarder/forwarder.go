@@ -55,6 +55,10 @@ const (
 // DefaultTimeout bounds every network wait when Config.Timeout is 0.
 const DefaultTimeout = time.Minute
 
+// DefaultConnections is Config.Connections when 0: what Exchange Online
+// allows one mailbox (3 concurrent connections).
+const DefaultConnections = 3
+
 // bufferSize is DATA's write size (dataWriter).
 const bufferSize = 64 << 10
 
@@ -70,6 +74,9 @@ type Config struct {
 	Mode              string           // redirect (default) | attach
 	Hostname          string           // EHLO name and Message-ID domain; when empty, the machine's FQDN or an address literal (ehloName)
 	Timeout           time.Duration    // for every read or write on the connection; DefaultTimeout when 0
+	Connections       int              // sessions open at once (forward.smtp.connections); DefaultConnections when 0
+	MaxPerMinute      int              // messages in any minute (forward.smtp.max_per_minute); 0: no limit
+	MaxPerDay         int              // messages in any 24 hours (forward.smtp.max_per_day); 0: no limit
 
 	// Route, when set, gives the hosts to try in order for each new
 	// session instead of Address, which then only names the route in logs
