@@ -59,6 +59,13 @@ const DefaultTimeout = time.Minute
 // allows one mailbox (3 concurrent connections).
 const DefaultConnections = 3
 
+// PipelineDepth bounds the transactions in flight on one session: sent,
+// their final reply not yet read (RFC 2920 §3.1). With Connections sessions
+// at most Connections*PipelineDepth messages may have been accepted by the
+// server and not yet reported to the caller: the duplicate window of a
+// crash grows by that much.
+const PipelineDepth = 8
+
 // bufferSize is DATA's write size (dataWriter).
 const bufferSize = 64 << 10
 
