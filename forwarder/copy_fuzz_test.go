@@ -3,8 +3,6 @@ package forwarder
 import (
 	"bufio"
 	"bytes"
-	"io"
-	"net/textproto"
 	"strings"
 	"testing"
 
@@ -13,32 +11,24 @@ import (
 	"github.com/emersion/go-message"
 
 	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/internal/smtpsink"
 )
 
-// forwardedCopy is what the helpdesk's server stores for raw forwarded in
-// mode: the annotation, raw through the renamer and DATA's encoder, the
-// dot-stuffing undone as a server does (RFC 5321 §4.5.2). It runs the code
-// of Forward short of the network.
-func forwardedCopy(t *testing.T, v analyzer.Verdict, mode string, raw []byte) (added int, stored []byte) {
+// forwardedCopy is what the helpdesk's server stores for raw forwarded by
+// fw: the copy the sink received, and the number of header fields we put
+// on top of the original.
+func forwardedCopy(t *testing.T, fw *Forwarder, sink *smtpsink.Sink, v analyzer.Verdict, raw []byte) (added int, stored []byte) {
 	t.Helper()
-	f := &Forwarder{cfg: Config{Mode: mode, From: "triage@example.com", To: []string{"support@helpdesk.example"}}}
-	m := f.wrap(v, false, true, "mailtriage.test")
-	var wire bytes.Buffer
-	d := newDataWriter(4096)
-	d.reset(&wire)
-	n := newRenamer()
-	n.reset(bytes.NewReader(raw))
-	if err := m.write(d, n); err != nil {
-		t.Fatalf("write the copy: %v", err)
+	before := len(sink.Messages())
+	if err := fw.Forward(t.Context(), v, false, int64(len(raw)), bytes.NewReader(raw)); err != nil {
+		t.Fatalf("forward: %v", err)
 	}
-	if err := d.finish(); err != nil {
-		t.Fatalf("finish: %v", err)
+	msgs := sink.Messages()
+	if len(msgs) != before+1 {
+		t.Fatalf("the sink holds %d messages, want %d", len(msgs), before+1)
 	}
-	wire.WriteString("\r\n.\r\n")
-	stored, err := io.ReadAll(textproto.NewReader(bufio.NewReader(&wire)).DotReader())
-	if err != nil {
-		t.Fatalf("read DATA as a server: %v", err)
-	}
+	stored = msgs[len(msgs)-1].Data
+	m := fw.wrap(v, false, true, "mailtriage.test")
 	h, err := gotextproto.ReadHeader(bufio.NewReader(strings.NewReader(m.header + "\r\n")))
 	if err != nil {
 		t.Fatalf("parse our own header: %v", err)
@@ -60,6 +50,8 @@ func FuzzForwardedCopyMatchesVerdict(f *testing.F) {
 	f.Add([]byte("Subject: x\r\r\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n\r\n"))
 	f.Add([]byte("From: a@example.com\r\n\r\r\nContent-Type: text/html\r\nX-Other: 1\r\n\r\nbody\r\n"))
 	classify := analyzer.New(nil)
+	sink := startSink(f, smtpsink.Options{})
+	fw := newForwarder(f, sink, nil)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		m, err := analyzer.FromRaw(bytes.NewReader(raw))
 		if err != nil {
@@ -69,7 +61,7 @@ func FuzzForwardedCopyMatchesVerdict(f *testing.F) {
 		if v.Encryption == analyzer.EncryptionUnparseable {
 			return // judged unparseable: flagged, not forwarded
 		}
-		added, stored := forwardedCopy(t, v, ModeRedirect, raw)
+		added, stored := forwardedCopy(t, fw, sink, v, raw)
 		e, err := message.Read(bytes.NewReader(stored))
 		if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
 			return // the helpdesk cannot read this header either

@@ -2,7 +2,11 @@ package forwarder
 
 import (
 	"context"
+	"errors"
 	"io"
+	"sync"
+
+	"github.com/mailtriage/mailtriage/forwarder/smtpclient"
 
 	"github.com/mailtriage/mailtriage/analyzer"
 )
@@ -35,15 +39,193 @@ type Result struct {
 // Deliver sends every job read from jobs until jobs is closed or ctx ends,
 // and sends exactly one Result per job received on results, then returns.
 // It closes neither channel. Results may come in another order than the
-// jobs: messages are in flight on several sessions at once.
+// jobs: up to Config.Connections sessions take jobs as they come, each with
+// up to PipelineDepth transactions in flight.
+//
+// A message a server refuses as one too many (a 4xx saying "rate", "too
+// many", "try again later": throttled) is not a failure: the pace of every
+// session is halved and the message goes again, up to throttleTries times.
 func (f *Forwarder) Deliver(ctx context.Context, jobs <-chan Job, results chan<- Result) {
-	for j := range jobs {
-		err := ctx.Err()
-		if err == nil {
-			err = f.Forward(ctx, j.Verdict, j.Released, j.Body.Size(), j.Body.Reader())
-		} else {
-			err = fail("forward", phaseConnect, err)
+	var wg sync.WaitGroup
+	for range f.cfg.Connections {
+		wg.Go(func() {
+			w := &worker{f: f, results: results}
+			w.run(ctx, jobs)
+		})
+	}
+	wg.Wait()
+}
+
+// throttleTries bounds the sends of one message that a server refuses as
+// one too many; the last refusal is its Result.
+const throttleTries = 8
+
+// PipelineDepth bounds the transactions in flight on one session: sent,
+// their final reply not yet read (RFC 2920 §3.1). With Connections sessions
+// at most Connections*PipelineDepth messages may have been accepted by the
+// server and not yet reported to the caller: the duplicate window of a
+// crash grows by that much.
+const PipelineDepth = smtpclient.PipelineDepth
+
+// worker drives one session of Deliver.
+type worker struct {
+	f       *Forwarder
+	results chan<- Result
+	s       *session // nil until the first job, and after the session broke
+	again   []*job   // jobs to send again first: refused as too many, or met a closed reused session
+	head    []byte   // scratch for the start of each message (eightBitHeader)
+}
+
+func (w *worker) run(ctx context.Context, jobs <-chan Job) {
+	defer w.end(ctx)
+	for {
+		j, ok := w.next(ctx, jobs)
+		if !ok {
+			return
 		}
-		results <- Result{Key: j.Key, Err: err}
+		w.send(ctx, j)
+	}
+}
+
+// next is the job to send now: one to send again, or a new one. While
+// transactions are in flight and no new job is ready it reads their
+// outcomes instead of waiting idle.
+func (w *worker) next(ctx context.Context, jobs <-chan Job) (*job, bool) {
+	for {
+		if len(w.again) > 0 {
+			j := w.again[0]
+			w.again = w.again[1:]
+			return j, true
+		}
+		if w.s != nil && w.s.c.InFlight() > 0 {
+			select {
+			case j, ok := <-jobs:
+				if !ok {
+					return nil, false
+				}
+				return w.job(j), true
+			default:
+			}
+			w.settle(ctx, w.s.c.Receive(ctx, 1))
+			continue
+		}
+		select {
+		case j, ok := <-jobs:
+			if !ok {
+				return nil, false
+			}
+			return w.job(j), true
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+}
+
+// job is j as the forwarder carries it.
+func (w *worker) job(j Job) *job {
+	f := w.f
+	v, released := j.Verdict, j.Released
+	if w.head == nil {
+		w.head = make([]byte, headerScan)
+	}
+	n, _ := io.ReadFull(j.Body.Reader(), w.head)
+	return &job{
+		key:     j.Key,
+		env:     envelope{from: f.cfg.From, to: f.cfg.To},
+		compose: func(eightBit bool, idDomain string) content { return f.wrap(v, released, eightBit, idDomain) },
+		body:    j.Body,
+		utf8:    eightBitHeader(w.head[:n]),
+		label:   v.MessageID,
+	}
+}
+
+// send starts j on the worker's session, opening one when needed.
+func (w *worker) send(ctx context.Context, j *job) {
+	f := w.f
+	if w.s == nil {
+		s, err := f.take(ctx)
+		if err != nil {
+			w.report(j, err)
+			return
+		}
+		w.s = s
+	}
+	if err := f.limits.wait(ctx, func() { w.s.c.Flush(ctx) }); err != nil {
+		w.report(j, err)
+		return
+	}
+	tx, err := f.tx(w.s, j)
+	if err != nil {
+		w.report(j, err)
+		return
+	}
+	w.settle(ctx, w.s.c.Send(ctx, tx))
+}
+
+// settle handles the outcomes read from the session: each one's Result,
+// or its send again. After a refusal of the session rather than of a
+// message the rest in flight is read and the session closed (release).
+func (w *worker) settle(ctx context.Context, done []smtpclient.Done) {
+	f := w.f
+	doomed := false
+	for _, d := range done {
+		j := d.Tx.Tag.(*job)
+		switch {
+		case d.Err == nil:
+			f.limits.speedUp()
+		case f.redial(w.s, j, d.Err):
+			w.again = append(w.again, j)
+			continue
+		case throttled(d.Err) && j.tries+1 < throttleTries:
+			j.tries++
+			pace := f.limits.slowDown()
+			f.log.Info("smtp server asks for fewer messages: slowing down", "pace_per_minute", float64(pace)*60,
+				"message_id", j.label, "error", f.txError(w.s, d.Err, j.body.Size() > 0))
+			w.again = append(w.again, j)
+			continue
+		}
+		err := f.outcome(w.s, j, d)
+		var fe *Error
+		doomed = doomed || errors.As(err, &fe) && !fe.connUsable()
+		w.report(j, err)
+	}
+	if w.s == nil {
+		return
+	}
+	if doomed && w.s.c.InFlight() > 0 {
+		w.settle(ctx, w.s.c.Receive(ctx, w.s.c.InFlight()))
+	}
+	if w.s != nil && (doomed || w.s.c.Err() != nil) {
+		w.s.c.Close()
+		w.s = nil
+	}
+}
+
+// report sends j's Result.
+func (w *worker) report(j *job, err error) {
+	w.results <- Result{Key: j.key, Err: err}
+}
+
+// end reads the outcomes still in flight, gives the jobs still to send
+// again their last error, and keeps the session for the next Deliver.
+func (w *worker) end(ctx context.Context) {
+	for w.s != nil && w.s.c.InFlight() > 0 {
+		w.settle(ctx, w.s.c.Receive(ctx, w.s.c.InFlight()))
+	}
+	for len(w.again) > 0 {
+		// ctx ended or jobs closed with sends owed: each goes once more.
+		j := w.again[0]
+		w.again = w.again[1:]
+		if ctx.Err() != nil {
+			w.report(j, fail("forward", phaseConnect, context.Cause(ctx)))
+			continue
+		}
+		w.send(ctx, j)
+		for w.s != nil && w.s.c.InFlight() > 0 {
+			w.settle(ctx, w.s.c.Receive(ctx, w.s.c.InFlight()))
+		}
+	}
+	if w.s != nil {
+		w.f.put(w.s)
 	}
 }

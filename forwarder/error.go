@@ -8,9 +8,7 @@ import (
 	"net"
 	"strings"
 
-	"github.com/emersion/go-smtp"
-
-	"github.com/mailtriage/mailtriage/internal/mailheader"
+	"github.com/mailtriage/mailtriage/forwarder/smtpclient"
 )
 
 // Kind says what failed, so that the poller can choose between retrying
@@ -85,11 +83,14 @@ const (
 // fail turns err, met during op in phase p, into an *Error.
 func fail(op string, p phase, err error) *Error {
 	e := &Error{Op: op, Err: err}
-	var se *smtp.SMTPError
+	var se *smtpclient.Error
 	var ne net.Error
 	switch {
-	case errors.As(err, &se):
-		e.Code, e.Message = se.Code, mailheader.Sanitize(se.Message)
+	case errors.As(err, &se) && se.Code != 0:
+		e.Code, e.Message = se.Code, se.Line
+		if se.Secode != "" {
+			e.Message = se.Secode + " " + se.Line
+		}
 		e.Kind = replyKind(p, se)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &ne) && ne.Timeout():
@@ -113,7 +114,7 @@ func fail(op string, p phase, err error) *Error {
 // KindSession: the poller pauses forwarding and leaves the message untouched,
 // rather than blaming each message in turn. Only what the server says about
 // this message is KindRejected or KindSize.
-func replyKind(p phase, se *smtp.SMTPError) Kind {
+func replyKind(p phase, se *smtpclient.Error) Kind {
 	switch {
 	case p == phaseTLS:
 		return KindTLS
@@ -148,12 +149,12 @@ func replyKind(p phase, se *smtp.SMTPError) Kind {
 // "504 5.5.2 <localhost>: Helo command rejected: need fully-qualified
 // hostname". Our recipients are the same for every message, so only a reply
 // that names nothing of the protocol is taken as about this message.
-func sessionReply(p phase, se *smtp.SMTPError) bool {
+func sessionReply(p phase, se *smtpclient.Error) bool {
 	if p != phaseRcpt || se.Code/100 != 5 {
 		return false
 	}
 	switch {
-	case se.EnhancedCode[0] == 5 && se.EnhancedCode[1] == 5:
+	case se.Class() == [2]int{5, 5}:
 		// RFC 3463 §3.6: X.5.X, mail delivery protocol status.
 		return true
 	case se.Code >= 500 && se.Code <= 504:

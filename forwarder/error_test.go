@@ -11,7 +11,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/emersion/go-smtp"
+	"github.com/mailtriage/mailtriage/forwarder/smtpclient"
 )
 
 func TestFailKinds(t *testing.T) {
@@ -23,25 +23,25 @@ func TestFailKinds(t *testing.T) {
 		kind      Kind
 		temporary bool
 	}{
-		{"421 to RCPT closes the session", phaseRcpt, &smtp.SMTPError{Code: 421, Message: "bye"}, KindSession, true},
-		{"421 after the content closes the session", phaseContent, &smtp.SMTPError{Code: 421}, KindSession, true},
-		{"452 to RCPT", phaseRcpt, &smtp.SMTPError{Code: 452}, KindTemporary, true},
-		{"550 5.1.1 to RCPT is about the message", phaseRcpt, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}}, KindRejected, false},
-		{"552 to RCPT is 452 (RFC 5321 4.5.3.1.10)", phaseRcpt, &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 2, 2}}, KindTemporary, true},
-		{"504 5.5.2 Helo rejected, delayed to RCPT", phaseRcpt, &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 2}}, KindSession, true},
-		{"554 5.5.0 protocol refusal to RCPT", phaseRcpt, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 0}}, KindSession, true},
-		{"530 authentication required to RCPT", phaseRcpt, &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}}, KindSession, true},
-		{"554 to the DATA command", phaseRcpt, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}}, KindRejected, false},
-		{"550 to MAIL refuses our sender", phaseMail, &smtp.SMTPError{Code: 550}, KindSession, true},
-		{"452 to MAIL", phaseMail, &smtp.SMTPError{Code: 452}, KindSession, true},
-		{"552 to MAIL with SIZE", phaseMailSize, &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}}, KindSize, false},
-		{"552 to MAIL without SIZE", phaseMail, &smtp.SMTPError{Code: 552}, KindSession, true},
-		{"500 after the content is about it", phaseContent, &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 0}}, KindRejected, false},
-		{"554 after the content", phaseContent, &smtp.SMTPError{Code: 554}, KindRejected, false},
-		{"451 after the content", phaseContent, &smtp.SMTPError{Code: 451}, KindTemporary, true},
-		{"554 greeting", phaseConnect, &smtp.SMTPError{Code: 554}, KindSession, true},
-		{"504 to EHLO", phaseConnect, &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 2}}, KindSession, true},
-		{"535 to AUTH", phaseAuth, &smtp.SMTPError{Code: 535}, KindAuth, true},
+		{"421 to RCPT closes the session", phaseRcpt, &smtpclient.Error{Code: 421, Line: "bye"}, KindSession, true},
+		{"421 after the content closes the session", phaseContent, &smtpclient.Error{Code: 421}, KindSession, true},
+		{"452 to RCPT", phaseRcpt, &smtpclient.Error{Code: 452}, KindTemporary, true},
+		{"550 5.1.1 to RCPT is about the message", phaseRcpt, &smtpclient.Error{Code: 550, Secode: "5.1.1"}, KindRejected, false},
+		{"552 to RCPT is 452 (RFC 5321 4.5.3.1.10)", phaseRcpt, &smtpclient.Error{Code: 552, Secode: "5.2.2"}, KindTemporary, true},
+		{"504 5.5.2 Helo rejected, delayed to RCPT", phaseRcpt, &smtpclient.Error{Code: 504, Secode: "5.5.2"}, KindSession, true},
+		{"554 5.5.0 protocol refusal to RCPT", phaseRcpt, &smtpclient.Error{Code: 554, Secode: "5.5.0"}, KindSession, true},
+		{"530 authentication required to RCPT", phaseRcpt, &smtpclient.Error{Code: 530, Secode: "5.7.0"}, KindSession, true},
+		{"554 to the DATA command", phaseRcpt, &smtpclient.Error{Code: 554, Secode: "5.7.1"}, KindRejected, false},
+		{"550 to MAIL refuses our sender", phaseMail, &smtpclient.Error{Code: 550}, KindSession, true},
+		{"452 to MAIL", phaseMail, &smtpclient.Error{Code: 452}, KindSession, true},
+		{"552 to MAIL with SIZE", phaseMailSize, &smtpclient.Error{Code: 552, Secode: "5.3.4"}, KindSize, false},
+		{"552 to MAIL without SIZE", phaseMail, &smtpclient.Error{Code: 552}, KindSession, true},
+		{"500 after the content is about it", phaseContent, &smtpclient.Error{Code: 500, Secode: "5.5.0"}, KindRejected, false},
+		{"554 after the content", phaseContent, &smtpclient.Error{Code: 554}, KindRejected, false},
+		{"451 after the content", phaseContent, &smtpclient.Error{Code: 451}, KindTemporary, true},
+		{"554 greeting", phaseConnect, &smtpclient.Error{Code: 554}, KindSession, true},
+		{"504 to EHLO", phaseConnect, &smtpclient.Error{Code: 504, Secode: "5.5.2"}, KindSession, true},
+		{"535 to AUTH", phaseAuth, &smtpclient.Error{Code: 535}, KindAuth, true},
 		{"timeout in the transaction", phaseRcpt, timeout, KindConnect, true},
 		{"timeout in TLS", phaseTLS, timeout, KindConnect, true},
 		{"EOF in the transaction", phaseContent, io.EOF, KindConnect, true},

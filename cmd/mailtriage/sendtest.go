@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-smtp"
 
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/config"
 	"github.com/mailtriage/mailtriage/forwarder"
+	"github.com/mailtriage/mailtriage/forwarder/smtpclient"
 	"github.com/mailtriage/mailtriage/internal/mailheader"
 )
 
@@ -129,14 +129,11 @@ func (a answer) matches(code int, enhanced, text string) bool {
 func explainRefusal(err error) string {
 	var code int
 	var enhanced, text string
-	var se *smtp.SMTPError
+	var se *smtpclient.Error
 	var fe *forwarder.Error
 	switch {
-	case errors.As(err, &se):
-		code, text = se.Code, se.Message
-		if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode != (smtp.EnhancedCode{}) {
-			enhanced = fmt.Sprintf("%d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
-		}
+	case errors.As(err, &se) && se.Code != 0:
+		code, enhanced, text = se.Code, se.Secode, se.Line
 	case errors.As(err, &fe):
 		code, text = fe.Code, fe.Message
 	}

@@ -1,33 +1,35 @@
-package forwarder
+package smtpclient
 
 import (
 	"bytes"
 	"io"
 )
 
-// dataWriter encodes a message as the content of SMTP DATA and writes it
-// to the session's connection, under go-smtp: every line ends in CRLF (a
-// bare LF too, RFC 5321 §2.3.8) and a line that starts with "." gets a
-// second one (§4.5.2). A line is what ends in LF, as the analyzer, the IMAP
-// server (its BODYSTRUCTURE) and the renamer read it. CRs that end a line
-// (before its LF, or at the end of the message: "\r\r\n", as some mailers
-// write) are dropped. Any other CR is bare, SMTP must not carry it, and it
-// goes out as "?": made a line break, it gave the helpdesk header fields or
-// MIME boundaries that nobody classified ("Subject: x\rContent-Type:
-// multipart/encrypted" smuggled past the analyzer); made white space, it
-// would still turn "Content-Type\r: x" into a field (RFC 5322 §4.5.1 allows
-// white space before the colon), "\rContent-Type: x" into the continuation of
-// the field before, and "--b\r " into a boundary line. "?" is none of these. It does in one pass, with vectorized scans for the line
-// breaks, what go-smtp's DataCommand writer (net/textproto's DotWriter) does
-// a byte at a time; that writer cost more CPU than the rest of a forward.
+// dataWriter encodes a message as the content of SMTP DATA or BDAT and
+// writes it to w: every line ends in CRLF (a bare LF too, RFC 5321 §2.3.8)
+// and, for DATA, a line that starts with "." gets a second one (§4.5.2;
+// BDAT carries the octets as they are, RFC 3030 §2). A line is what ends in
+// LF, as the analyzer, the IMAP server (its BODYSTRUCTURE) and the
+// forwarder's renamer read it. CRs that end a line (before its LF, or at
+// the end of the message: "\r\r\n", as some mailers write) are dropped.
+// Any other CR is bare, SMTP must not carry it, and it goes out as "?":
+// made a line break, it gave the helpdesk header fields or MIME boundaries
+// that nobody classified ("Subject: x\rContent-Type: multipart/encrypted"
+// smuggled past the analyzer); made white space, it would still turn
+// "Content-Type\r: x" into a field (RFC 5322 §4.5.1 allows white space
+// before the colon), "\rContent-Type: x" into the continuation of the field
+// before, and "--b\r " into a boundary line. "?" is none of these. It does
+// in one pass, with vectorized scans for the line breaks, what
+// net/textproto's DotWriter does a byte at a time.
 //
-// The last line break is held back: DataCommand.Close, which the caller
-// calls without having written through the DataCommand, sends "\r\n.\r\n",
-// ending the last line and the data. So the wire carries exactly what
-// DotWriter would have sent for the message with its CRs so handled,
-// a message without a final line break included.
+// The last line break is held back: for DATA, the "\r\n.\r\n" that ends
+// the data ends the last line too (finish); for BDAT, tail gives it to the
+// LAST chunk. So the server receives the same octets either way, the
+// message's lines each ending in CRLF, a last line without a line break
+// given one.
 type dataWriter struct {
-	w   io.Writer // where go-smtp writes: the connection, or TLS over it
+	w   io.Writer // the connection's writer, or the BDAT chunker
+	dot bool      // DATA: dot-stuff lines
 	out []byte    // encoded, not yet written; cap is the write size
 	in  []byte    // ReadFrom's read buffer
 	n   int64     // octets written to w
@@ -49,9 +51,9 @@ func newDataWriter(bufSize int) *dataWriter {
 	return &dataWriter{out: make([]byte, 0, bufSize), in: make([]byte, bufSize/2)}
 }
 
-// reset starts a new message on w.
-func (d *dataWriter) reset(w io.Writer) {
-	d.w, d.out, d.n, d.err = w, d.out[:0], 0, nil
+// reset starts a new message on w, dot-stuffed when dot (DATA).
+func (d *dataWriter) reset(w io.Writer, dot bool) {
+	d.w, d.dot, d.out, d.n, d.err = w, dot, d.out[:0], 0, nil
 	d.bol, d.eol, d.crs = true, false, 0
 }
 
@@ -79,7 +81,7 @@ func (d *dataWriter) Write(p []byte) (int, error) {
 		}
 		if d.bol {
 			d.bol = false
-			if p[0] == '.' {
+			if p[0] == '.' && d.dot {
 				d.put(dot)
 			}
 		}
@@ -138,6 +140,19 @@ func (d *dataWriter) finish() error {
 	d.crs = 0
 	d.flush()
 	return d.err
+}
+
+// tail ends the message for BDAT: what is buffered and not yet written,
+// with the held-back (or a missing) last line break, for the LAST chunk;
+// CRs that end the message end its last line. The slice is the writer's:
+// it is valid until the next reset.
+func (d *dataWriter) tail() ([]byte, error) {
+	d.crs = 0
+	if len(d.out)+len(crlf) > cap(d.out) {
+		d.flush()
+	}
+	d.out = append(d.out, crlf...)
+	return d.out, d.err
 }
 
 // putBareCRs writes the held CRs, which were bare.

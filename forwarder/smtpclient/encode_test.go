@@ -1,4 +1,4 @@
-package forwarder
+package smtpclient
 
 import (
 	"bufio"
@@ -15,7 +15,7 @@ func wireData(t *testing.T, in []byte, step int) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	d := newDataWriter(16) // a small buffer: many flushes
-	d.reset(&out)
+	d.reset(&out, true)
 	for i := 0; i < len(in); i += step {
 		p := in[i:min(i+step, len(in))]
 		if n, err := d.Write(p); n != len(p) || err != nil {
@@ -31,11 +31,49 @@ func wireData(t *testing.T, in []byte, step int) []byte {
 	return append(out.Bytes(), "\r\n.\r\n"...)
 }
 
-// dotWriterData is the reference: a bare LF made CRLF, a run of CRs before
-// LF (or at the very end, left for the DotWriter to end the line) dropped,
-// any other CR made "?", then net/textproto's DotWriter, which is what
-// go-smtp's DataCommand writes through.
+// wireBDAT is what BDAT chunks carry for in, all chunks joined: the
+// dataWriter's output, cut into writes of step octets, then its tail.
+func wireBDAT(t *testing.T, in []byte, step int) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	d := newDataWriter(16)
+	d.reset(&out, false)
+	for i := 0; i < len(in); i += step {
+		if _, err := d.Write(in[i:min(i+step, len(in))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tail, err := d.tail()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(out.Bytes(), tail...)
+}
+
+// bdatData is the reference for BDAT: the cleaned lines, the last one
+// ending in CRLF.
+func bdatData(in []byte) []byte {
+	c := cleanData(in)
+	if !bytes.HasSuffix(c, []byte("\r\n")) {
+		c = append(c, '\r', '\n')
+	}
+	return c
+}
+
+// dotWriterData is the reference for DATA: cleanData, then net/textproto's
+// DotWriter, which is what go-smtp's DataCommand writes through.
 func dotWriterData(in []byte) []byte {
+	var out bytes.Buffer
+	bw := bufio.NewWriter(&out)
+	w := textproto.NewWriter(bw).DotWriter()
+	w.Write(cleanData(in))
+	w.Close()
+	return out.Bytes()
+}
+
+// cleanData is in with a bare LF made CRLF, a run of CRs before LF (or at
+// the very end, left to end the line) dropped, any other CR made "?".
+func cleanData(in []byte) []byte {
 	var clean []byte
 	for i := 0; i < len(in); i++ {
 		switch b := in[i]; b {
@@ -59,12 +97,7 @@ func dotWriterData(in []byte) []byte {
 			clean = append(clean, b)
 		}
 	}
-	var out bytes.Buffer
-	bw := bufio.NewWriter(&out)
-	w := textproto.NewWriter(bw).DotWriter()
-	w.Write(clean)
-	w.Close()
-	return out.Bytes()
+	return clean
 }
 
 func TestDataWriter(t *testing.T) {
@@ -98,6 +131,11 @@ func TestDataWriter(t *testing.T) {
 			if ref := dotWriterData([]byte(tt.in)); string(ref) != tt.want {
 				t.Fatalf("the DotWriter reference gives %q, the table %q", ref, tt.want)
 			}
+			for step := 1; step <= len(tt.in)+1; step++ {
+				if got, want := wireBDAT(t, []byte(tt.in), step), bdatData([]byte(tt.in)); !bytes.Equal(got, want) {
+					t.Fatalf("BDAT, writes of %d: got %q, want %q", step, got, want)
+				}
+			}
 		})
 	}
 }
@@ -107,8 +145,8 @@ func TestDataWriter(t *testing.T) {
 func TestDataWriterReadFrom(t *testing.T) {
 	in := bytes.Repeat([]byte("line\n.dot\r\n"), 10000)
 	var out bytes.Buffer
-	d := newDataWriter(bufferSize)
-	d.reset(&out)
+	d := newDataWriter(64 << 10)
+	d.reset(&out, true)
 	n, err := io.Copy(d, io.MultiReader(bytes.NewReader(in))) // hides WriterTo: ReadFrom is used
 	if err != nil || n != int64(len(in)) {
 		t.Fatalf("io.Copy = %d, %v", n, err)
@@ -121,7 +159,7 @@ func TestDataWriterReadFrom(t *testing.T) {
 	}
 
 	broken := errors.New("connection reset")
-	d.reset(failingWriter{broken})
+	d.reset(failingWriter{broken}, true)
 	if _, err := io.Copy(d, io.MultiReader(bytes.NewReader(in))); !errors.Is(err, broken) {
 		t.Fatalf("copy to a failing connection: %v, want %v", err, broken)
 	}
@@ -145,7 +183,10 @@ func FuzzDataWriter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte, cut uint8) {
 		step := int(cut%16) + 1
 		if got, want := wireData(t, in, step), dotWriterData(in); !bytes.Equal(got, want) {
-			t.Fatalf("in %q (writes of %d): got %q, want %q", in, step, got, want)
+			t.Fatalf("DATA of %q (writes of %d): got %q, want %q", in, step, got, want)
+		}
+		if got, want := wireBDAT(t, in, step), bdatData(in); !bytes.Equal(got, want) {
+			t.Fatalf("BDAT of %q (writes of %d): got %q, want %q", in, step, got, want)
 		}
 	})
 }
