@@ -173,6 +173,7 @@ func (w *worker) settle(ctx context.Context, done []smtpclient.Done) {
 		switch {
 		case d.Err == nil:
 			f.limits.speedUp()
+			w.s.reused = false
 		case f.redial(w.s, j, d.Err):
 			w.again = append(w.again, j)
 			continue
