@@ -55,7 +55,7 @@ func TestDefaults(t *testing.T) {
 			LeaseTTL:      2 * time.Minute,
 			Forward: Forward{
 				Route: "smtp", To: []string{"desk@example.com"}, From: "triage@example.com", Mode: "redirect",
-				SMTP: Server{Address: "smtp.example.com:587", TLS: "starttls"},
+				SMTP: Server{Address: "smtp.example.com:587", TLS: "starttls", Sessions: Sessions{Connections: 3}},
 			},
 			Policy: map[string]string{
 				"unparseable": "flag", "encrypted": "flag", "signed": "forward",
@@ -154,15 +154,16 @@ func TestValues(t *testing.T) {
 				return strings.Replace(s, "      smtp:\n        address: smtp.example.com\n", "      route: mx\n", 1)
 			},
 			func(c *Config) (any, any) {
-				return *c.Mailboxes[0].Forward.MX, MXRoute{Domain: "example.com", TLS: "required", Port: 25}
+				return *c.Mailboxes[0].Forward.MX, MXRoute{Domain: "example.com", TLS: "required", Port: 25, Sessions: Sessions{Connections: 3}}
 			}},
 		{"route mx with every key",
 			func(s string) string {
 				return strings.Replace(s, "      smtp:\n        address: smtp.example.com\n",
-					"      route: mx\n      mx:\n        tls: opportunistic\n        resolver: 127.0.0.1\n        port: 2525\n        ca_file: /etc/mx.pem\n", 1)
+					"      route: mx\n      mx:\n        tls: opportunistic\n        resolver: 127.0.0.1\n        port: 2525\n        ca_file: /etc/mx.pem\n        connections: 2\n        max_per_minute: 60\n        max_per_day: 5000\n", 1)
 			},
 			func(c *Config) (any, any) {
-				return *c.Mailboxes[0].Forward.MX, MXRoute{Domain: "example.com", TLS: "opportunistic", Resolver: "127.0.0.1:53", Port: 2525, CAFile: "/etc/mx.pem"}
+				return *c.Mailboxes[0].Forward.MX, MXRoute{Domain: "example.com", TLS: "opportunistic", Resolver: "127.0.0.1:53", Port: 2525, CAFile: "/etc/mx.pem",
+					Sessions: Sessions{Connections: 2, MaxPerMinute: 60, MaxPerDay: 5000}}
 			}},
 		{"relays extend the table",
 			func(s string) string {
