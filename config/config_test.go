@@ -542,7 +542,8 @@ func TestExampleHasEveryKey(t *testing.T) {
 		"log:", "format:", "level:", "relays:", "service:", "domains:", "mailboxes:", "name:", "schedule:",
 		"idle:", "imap:", "address:", "tls:", "insecure_plaintext:", "ca_file:", "username:", "auth:",
 		"token_file:", "token_command:", "folder:", "review_folder:", "release_folder:", "after_forward:",
-		"forwarded_folder:", "batch_size:", "lease_ttl:", "forward:", "to:", "from:", "mode:", "route:", "smtp:", "mx:", "resolver:", "port:", "policy:",
+		"forwarded_folder:", "batch_size:", "lease_ttl:", "forward:", "to:", "from:", "mode:", "route:", "smtp:", "mx:", "resolver:", "port:",
+		"connections:", "max_per_minute:", "max_per_day:", "policy:",
 		"unparseable:", "encrypted:", "signed:", "private_relay:", "clean:",
 	} {
 		if !strings.Contains(text, key) {
