@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/forwarder"
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/store"
@@ -59,6 +60,12 @@ const (
 	minScheduleInterval   = time.Second
 	maxMailboxNameLength  = 64
 	maxRelayServiceLength = 64
+
+	// DefaultConnections is forward.smtp.connections and
+	// forward.mx.connections when absent: Exchange Online allows one
+	// mailbox 3 concurrent SMTP connections.
+	DefaultConnections = forwarder.DefaultConnections
+	MaxConnections     = 20
 )
 
 // The values of the enumerated keys.
@@ -160,6 +167,16 @@ type Server struct {
 	OAuth2            *OAuth2      `json:"oauth2,omitempty"`    // with auth: oauth2
 	EHLOName          string       `json:"ehlo_name,omitempty"` // SMTP only; "" = the machine's FQDN, else an address literal
 	Folder            string       `json:"folder,omitempty"`    // forward.imap only: where the copies go
+	Sessions                       // forward.smtp only; zero elsewhere
+}
+
+// Sessions says how the forwarder uses its server: how many SMTP sessions
+// it opens at once, and how many messages it sends in any minute and in any
+// 24 hours (0: no limit). forward.smtp and forward.mx have these keys.
+type Sessions struct {
+	Connections  int `json:"connections,omitempty"`    // 1..MaxConnections; DefaultConnections when absent
+	MaxPerMinute int `json:"max_per_minute,omitempty"` // 0: no limit
+	MaxPerDay    int `json:"max_per_day,omitempty"`    // 0: no limit
 }
 
 // AnalyzerPolicy returns the mailbox's policy as the analyzer takes it.

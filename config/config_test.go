@@ -55,7 +55,7 @@ func TestDefaults(t *testing.T) {
 			LeaseTTL:      2 * time.Minute,
 			Forward: Forward{
 				Route: "smtp", To: []string{"desk@example.com"}, From: "triage@example.com", Mode: "redirect",
-				SMTP: Server{Address: "smtp.example.com:587", TLS: "starttls"},
+				SMTP: Server{Address: "smtp.example.com:587", TLS: "starttls", Sessions: Sessions{Connections: 3}},
 			},
 			Policy: map[string]string{
 				"unparseable": "flag", "encrypted": "flag", "signed": "forward",
@@ -154,15 +154,16 @@ func TestValues(t *testing.T) {
 				return strings.Replace(s, "      smtp:\n        address: smtp.example.com\n", "      route: mx\n", 1)
 			},
 			func(c *Config) (any, any) {
-				return *c.Mailboxes[0].Forward.MX, MXRoute{Domain: "example.com", TLS: "required", Port: 25}
+				return *c.Mailboxes[0].Forward.MX, MXRoute{Domain: "example.com", TLS: "required", Port: 25, Sessions: Sessions{Connections: 3}}
 			}},
 		{"route mx with every key",
 			func(s string) string {
 				return strings.Replace(s, "      smtp:\n        address: smtp.example.com\n",
-					"      route: mx\n      mx:\n        tls: opportunistic\n        resolver: 127.0.0.1\n        port: 2525\n        ca_file: /etc/mx.pem\n", 1)
+					"      route: mx\n      mx:\n        tls: opportunistic\n        resolver: 127.0.0.1\n        port: 2525\n        ca_file: /etc/mx.pem\n        connections: 2\n        max_per_minute: 60\n        max_per_day: 5000\n", 1)
 			},
 			func(c *Config) (any, any) {
-				return *c.Mailboxes[0].Forward.MX, MXRoute{Domain: "example.com", TLS: "opportunistic", Resolver: "127.0.0.1:53", Port: 2525, CAFile: "/etc/mx.pem"}
+				return *c.Mailboxes[0].Forward.MX, MXRoute{Domain: "example.com", TLS: "opportunistic", Resolver: "127.0.0.1:53", Port: 2525, CAFile: "/etc/mx.pem",
+					Sessions: Sessions{Connections: 2, MaxPerMinute: 60, MaxPerDay: 5000}}
 			}},
 		{"relays extend the table",
 			func(s string) string {
@@ -541,7 +542,8 @@ func TestExampleHasEveryKey(t *testing.T) {
 		"log:", "format:", "level:", "relays:", "service:", "domains:", "mailboxes:", "name:", "schedule:",
 		"idle:", "imap:", "address:", "tls:", "insecure_plaintext:", "ca_file:", "username:", "auth:",
 		"token_file:", "token_command:", "folder:", "review_folder:", "release_folder:", "after_forward:",
-		"forwarded_folder:", "batch_size:", "lease_ttl:", "forward:", "to:", "from:", "mode:", "route:", "smtp:", "mx:", "resolver:", "port:", "policy:",
+		"forwarded_folder:", "batch_size:", "lease_ttl:", "forward:", "to:", "from:", "mode:", "route:", "smtp:", "mx:", "resolver:", "port:",
+		"connections:", "max_per_minute:", "max_per_day:", "policy:",
 		"unparseable:", "encrypted:", "signed:", "private_relay:", "clean:",
 	} {
 		if !strings.Contains(text, key) {

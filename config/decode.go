@@ -310,19 +310,44 @@ func (d *decoder) setBool(dst *bool) func(*yaml.Node, string) {
 	}
 }
 
+// integer decodes a scalar as a whole number.
+func (d *decoder) integer(n *yaml.Node, path string) (int, *yaml.Node, bool) {
+	if n = d.resolve(n); n == nil {
+		return 0, nil, false
+	}
+	v, err := strconv.Atoi(n.Value)
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || err != nil {
+		d.errorf(n, path, "must be a whole number, not %s", describe(n))
+		return 0, n, false
+	}
+	return v, n, true
+}
+
 // setInt returns a field decoder storing an integer within [lo, hi].
 func (d *decoder) setInt(dst *int, lo, hi int) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
-		if n = d.resolve(n); n == nil {
-			return
-		}
-		v, err := strconv.Atoi(n.Value)
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || err != nil {
-			d.errorf(n, path, "must be a whole number, not %s", describe(n))
+		v, n, ok := d.integer(n, path)
+		if !ok {
 			return
 		}
 		if v < lo || v > hi {
 			d.errorf(n, path, "%d is out of range %d..%d", v, lo, hi)
+			return
+		}
+		*dst = v
+	}
+}
+
+// setLimit returns a field decoder storing a count that is at most so
+// many: a whole number not below 0, where 0 is no limit.
+func (d *decoder) setLimit(dst *int) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		v, n, ok := d.integer(n, path)
+		if !ok {
+			return
+		}
+		if v < 0 {
+			d.errorf(n, path, "%d is negative; 0 (or no key) is no limit", v)
 			return
 		}
 		*dst = v

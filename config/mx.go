@@ -24,6 +24,7 @@ type MXRoute struct {
 	Resolver string `json:"resolver,omitempty"` // host:port of a recursive DNS server; "" = /etc/resolv.conf
 	Port     int    `json:"port"`               // 25; another only for tests
 	CAFile   string `json:"ca_file,omitempty"`  // extra PEM roots for the MX hosts and the MTA-STS policy host
+	Sessions        // the forwarder's sessions to the MX hosts and its rate limits
 }
 
 // RootCAs returns the system roots plus the certificates of ca_file.
@@ -31,7 +32,7 @@ func (m MXRoute) RootCAs() (*x509.CertPool, error) { return rootCAs(m.CAFile, "t
 
 func (d *decoder) mxRoute(n *yaml.Node, path string) *MXRoute {
 	m := &MXRoute{TLS: MXTLSRequired, Port: DefaultMXPort}
-	d.mapping(n, path, []field{
+	d.mapping(n, path, append([]field{
 		{key: "tls", decode: setEnum(d, &m.TLS, MXTLSRequired, MXTLSOpportunistic)},
 		{key: "resolver", decode: func(n *yaml.Node, p string) {
 			if d.setStr(&m.Resolver)(n, p); m.Resolver != "" {
@@ -40,7 +41,7 @@ func (d *decoder) mxRoute(n *yaml.Node, path string) *MXRoute {
 		}},
 		{key: "port", decode: d.setInt(&m.Port, 1, 65535)},
 		{key: "ca_file", decode: d.setStr(&m.CAFile)},
-	})
+	}, d.sessions(&m.Sessions)...))
 	return m
 }
 

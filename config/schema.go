@@ -383,7 +383,11 @@ func (d *decoder) forward(n *yaml.Node, path string) Forward {
 		{key: "to", decode: func(n *yaml.Node, p string) { fw.To, _ = d.strList(n, p) }},
 		{key: "from", decode: d.setStr(&fw.From)},
 		{key: "mode", decode: setEnum(d, &fw.Mode, ModeRedirect, ModeAttach)},
-		{key: "smtp", decode: func(n *yaml.Node, p string) { fw.SMTP = d.server(n, p, smtpServer()) }},
+		{key: "smtp", decode: func(n *yaml.Node, p string) {
+			var ss Sessions
+			fw.SMTP = d.server(n, p, smtpServer(), d.sessions(&ss)...)
+			fw.SMTP.Sessions = ss
+		}},
 		{key: "imap", decode: func(n *yaml.Node, p string) {
 			folder := DefaultFolder
 			fw.IMAP = d.server(n, p, imapServer(), field{key: "folder", decode: d.setStr(&folder)})
@@ -396,6 +400,19 @@ func (d *decoder) forward(n *yaml.Node, path string) Forward {
 	d.envelope(seen, path, fw.To, &fw.From)
 	d.checkRoute(n, path, seen, &fw)
 	return fw
+}
+
+// sessions are the keys that size the forwarder's sessions, in
+// forward.smtp and forward.mx (checkRoute takes each block only with its
+// route, so route imap has none of them); s gets the defaults first.
+// Connections default to what Exchange Online allows one mailbox.
+func (d *decoder) sessions(s *Sessions) []field {
+	s.Connections = DefaultConnections
+	return []field{
+		{key: "connections", decode: d.setInt(&s.Connections, 1, MaxConnections)},
+		{key: "max_per_minute", decode: d.setLimit(&s.MaxPerMinute)},
+		{key: "max_per_day", decode: d.setLimit(&s.MaxPerDay)},
+	}
 }
 
 // envelope checks the addresses of a block's "to" (at least one) and

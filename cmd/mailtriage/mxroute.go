@@ -32,12 +32,15 @@ func mxForwarderConfig(mb config.Mailbox, log *slog.Logger) (forwarder.Config, e
 		return forwarder.Config{}, fmt.Errorf("mailbox %s: %w", mb.Name, err)
 	}
 	return forwarder.Config{
-		Address: route.Name(),
-		Route:   route.Hops,
-		RootCAs: roots,
-		From:    mb.Forward.From,
-		To:      mb.Forward.To,
-		Mode:    mb.Forward.Mode,
+		Address:      route.Name(),
+		Route:        route.Hops,
+		RootCAs:      roots,
+		From:         mb.Forward.From,
+		To:           mb.Forward.To,
+		Mode:         mb.Forward.Mode,
+		Connections:  m.Connections,
+		MaxPerMinute: m.MaxPerMinute,
+		MaxPerDay:    m.MaxPerDay,
 	}, nil
 }
 

@@ -307,5 +307,8 @@ func forwarderConfig(mb config.Mailbox) (forwarder.Config, error) {
 		To:                mb.Forward.To,
 		Mode:              mb.Forward.Mode,
 		Hostname:          s.EHLOName,
+		Connections:       s.Connections,
+		MaxPerMinute:      s.MaxPerMinute,
+		MaxPerDay:         s.MaxPerDay,
 	}, nil
 }
