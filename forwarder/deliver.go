@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/mailtriage/mailtriage/forwarder/smtpclient"
 
@@ -144,6 +145,16 @@ func (w *worker) send(ctx context.Context, j *job) {
 	f := w.f
 	if w.s == nil {
 		s, err := f.take(ctx)
+		if throttled(err) && j.tries+1 < throttleTries {
+			// A session refused as one too many (Exchange Online's "432
+			// 4.3.2 Concurrent connections limit exceeded"): the others
+			// carry on; this one tries again after a pause.
+			j.tries++
+			f.log.Info("smtp server refuses another session for now; waiting", "error", err)
+			w.again = append(w.again, j)
+			pause(ctx, min(30*time.Second, time.Second<<j.tries))
+			return
+		}
 		if err != nil {
 			w.report(j, err)
 			return
@@ -199,6 +210,16 @@ func (w *worker) settle(ctx context.Context, done []smtpclient.Done) {
 	if w.s != nil && (doomed || w.s.c.Err() != nil) {
 		w.s.c.Close()
 		w.s = nil
+	}
+}
+
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 

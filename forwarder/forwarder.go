@@ -34,7 +34,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/mailheader"
 	"github.com/mailtriage/mailtriage/internal/tlsmode"
@@ -180,4 +179,3 @@ func validHostname(h string) bool {
 	}
 	return true
 }
-

@@ -102,13 +102,10 @@ func (l *limits) wait(ctx context.Context, flush func()) error {
 	delay = max(delay, r.DelayFrom(now))
 	if delay > 0 {
 		flush()
-		t := time.NewTimer(delay)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
+		pause(ctx, delay)
+		if ctx.Err() != nil {
 			cancel()
 			return context.Cause(ctx)
-		case <-t.C:
 		}
 	}
 	l.mu.Lock()

@@ -16,11 +16,11 @@ const chunkSize = 64 << 10
 
 // Tx is one mail transaction.
 type Tx struct {
-	From    string   // the reverse-path; "" for the null one (RFC 5321 §4.5.5)
-	To      []string // the recipients
-	Size    int64    // the message's size for SIZE= (RFC 1870 §3); 0: not declared
-	UTF8    bool     // SMTPUTF8 (RFC 6531 §3.4): an address or the header is UTF-8; the server must offer it
-	Tag     any      // the caller's, for telling Done values apart
+	From string   // the reverse-path; "" for the null one (RFC 5321 §4.5.5)
+	To   []string // the recipients
+	Size int64    // the message's size for SIZE= (RFC 1870 §3); 0: not declared
+	UTF8 bool     // SMTPUTF8 (RFC 6531 §3.4): an address or the header is UTF-8; the server must offer it
+	Tag  any      // the caller's, for telling Done values apart
 	// Content writes the message, once. Its lines may end in LF or CRLF;
 	// the Conn encodes them (dataWriter). An error from it (not from the
 	// writer) abandons the message: the server never sees its end.
