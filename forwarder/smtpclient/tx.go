@@ -145,6 +145,7 @@ func (c *Conn) sendData(tx *Tx, done []Done) []Done {
 		// the final "." that would complete a message not read whole.
 		return c.abandon(tx, err, done)
 	}
+	c.write(crlf) // the last line's break, held back by the dataWriter
 	c.owe(tx, kindEnd, "end of data", ".")
 	return c.syncUnlessPipelining(done)
 }
