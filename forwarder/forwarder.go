@@ -52,9 +52,6 @@ const DefaultTimeout = time.Minute
 // allows one mailbox (3 concurrent connections).
 const DefaultConnections = 3
 
-// bufferSize is DATA's write size (dataWriter).
-const bufferSize = 64 << 10
-
 // Config says where and how to forward.
 type Config struct {
 	Address           string           // host:port
