@@ -1,8 +1,11 @@
 // Package forwarder hands clean mail to the helpdesk over SMTP.
 //
-// It streams each message from its source (the IMAP FETCH literal) into SMTP
-// DATA through one 64 KiB buffer, on one connection reused from message to
-// message, and prepends the annotation header fields of DESIGN.md §3. In
+// It sends each message (buffered by the caller: Body) over up to
+// Config.Connections sessions at once, reused from message to message and
+// from cycle to cycle, with up to PipelineDepth transactions in flight on
+// each (PIPELINING and BDAT, package smtpclient), paced by the configured
+// rate limits and slowed down by a server that says it gets too many
+// (limit.go); and it prepends the annotation header fields of DESIGN.md §3. In
 // redirect mode (the default) the original follows under the annotation and
 // a Resent-* block (RFC 5322 §3.6.6); in attach mode a new message carries a
 // short summary of the verdict and the original as a message/rfc822 part
@@ -15,7 +18,7 @@
 // (SMTPUTF8). It never sends over plain text unless told to, never skips
 // certificate verification, never holds a whole message in memory, never
 // changes the original except to end its lines in CRLF (a line ends at LF, as
-// the analyzer reads it; a bare CR goes out as "?": dataWriter) and to rename
+// the analyzer reads it; a bare CR goes out as "?": smtpclient) and to rename
 // the sender's X-Mailtriage-* fields, and never puts a credential in an error
 // or a log line.
 //
