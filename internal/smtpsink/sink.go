@@ -5,11 +5,18 @@
 // 8BITMIME (RFC 6152), SIZE (RFC 1870), SMTPUTF8 (RFC 6531), STARTTLS
 // (RFC 3207) or implicit TLS (RFC 8314) with a self-signed certificate it
 // generates, and AUTH (RFC 4954) with PLAIN (RFC 4616), OAUTHBEARER
-// (RFC 7628) and XOAUTH2. Faults can be injected
-// while it runs: a reply (code, enhanced code, text) for EHLO, AUTH, MAIL,
-// RCPT or DATA, a connection dropped in the middle of DATA, a delay before
-// every reply. With Options.SendAsDenied it refuses a header From other
-// than the authenticated user, as Exchange Online does.
+// (RFC 7628) and XOAUTH2, PIPELINING (RFC 2920) and CHUNKING (RFC 3030).
+// Faults can be injected while it runs: a reply (code, enhanced code,
+// text) for EHLO, AUTH, MAIL, RCPT or the end of data, a connection dropped
+// in the middle of a message (DATA or BDAT), a delay before every reply.
+// With Options.SendAsDenied it refuses a header From other than the
+// authenticated user, as Exchange Online does.
+//
+// It plays servers of the field: without PIPELINING or CHUNKING
+// (Options.HidePipelining, Options.HideChunking).
+// It follows the dialogue on the wire and records what a client did
+// wrong there (Sink.Violations) and how it used the server (Sink.Stats:
+// connections at once, commands pipelined, BDAT, RSET).
 //
 // It never relays anything, never listens beyond loopback and never holds
 // more than MaxMessageBytes of one message in memory.
@@ -62,6 +69,44 @@ type Options struct {
 	// send as: 554 5.2.252 SendAsDenied (sendAsDenied). It reads the kept
 	// bytes: not with DiscardBodies.
 	SendAsDenied bool
+	// HidePipelining leaves PIPELINING (RFC 2920) out of the EHLO reply,
+	// as a server without the extension answers. A client must then wait
+	// for each reply before it sends the next command (RFC 2920 §2, RFC
+	// 5321 §4.1.1): a command that arrives while a reply to an earlier one
+	// is still owed is a violation, "connection 2: MAIL sent before the
+	// reply to RCPT". Not with tlsmode.StartTLS (after STARTTLS the wire
+	// is encrypted; Start refuses the combination).
+	HidePipelining bool
+	// HideChunking leaves CHUNKING (RFC 3030) out of the EHLO reply. A
+	// BDAT command is then refused with 502 5.5.1, as a server without
+	// BDAT refuses an unimplemented command (RFC 5321 §4.2.4), its chunk
+	// still read and dropped so the dialogue stays in step; each BDAT is a
+	// violation, "connection 1: BDAT without CHUNKING". The refusal ends
+	// the transaction (go-smtp forgets MAIL and RCPT). Not with
+	// tlsmode.StartTLS.
+	HideChunking bool
+}
+
+// Stats count how clients used the sink since Start or Reset.
+//
+// The counts that come from the wire (BDATCommands, RSETCommands,
+// MaxPipelined, Violations) stop at STARTTLS on a tlsmode.StartTLS
+// connection: after it the wire is encrypted. With tlsmode.Implicit the
+// sink reads inside TLS and they are complete.
+type Stats struct {
+	Connections   int // connections accepted
+	MaxConcurrent int // the most connections open at once
+	Transactions  int // MAIL FROM commands accepted: mail transactions begun (RFC 5321 §3.3)
+	DATACommands  int // DATA commands answered with 354, as DataCommands
+	BDATCommands  int // BDAT commands received (RFC 3030), one per chunk, refused ones included
+	RSETCommands  int // RSET commands received
+	// MaxPipelined is the largest number of replies a client was owed on
+	// one connection when a command arrived, that command's included: 1
+	// for a client that waits for every reply, 3 for MAIL, RCPT and DATA
+	// sent at once, 5 for the end of data (which is owed a reply too),
+	// RSET, MAIL, RCPT and DATA at once.
+	MaxPipelined int
+	Violations   int // protocol violations, as Sink.Violations lists them
 }
 
 // sendAsDenied is the reply of Options.SendAsDenied, worded as Exchange
@@ -121,14 +166,20 @@ type Sink struct {
 	closeOnce sync.Once // go-smtp's Server.Close panics when called twice at once
 	closeErr  error
 
-	mu       sync.Mutex
-	messages []Message
-	count    int
-	dataCmds int
-	conns    map[string]int // remote address -> connection number, from 1
-	hellos   []string       // the EHLO names, one per session (STARTTLS starts a second)
-	fault    Fault
+	mu         sync.Mutex
+	messages   []Message
+	count      int
+	dataCmds   int
+	conns      map[string]int // remote address -> connection number, from 1
+	hellos     []string       // the EHLO names, one per session (STARTTLS starts a second)
+	fault      Fault
+	stats      Stats
+	open       int      // connections open now
+	violations []string // the first maxViolations
 }
+
+// maxViolations bounds the violations kept; Stats.Violations counts them all.
+const maxViolations = 1000
 
 // Start listens on a free port of 127.0.0.1 and serves until Close or until
 // ctx ends.
@@ -138,6 +189,9 @@ func Start(ctx context.Context, opt Options) (*Sink, error) {
 	}
 	if opt.Timeout == 0 {
 		opt.Timeout = time.Minute
+	}
+	if (opt.HidePipelining || opt.HideChunking) && opt.TLS == tlsmode.StartTLS {
+		return nil, errors.New("smtpsink: HidePipelining and HideChunking need TLS none or implicit: after STARTTLS the EHLO reply is encrypted on the wire")
 	}
 	s := &Sink{opt: opt, done: make(chan error, 1), conns: make(map[string]int)}
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
@@ -160,7 +214,7 @@ func Start(ctx context.Context, opt Options) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("smtpsink: listen on %s: %w", opt.Listen, err)
 	}
-	var l net.Listener = &countingListener{Listener: tcp, sink: s}
+	var l net.Listener = tcp
 	switch opt.TLS {
 	case "", tlsmode.None:
 		srv.AllowInsecureAuth = true
@@ -168,20 +222,25 @@ func Start(ctx context.Context, opt Options) (*Sink, error) {
 		cert := opt.Cert
 		if cert == nil {
 			if cert, err = selfsigned.Loopback("mailtriage smtpsink"); err != nil {
-				l.Close()
+				tcp.Close()
 				return nil, fmt.Errorf("smtpsink: %w", err)
 			}
 		}
 		cfg := &tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS12}
 		s.pool = cert.RootCAs
-		srv.TLSConfig = cfg
 		if opt.TLS == tlsmode.Implicit {
-			l = tls.NewListener(l, cfg)
+			// The sink follows the dialogue inside TLS: go-smtp is given
+			// the plaintext side, and told that AUTH is safe on it.
+			l = tls.NewListener(tcp, cfg)
+			srv.AllowInsecureAuth = true
+		} else {
+			srv.TLSConfig = cfg
 		}
 	default:
-		l.Close()
+		tcp.Close()
 		return nil, fmt.Errorf("smtpsink: unknown TLS mode %q", opt.TLS)
 	}
+	l = &countingListener{Listener: l, sink: s}
 	s.server, s.listener = srv, l
 	go func() { s.done <- srv.Serve(l) }()
 	context.AfterFunc(ctx, func() { s.Close() })
@@ -223,6 +282,37 @@ func (s *Sink) Connections() int {
 	return len(s.conns)
 }
 
+// Stats returns the counts since Start or the last Reset.
+func (s *Sink) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.DATACommands = s.dataCmds
+	return st
+}
+
+// Violations are the protocol violations clients committed, oldest first,
+// each naming its connection (numbered as Message.Connection), the first
+// 1000 of them:
+//
+//   - with HidePipelining, a command sent while a reply to an earlier one
+//     was owed: "connection 2: MAIL sent before the reply to RCPT";
+//   - with HideChunking, "connection 1: BDAT without CHUNKING";
+//   - always, anything sent before the reply to a command that must end a
+//     pipelined group (RFC 2920 §3.1: EHLO, DATA, VRFY, EXPN, TURN, QUIT,
+//     NOOP; STARTTLS and AUTH, extensions' commands, too; and before the
+//     greeting): "connection 1: message content sent before the reply to
+//     DATA", "connection 3: MAIL sent before the reply to EHLO".
+//
+// A violation is only seen when the sink read the octets before it wrote
+// the reply; one right at the moment of the reply can go unseen, but a
+// client that waits for its replies is never reported.
+func (s *Sink) Violations() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.violations)
+}
+
 // Hellos are the names clients gave in EHLO, one per session: a STARTTLS
 // connection has two, before and after TLS.
 func (s *Sink) Hellos() []string {
@@ -238,11 +328,12 @@ func (s *Sink) SetFault(f Fault) {
 	s.fault = f
 }
 
-// Reset forgets the recorded messages and counters.
+// Reset forgets the recorded messages, counters, stats and violations.
 func (s *Sink) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.messages, s.count, s.dataCmds, s.hellos = nil, 0, 0, nil
+	s.stats, s.violations = Stats{MaxConcurrent: s.open}, nil
 	clear(s.conns)
 }
 
@@ -318,7 +409,50 @@ func (s *Sink) consume() {
 	}
 }
 
-// countingListener numbers the connections it accepts.
+// violation records a protocol violation.
+func (s *Sink) violation(v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.Violations++
+	if len(s.violations) < maxViolations {
+		s.violations = append(s.violations, v)
+	}
+}
+
+// tally changes the stats with f.
+func (s *Sink) tally(f func(*Stats)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(&s.stats)
+}
+
+// pipelined notes a command that arrived when n replies were owed, its own
+// included.
+func (s *Sink) pipelined(n int) {
+	s.tally(func(st *Stats) { st.MaxPipelined = max(st.MaxPipelined, n) })
+}
+
+// opened numbers a new connection from addr and counts it open.
+func (s *Sink) opened(addr string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.conns) + 1
+	s.conns[addr] = n
+	s.open++
+	s.stats.Connections++
+	s.stats.MaxConcurrent = max(s.stats.MaxConcurrent, s.open)
+	return n
+}
+
+// closed counts a connection closed.
+func (s *Sink) closed() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.open--
+}
+
+// countingListener numbers the connections it accepts and gives go-smtp
+// each as a wireConn.
 type countingListener struct {
 	net.Listener
 	sink *Sink
@@ -326,12 +460,10 @@ type countingListener struct {
 
 func (l *countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
-	if err == nil {
-		l.sink.mu.Lock()
-		l.sink.conns[c.RemoteAddr().String()] = len(l.sink.conns) + 1
-		l.sink.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	return newWireConn(c, l.sink, l.sink.opened(c.RemoteAddr().String())), nil
 }
 
 // newSession starts a session: on the first EHLO, and again after STARTTLS.
@@ -344,13 +476,18 @@ func (s *Sink) newSession(c *smtp.Conn) (smtp.Session, error) {
 	n := s.conns[c.Conn().RemoteAddr().String()]
 	s.hellos = append(s.hellos, c.Hostname())
 	s.mu.Unlock()
-	return &session{sink: s, conn: c, number: n}, nil
+	w, _ := c.Conn().(*wireConn)
+	if tc, ok := c.Conn().(*tls.Conn); ok { // after STARTTLS
+		w, _ = tc.NetConn().(*wireConn)
+	}
+	return &session{sink: s, conn: c, wire: w, number: n}, nil
 }
 
 // session is one SMTP connection's transaction state.
 type session struct {
 	sink   *Sink
 	conn   *smtp.Conn
+	wire   *wireConn
 	number int
 	authed bool
 	msg    Message
@@ -458,6 +595,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if e := ss.sink.trigger(StageMail); e != nil {
 		return e
 	}
+	ss.sink.tally(func(st *Stats) { st.Transactions++ })
 	ss.msg = Message{From: from, Connection: ss.number}
 	if opts != nil {
 		ss.msg.UTF8 = opts.UTF8
@@ -476,10 +614,24 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
+// errNoBDAT refuses BDAT with Options.HideChunking, in go-smtp's words for
+// a command it does not implement.
+var errNoBDAT = &smtp.SMTPError{Code: 502, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "BDAT command not implemented"}
+
+// Data takes a message: after DATA's 354, or the chunks of BDAT, which
+// go-smtp pipes to r, the reply to the chunk it is reading being the
+// error Data returns early, and to BDAT LAST the error it returns at the
+// end.
 func (ss *session) Data(r io.Reader) error {
-	ss.sink.mu.Lock()
-	ss.sink.dataCmds++
-	ss.sink.mu.Unlock()
+	_, bdat := r.(*io.PipeReader)
+	if bdat && ss.sink.opt.HideChunking {
+		return errNoBDAT // go-smtp drops the rest of the chunk
+	}
+	if !bdat {
+		ss.sink.mu.Lock()
+		ss.sink.dataCmds++
+		ss.sink.mu.Unlock()
+	}
 	time.Sleep(ss.sink.delay())
 	if n := ss.sink.dropAfter(); n > 0 {
 		// Read part of the message, then hang up without a reply.
