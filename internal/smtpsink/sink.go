@@ -13,7 +13,8 @@
 // authenticated user, as Exchange Online does.
 //
 // It plays servers of the field: without PIPELINING or CHUNKING
-// (Options.HidePipelining, Options.HideChunking).
+// (Options.HidePipelining, Options.HideChunking), with a rate limit
+// (Options.RateLimit).
 // It follows the dialogue on the wire and records what a client did
 // wrong there (Sink.Violations) and how it used the server (Sink.Stats:
 // connections at once, commands pipelined, BDAT, RSET).
@@ -85,7 +86,37 @@ type Options struct {
 	// the transaction (go-smtp forgets MAIL and RCPT). Not with
 	// tlsmode.StartTLS.
 	HideChunking bool
+	// RateLimit throttles message submission across all connections.
+	RateLimit RateLimit
 }
+
+// RateLimit refuses a mail transaction at MAIL FROM while N messages have
+// been accepted in the last Per, on any connection, counting as accepted
+// too the transactions already past MAIL FROM and not yet ended (pipelined
+// or on other connections): so no window of Per ever holds more than N
+// accepted messages. A message counts from its accept time, the end of
+// its data, and leaves the window Per later. The zero RateLimit (N == 0)
+// limits nothing.
+//
+// The default reply is 450 4.7.0 with Exchange's wording, "Message
+// submission rate for this client has exceeded the configured limit"
+// (Exchange Server answers it with 421 4.4.2 when a receive connector's
+// MessageRateLimit per minute is exceeded). Gmail's throttling replies
+// (support.google.com/a/answer/3726730) are "421 4.7.0 Try again later,
+// closing connection." and "450 4.2.1 The user you are trying to contact
+// is receiving mail at a rate that prevents additional messages from
+// being delivered. ...". With Code 421 the sink closes the connection
+// after the reply, as RFC 5321 §3.8 has a server do.
+type RateLimit struct {
+	N        int               // messages accepted at most in any window of Per; 0: no limit
+	Per      time.Duration     // the window; must be > 0 when N > 0
+	Code     int               // reply code of a refusal; 450 when 0
+	Enhanced smtp.EnhancedCode // RFC 3463 code of the reply; Code's class with .7.0 when zero
+	Text     string            // reply text; DefaultRateText when empty
+}
+
+// DefaultRateText is the text of a RateLimit refusal, Exchange's wording.
+const DefaultRateText = "Message submission rate for this client has exceeded the configured limit"
 
 // Stats count how clients used the sink since Start or Reset.
 //
@@ -106,6 +137,7 @@ type Stats struct {
 	// sent at once, 5 for the end of data (which is owed a reply too),
 	// RSET, MAIL, RCPT and DATA at once.
 	MaxPipelined int
+	RateRefusals int // transactions refused by RateLimit
 	Violations   int // protocol violations, as Sink.Violations lists them
 }
 
@@ -174,8 +206,10 @@ type Sink struct {
 	hellos     []string       // the EHLO names, one per session (STARTTLS starts a second)
 	fault      Fault
 	stats      Stats
-	open       int      // connections open now
-	violations []string // the first maxViolations
+	open       int         // connections open now
+	violations []string    // the first maxViolations
+	accepted   []time.Time // accept times of the messages in RateLimit's window
+	reserved   int         // transactions past MAIL FROM under RateLimit, not yet ended
 }
 
 // maxViolations bounds the violations kept; Stats.Violations counts them all.
@@ -192,6 +226,20 @@ func Start(ctx context.Context, opt Options) (*Sink, error) {
 	}
 	if (opt.HidePipelining || opt.HideChunking) && opt.TLS == tlsmode.StartTLS {
 		return nil, errors.New("smtpsink: HidePipelining and HideChunking need TLS none or implicit: after STARTTLS the EHLO reply is encrypted on the wire")
+	}
+	if rl := &opt.RateLimit; rl.N != 0 {
+		if rl.N < 0 || rl.Per <= 0 {
+			return nil, fmt.Errorf("smtpsink: RateLimit %d per %v: want N > 0 and Per > 0", rl.N, rl.Per)
+		}
+		if rl.Code == 0 {
+			rl.Code = 450
+		}
+		if rl.Enhanced == (smtp.EnhancedCode{}) {
+			rl.Enhanced = smtp.EnhancedCode{rl.Code / 100, 7, 0}
+		}
+		if rl.Text == "" {
+			rl.Text = DefaultRateText
+		}
 	}
 	s := &Sink{opt: opt, done: make(chan error, 1), conns: make(map[string]int)}
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
@@ -328,12 +376,13 @@ func (s *Sink) SetFault(f Fault) {
 	s.fault = f
 }
 
-// Reset forgets the recorded messages, counters, stats and violations.
+// Reset forgets the recorded messages, counters, stats, violations and the
+// messages in RateLimit's window.
 func (s *Sink) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.messages, s.count, s.dataCmds, s.hellos = nil, 0, 0, nil
-	s.stats, s.violations = Stats{MaxConcurrent: s.open}, nil
+	s.stats, s.violations, s.accepted = Stats{MaxConcurrent: s.open}, nil, nil
 	clear(s.conns)
 }
 
@@ -485,12 +534,13 @@ func (s *Sink) newSession(c *smtp.Conn) (smtp.Session, error) {
 
 // session is one SMTP connection's transaction state.
 type session struct {
-	sink   *Sink
-	conn   *smtp.Conn
-	wire   *wireConn
-	number int
-	authed bool
-	msg    Message
+	sink     *Sink
+	conn     *smtp.Conn
+	wire     *wireConn
+	number   int
+	authed   bool
+	msg      Message
+	reserved bool // holds one of RateLimit's places; under sink.mu
 }
 
 var _ smtp.AuthSession = (*session)(nil)
@@ -595,6 +645,12 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if e := ss.sink.trigger(StageMail); e != nil {
 		return e
 	}
+	if e := ss.sink.reserve(ss); e != nil {
+		if e.Code == 421 && ss.wire != nil {
+			ss.wire.closeAfterReply()
+		}
+		return e
+	}
 	ss.sink.tally(func(st *Stats) { st.Transactions++ })
 	ss.msg = Message{From: from, Connection: ss.number}
 	if opts != nil {
@@ -655,13 +711,61 @@ func (ss *session) Data(r io.Reader) error {
 	ss.sink.mu.Lock()
 	ss.sink.messages = append(ss.sink.messages, m)
 	ss.sink.count++
+	if ss.reserved {
+		ss.reserved = false
+		ss.sink.reserved--
+		ss.sink.accepted = append(ss.sink.accepted, time.Now())
+	}
 	ss.sink.mu.Unlock()
 	return nil
 }
 
-func (ss *session) Reset() { ss.msg = Message{} }
+func (ss *session) Reset() {
+	ss.msg = Message{}
+	ss.sink.release(ss)
+}
 
-func (ss *session) Logout() error { return nil }
+func (ss *session) Logout() error {
+	ss.sink.release(ss)
+	return nil
+}
+
+// reserve takes one of RateLimit's places for the transaction ss begins,
+// or returns the refusal when there is none.
+func (s *Sink) reserve(ss *session) *smtp.SMTPError {
+	rl := s.opt.RateLimit
+	if rl.N == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss.reserved { // a second MAIL in the transaction
+		return nil
+	}
+	now := time.Now()
+	i := 0
+	for i < len(s.accepted) && now.Sub(s.accepted[i]) >= rl.Per {
+		i++
+	}
+	s.accepted = s.accepted[i:]
+	if len(s.accepted)+s.reserved >= rl.N {
+		s.stats.RateRefusals++
+		return &smtp.SMTPError{Code: rl.Code, EnhancedCode: rl.Enhanced, Message: rl.Text}
+	}
+	s.reserved++
+	ss.reserved = true
+	return nil
+}
+
+// release gives back the place of a transaction that ended unaccepted.
+func (s *Sink) release(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss.reserved {
+		ss.reserved = false
+		s.reserved--
+	}
+}
 
 // headerFrom is the address of the From field of msg, "" when it has
 // none or it does not parse.

@@ -42,6 +42,7 @@ type wireConn struct {
 	rerr     error
 	closed   bool
 	deadline time.Time // Read's deadline
+	closeAt  bool      // close after the next Write (a 421 reply)
 
 	// The client's side.
 	opaque   bool      // after STARTTLS: TLS records, not SMTP
@@ -250,13 +251,25 @@ func (c *wireConn) Write(p []byte) (int, error) {
 	if !c.opaque {
 		out = c.replyBytes(p)
 	}
+	closeAt := c.closeAt
+	c.closeAt = false
 	c.mu.Unlock()
 	if len(out) > 0 {
 		if _, err := c.raw.Write(out); err != nil {
 			return 0, err
 		}
 	}
+	if closeAt {
+		c.Close()
+	}
 	return len(p), nil
+}
+
+// closeAfterReply closes the connection once the next reply is written.
+func (c *wireConn) closeAfterReply() {
+	c.mu.Lock()
+	c.closeAt = true
+	c.mu.Unlock()
 }
 
 func (c *wireConn) Close() error {

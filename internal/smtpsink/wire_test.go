@@ -3,6 +3,7 @@ package smtpsink
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"net"
 	"slices"
 	"strconv"
@@ -93,6 +94,16 @@ func (w *wire) do(cmd string, code int) []string {
 	w.t.Helper()
 	w.send(cmd + "\r\n")
 	return w.expect(code)
+}
+
+// closed expects the server to have closed the connection without a reply.
+func (w *wire) closed() {
+	w.t.Helper()
+	code, l, err := w.reply()
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		w.t.Fatalf("reply %d %q, %v; want the connection closed", code, l, err)
+	}
 }
 
 const (
@@ -369,6 +380,94 @@ func (w *wire) transaction() int {
 	w.send(content)
 	w.expect(250)
 	return code
+}
+
+// TestRateLimit: the N+1th message in a window of Per is refused at MAIL
+// FROM, across connections and counting transactions in flight; a message
+// leaves the window Per after its accept time.
+func TestRateLimit(t *testing.T) {
+	tests := []struct {
+		name   string
+		limit  RateLimit
+		script func(t *testing.T, s *Sink)
+	}{
+		{
+			name:  "sliding window",
+			limit: RateLimit{N: 2, Per: time.Second},
+			script: func(t *testing.T, s *Sink) {
+				w := connect(t, s)
+				w.do("EHLO client.example", 250)
+				if c := w.transaction(); c != 250 {
+					t.Fatalf("first message: %d", c)
+				}
+				first := time.Now()
+				time.Sleep(300 * time.Millisecond)
+				if c := w.transaction(); c != 250 {
+					t.Fatalf("second message: %d", c)
+				}
+				r := w.do("MAIL FROM:<from@example.com>", 450)
+				if !strings.HasPrefix(r[0], "450 4.7.0 "+DefaultRateText) {
+					t.Errorf("refusal %q", r)
+				}
+				// The first message leaves the window; the second is in it.
+				time.Sleep(time.Until(first.Add(time.Second + 100*time.Millisecond)))
+				if c := w.transaction(); c != 250 {
+					t.Fatalf("message after the first left the window: %d", c)
+				}
+				if c := w.transaction(); c != 450 {
+					t.Fatalf("third message in the window: %d", c)
+				}
+				if st := s.Stats(); s.Count() != 3 || st.RateRefusals != 2 || st.Transactions != 3 {
+					t.Errorf("%d messages, stats %+v", s.Count(), st)
+				}
+			},
+		},
+		{
+			name:  "transactions in flight on other connections",
+			limit: RateLimit{N: 1, Per: time.Minute},
+			script: func(t *testing.T, s *Sink) {
+				a, b := connect(t, s), connect(t, s)
+				a.do("EHLO a.example", 250)
+				b.do("EHLO b.example", 250)
+				a.do("MAIL FROM:<a@example.com>", 250)
+				b.do("MAIL FROM:<b@example.com>", 450)
+				a.do("RSET", 250) // gives the place back
+				b.do("MAIL FROM:<b@example.com>", 250)
+				a.do("MAIL FROM:<a@example.com>", 450)
+				b.do("RCPT TO:<to@example.com>", 250)
+				b.do("DATA", 354)
+				b.send(content)
+				b.expect(250)
+				a.do("MAIL FROM:<a@example.com>", 450)
+				if st := s.Stats(); s.Count() != 1 || st.RateRefusals != 3 {
+					t.Errorf("%d messages, stats %+v", s.Count(), st)
+				}
+			},
+		},
+		{
+			name:  "421 closes the connection",
+			limit: RateLimit{N: 1, Per: time.Minute, Code: 421, Text: "Try again later, closing connection."},
+			script: func(t *testing.T, s *Sink) {
+				w := connect(t, s)
+				w.do("EHLO client.example", 250)
+				if c := w.transaction(); c != 250 {
+					t.Fatalf("first message: %d", c)
+				}
+				if r := w.do("MAIL FROM:<from@example.com>", 421); r[0] != "421 4.7.0 Try again later, closing connection." {
+					t.Errorf("refusal %q", r)
+				}
+				w.closed()
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.script(t, start(t, Options{RateLimit: tt.limit}))
+		})
+	}
+	if _, err := Start(t.Context(), Options{RateLimit: RateLimit{N: 1}}); err == nil {
+		t.Error("Start took a RateLimit without Per")
+	}
 }
 
 // TestStats: connections at once, transactions, DATA, BDAT and RSET.
