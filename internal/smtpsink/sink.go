@@ -14,7 +14,7 @@
 //
 // It plays servers of the field: without PIPELINING or CHUNKING
 // (Options.HidePipelining, Options.HideChunking), with a rate limit
-// (Options.RateLimit).
+// (Options.RateLimit), refusing service at connect (Options.Greeting554).
 // It follows the dialogue on the wire and records what a client did
 // wrong there (Sink.Violations) and how it used the server (Sink.Stats:
 // connections at once, commands pipelined, BDAT, RSET).
@@ -24,6 +24,7 @@
 package smtpsink
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -88,6 +89,12 @@ type Options struct {
 	HideChunking bool
 	// RateLimit throttles message submission across all connections.
 	RateLimit RateLimit
+	// Greeting554 answers every connection with "554 <domain> No SMTP
+	// service here" instead of the 220 greeting (RFC 5321 §3.1), then
+	// "503 Bad sequence of commands" to every command but QUIT, which it
+	// answers with 221 and closes; it closes too when the client leaves or
+	// is silent for Timeout. No session is started: Hellos stays empty.
+	Greeting554 bool
 }
 
 // RateLimit refuses a mail transaction at MAIL FROM while N messages have
@@ -206,10 +213,11 @@ type Sink struct {
 	hellos     []string       // the EHLO names, one per session (STARTTLS starts a second)
 	fault      Fault
 	stats      Stats
-	open       int         // connections open now
-	violations []string    // the first maxViolations
-	accepted   []time.Time // accept times of the messages in RateLimit's window
-	reserved   int         // transactions past MAIL FROM under RateLimit, not yet ended
+	open       int                   // connections open now
+	violations []string              // the first maxViolations
+	accepted   []time.Time           // accept times of the messages in RateLimit's window
+	reserved   int                   // transactions past MAIL FROM under RateLimit, not yet ended
+	refusing   map[net.Conn]struct{} // Greeting554's connections, which go-smtp does not see
 }
 
 // maxViolations bounds the violations kept; Stats.Violations counts them all.
@@ -241,7 +249,7 @@ func Start(ctx context.Context, opt Options) (*Sink, error) {
 			rl.Text = DefaultRateText
 		}
 	}
-	s := &Sink{opt: opt, done: make(chan error, 1), conns: make(map[string]int)}
+	s := &Sink{opt: opt, done: make(chan error, 1), conns: make(map[string]int), refusing: make(map[net.Conn]struct{})}
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = "sink.localhost"
 	srv.MaxMessageBytes = opt.MaxMessageBytes
@@ -391,6 +399,11 @@ func (s *Sink) Reset() {
 func (s *Sink) Close() error {
 	s.closeOnce.Do(func() {
 		err := s.server.Close()
+		s.mu.Lock()
+		for c := range s.refusing {
+			c.Close()
+		}
+		s.mu.Unlock()
 		if errors.Is(err, smtp.ErrServerClosed) {
 			return
 		}
@@ -501,18 +514,53 @@ func (s *Sink) closed() {
 }
 
 // countingListener numbers the connections it accepts and gives go-smtp
-// each as a wireConn.
+// each as a wireConn, or answers it with 554 itself (Options.Greeting554).
 type countingListener struct {
 	net.Listener
 	sink *Sink
 }
 
 func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		n := l.sink.opened(c.RemoteAddr().String())
+		if !l.sink.opt.Greeting554 {
+			return newWireConn(c, l.sink, n), nil
+		}
+		l.sink.mu.Lock()
+		l.sink.refusing[c] = struct{}{}
+		l.sink.mu.Unlock()
+		go l.sink.refuse(c)
 	}
-	return newWireConn(c, l.sink, l.sink.opened(c.RemoteAddr().String())), nil
+}
+
+// refuse answers c as Options.Greeting554 says.
+func (s *Sink) refuse(c net.Conn) {
+	defer func() {
+		c.Close()
+		s.mu.Lock()
+		delete(s.refusing, c)
+		s.open--
+		s.mu.Unlock()
+	}()
+	c.SetDeadline(time.Now().Add(s.opt.Timeout))
+	if _, err := fmt.Fprintf(c, "554 %s No SMTP service here\r\n", s.server.Domain); err != nil {
+		return
+	}
+	lines := bufio.NewScanner(c)
+	for lines.Scan() {
+		c.SetDeadline(time.Now().Add(s.opt.Timeout))
+		if strings.EqualFold(strings.TrimSpace(lines.Text()), "QUIT") {
+			io.WriteString(c, "221 Bye\r\n")
+			return
+		}
+		if _, err := io.WriteString(c, "503 Bad sequence of commands\r\n"); err != nil {
+			return
+		}
+	}
 }
 
 // newSession starts a session: on the first EHLO, and again after STARTTLS.

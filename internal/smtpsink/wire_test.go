@@ -494,3 +494,32 @@ func TestStats(t *testing.T) {
 		t.Errorf("stats after Reset %+v", st)
 	}
 }
+
+// TestGreeting554: the sink refuses service at connect, answers 503 until
+// QUIT, then closes.
+func TestGreeting554(t *testing.T) {
+	tests := []struct {
+		name     string
+		commands []string
+	}{
+		{"QUIT at once", nil},
+		{"EHLO, MAIL, then QUIT", []string{"EHLO client.example", "MAIL FROM:<from@example.com>"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := start(t, Options{Greeting554: true})
+			w := open(t, s)
+			if r := w.expect(554); r[0] != "554 sink.localhost No SMTP service here" {
+				t.Errorf("greeting %q", r)
+			}
+			for _, c := range tt.commands {
+				w.do(c, 503)
+			}
+			w.do("QUIT", 221)
+			w.closed()
+			if len(s.Hellos()) != 0 || s.Stats().Connections != 1 {
+				t.Errorf("hellos %q, stats %+v", s.Hellos(), s.Stats())
+			}
+		})
+	}
+}
