@@ -167,7 +167,7 @@ const (
 	StageAuth Stage = "AUTH" // the end of a successful AUTH exchange: the server's text may echo the client's response
 	StageMail Stage = "MAIL"
 	StageRcpt Stage = "RCPT"
-	StageData Stage = "DATA"
+	StageData Stage = "DATA" // the end of data: the reply to DATA's content, or to BDAT LAST
 )
 
 // Fault is an injected failure. The zero Fault injects nothing.
@@ -176,7 +176,7 @@ type Fault struct {
 	Code      int               // reply code for Reject: 421, 452, 504, 550, 552, ...
 	Enhanced  smtp.EnhancedCode // RFC 3463 code of the reply; Code's class with .0.0 when zero
 	Text      string            // reply text; "injected fault at STAGE" when empty, "%s" is the client's SASL response (AUTH)
-	DropAfter int64             // >0: close the connection after reading this many octets of DATA
+	DropAfter int64             // >0: close the connection, without a reply, after reading this many octets of a message (DATA, or BDAT chunks, also in a chunk's middle)
 	Delay     time.Duration     // wait before answering MAIL, RCPT, DATA and the first EHLO
 	Times     int               // how many rejections or drops happen before the fault clears; 0 = no limit
 }

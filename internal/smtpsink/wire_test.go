@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/mailtriage/mailtriage/internal/tlsmode"
 )
 
@@ -467,6 +468,58 @@ func TestRateLimit(t *testing.T) {
 	}
 	if _, err := Start(t.Context(), Options{RateLimit: RateLimit{N: 1}}); err == nil {
 		t.Error("Start took a RateLimit without Per")
+	}
+}
+
+// TestBDATFaults: Fault's end-of-data reply answers BDAT LAST, and
+// DropAfter closes the connection in the middle of a chunk, recording
+// nothing; the next message after the fault goes through.
+func TestBDATFaults(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault Fault
+		last  int // reply to BDAT LAST; 0: the connection closes before it
+		first int // reply to the first chunk; 0: the connection closes in it
+	}{
+		{"451 to BDAT LAST", Fault{Reject: StageData, Code: 451, Times: 1}, 451, 250},
+		{"554 5.7.1 to BDAT LAST", Fault{Reject: StageData, Code: 554, Enhanced: smtp.EnhancedCode{5, 7, 1}, Text: "Message rejected", Times: 1}, 554, 250},
+		{"drop in the first chunk", Fault{DropAfter: 3, Times: 1}, 0, 0},
+		{"drop in the last chunk", Fault{DropAfter: 9, Times: 1}, 0, 250},
+		{"drop at the end", Fault{DropAfter: 1000, Times: 1}, 0, 250},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := start(t, Options{})
+			s.SetFault(tt.fault)
+			w := connect(t, s)
+			w.do("EHLO client.example", 250)
+			w.do("MAIL FROM:<from@example.com>", 250)
+			w.do("RCPT TO:<to@example.com>", 250)
+			w.send("BDAT 6\r\nSubjec")
+			if tt.first == 0 {
+				w.closed()
+			} else {
+				w.expect(tt.first)
+				w.send("BDAT 10 LAST\r\nt: x\r\n\r\nhi")
+				if tt.last == 0 {
+					w.closed()
+				} else if r := w.expect(tt.last); tt.fault.Text != "" && r[0] != "554 5.7.1 Message rejected" {
+					t.Errorf("reply %q", r)
+				}
+			}
+			if s.Count() != 0 {
+				t.Fatalf("a faulted message was recorded")
+			}
+			if tt.last == 0 {
+				w = connect(t, s)
+				w.do("EHLO client.example", 250)
+			}
+			w.send(mailTo, "BDAT 18 LAST\r\nSubject: x\r\n\r\nhi\r\n")
+			w.expect(250, 250, 250)
+			if s.Count() != 1 {
+				t.Errorf("count = %d after the fault", s.Count())
+			}
+		})
 	}
 }
 
