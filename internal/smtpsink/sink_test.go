@@ -117,6 +117,7 @@ func TestFaults(t *testing.T) {
 		{"552 at DATA", Fault{Reject: StageData, Code: 552, Times: 1}, 552},
 		{"drop in DATA", Fault{DropAfter: 5, Times: 1}, 0},
 		{"504 to EHLO", Fault{Reject: StageEHLO, Code: 504, Enhanced: smtp.EnhancedCode{5, 5, 2}, Text: "Helo command rejected: need fully-qualified hostname", Times: 1}, 504},
+		{"554 5.7.1 to EHLO", Fault{Reject: StageEHLO, Code: 554, Enhanced: smtp.EnhancedCode{5, 7, 1}, Text: "Client host rejected: Access denied", Times: 1}, 554},
 		{"552 5.2.2 at RCPT", Fault{Reject: StageRcpt, Code: 552, Enhanced: smtp.EnhancedCode{5, 2, 2}, Text: "mailbox full", Times: 1}, 552},
 	}
 	for _, tt := range tests {
