@@ -170,6 +170,7 @@ func (w *worker) send(ctx context.Context, j *job) {
 		w.report(j, err)
 		return
 	}
+	j.sent = time.Now()
 	w.settle(ctx, w.s.c.Send(ctx, tx))
 }
 
@@ -190,7 +191,7 @@ func (w *worker) settle(ctx context.Context, done []smtpclient.Done) {
 			continue
 		case throttled(d.Err) && j.tries+1 < throttleTries:
 			j.tries++
-			pace := f.limits.slowDown()
+			pace := f.limits.slowDown(j.sent)
 			f.log.Info("smtp server asks for fewer messages: slowing down", "pace_per_minute", float64(pace)*60,
 				"message_id", j.label, "error", f.txError(w.s, d.Err, j.body.Size() > 0))
 			w.again = append(w.again, j)

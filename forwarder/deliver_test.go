@@ -1,12 +1,15 @@
 package forwarder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 )
@@ -108,7 +111,8 @@ func TestDeliverManyOnFewSessions(t *testing.T) {
 }
 
 // TestDeliverSlowsDownWhenRefusedAsTooMany: a 4xx saying the rate is too
-// high is no failure of the message; it goes again, slower.
+// high is no failure of the message; it goes again, slower: all 40 are
+// sent although 4 MAIL commands were refused.
 func TestDeliverSlowsDownWhenRefusedAsTooMany(t *testing.T) {
 	sink := startSink(t, smtpsink.Options{})
 	sink.SetFault(smtpsink.Fault{Reject: smtpsink.StageMail, Code: 450, Text: "4.7.0 Message submission rate for this client has exceeded the configured limit", Times: 4})
@@ -116,9 +120,6 @@ func TestDeliverSlowsDownWhenRefusedAsTooMany(t *testing.T) {
 	results := deliver(t, f, 40)
 	if sent, failed := checkAccounted(t, results, received(t, sink)); sent != 40 || failed != 0 {
 		t.Fatalf("%d sent, %d failed of 40", sent, failed)
-	}
-	if f.limits.pace.Limit() > maxPace {
-		t.Errorf("no pace after the refusals")
 	}
 }
 
@@ -163,6 +164,115 @@ func TestDeliverSessionRefused(t *testing.T) {
 	sink.SetFault(smtpsink.Fault{Reject: smtpsink.StageMail, Code: 550, Text: "5.7.1 Client does not have permissions to send as this sender"})
 	f := newForwarder(t, sink, func(c *Config) { c.Connections = 1 })
 	results := deliver(t, f, 20)
+	for k, err := range results {
+		var fe *Error
+		if !errors.As(err, &fe) || fe.Kind != KindSession || !fe.Temporary() {
+			t.Errorf("message %d: %v, want a temporary session error", k, err)
+		}
+	}
+	if sink.Count() != 0 {
+		t.Errorf("%d messages arrived", sink.Count())
+	}
+}
+
+// TestDeliverAgainstServers: with and without PIPELINING and CHUNKING the
+// messages arrive once and whole, the client pipelines only where offered
+// and sends BDAT only where offered.
+func TestDeliverAgainstServers(t *testing.T) {
+	tests := []struct {
+		name                 string
+		hidePipe, hideChunks bool
+	}{
+		{"pipelining and chunking", false, false},
+		{"no pipelining", true, false},
+		{"no chunking", false, true},
+		{"neither", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := startSink(t, smtpsink.Options{HidePipelining: tt.hidePipe, HideChunking: tt.hideChunks})
+			f := newForwarder(t, sink, nil)
+			results := deliver(t, f, 60)
+			if sent, failed := checkAccounted(t, results, received(t, sink)); sent != 60 || failed != 0 {
+				t.Fatalf("%d sent, %d failed of 60", sent, failed)
+			}
+			if v := sink.Violations(); len(v) > 0 {
+				t.Errorf("protocol violations: %q", v)
+			}
+			st := sink.Stats()
+			switch {
+			case tt.hideChunks && (st.BDATCommands != 0 || st.DATACommands != 60):
+				t.Errorf("%d BDAT and %d DATA commands; want DATA for each of 60", st.BDATCommands, st.DATACommands)
+			case !tt.hideChunks && (st.BDATCommands < 60 || st.DATACommands != 0):
+				t.Errorf("%d BDAT and %d DATA commands; want BDAT for each of 60", st.BDATCommands, st.DATACommands)
+			case tt.hidePipe && st.MaxPipelined != 1:
+				t.Errorf("up to %d commands ahead of their replies without PIPELINING", st.MaxPipelined)
+			case !tt.hidePipe && st.MaxPipelined < 4:
+				t.Errorf("up to %d commands ahead of their replies; want transactions pipelined", st.MaxPipelined)
+			}
+			for _, m := range sink.Messages() {
+				if !bytes.HasSuffix(m.Data, []byte("\r\n.line\r\n")) {
+					t.Fatalf("a message arrived as %q; want its lines kept, the dot line unstuffed", m.Data)
+				}
+			}
+		})
+	}
+}
+
+// TestDeliverKeepsToARateLimit: against a server that takes at most 5
+// messages in any second, a limit of 5 a second (max_per_minute's bucket,
+// on a shorter period) draws no refusal.
+func TestDeliverKeepsToARateLimit(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{RateLimit: smtpsink.RateLimit{N: 5, Per: time.Second}})
+	f := newForwarder(t, sink, nil)
+	f.limits = &limits{fixed: []fixedLimit{newFixedLimit("max_per_second", 5, time.Second)}, pace: rate.NewLimiter(rate.Inf, 1)}
+	results := deliver(t, f, 15)
+	if sent, failed := checkAccounted(t, results, received(t, sink)); sent != 15 || failed != 0 {
+		t.Fatalf("%d sent, %d failed of 15", sent, failed)
+	}
+	if n := sink.Stats().RateRefusals; n != 0 {
+		t.Errorf("%d refusals for the rate", n)
+	}
+}
+
+// TestDeliverLearnsARateLimit: with no limit configured, a server's
+// refusals for the rate slow the forwarder down until it keeps to it; no
+// message fails.
+func TestDeliverLearnsARateLimit(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{RateLimit: smtpsink.RateLimit{N: 10, Per: time.Second}})
+	f := newForwarder(t, sink, nil)
+	results := deliver(t, f, 30)
+	if sent, failed := checkAccounted(t, results, received(t, sink)); sent != 30 || failed != 0 {
+		t.Fatalf("%d sent, %d failed of 30", sent, failed)
+	}
+	if n := sink.Stats().RateRefusals; n == 0 {
+		t.Errorf("no refusal: the test did not reach the limit")
+	}
+}
+
+// TestDeliverSessionRefusedAtStart: a server that refuses the session at
+// its greeting or at EHLO fails every message as a session error, with
+// nothing sent.
+func TestDeliverSessionRefusedAtStart(t *testing.T) {
+	for name, opt := range map[string]smtpsink.Options{
+		"greeting 554": {Greeting554: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sink := startSink(t, opt)
+			f := newForwarder(t, sink, nil)
+			checkAllSession(t, deliver(t, f, 5), sink)
+		})
+	}
+	t.Run("EHLO 554", func(t *testing.T) {
+		sink := startSink(t, smtpsink.Options{})
+		sink.SetFault(smtpsink.Fault{Reject: smtpsink.StageEHLO, Code: 554, Text: "5.7.1 Client host rejected: cannot find your hostname"})
+		f := newForwarder(t, sink, nil)
+		checkAllSession(t, deliver(t, f, 5), sink)
+	})
+}
+
+func checkAllSession(t *testing.T, results map[uint32]error, sink *smtpsink.Sink) {
+	t.Helper()
 	for k, err := range results {
 		var fe *Error
 		if !errors.As(err, &fe) || fe.Kind != KindSession || !fe.Temporary() {

@@ -26,9 +26,10 @@ import (
 type limits struct {
 	fixed []fixedLimit
 
-	mu    sync.Mutex
-	pace  *rate.Limiter // rate.Inf until a server asked us to slow down
-	sends []time.Time   // the last paceWindow sends, for the rate seen when a server refuses
+	mu     sync.Mutex
+	pace   *rate.Limiter // rate.Inf until a server asked us to slow down
+	sends  []time.Time   // the last paceWindow sends, for the rate seen when a server refuses
+	slowed time.Time     // the last slowDown
 }
 
 type fixedLimit struct {
@@ -73,8 +74,8 @@ func newFixedLimit(name string, n int, period time.Duration) fixedLimit {
 
 // wait blocks until one more message may go; flush is called first when it
 // has to wait, so that what is sent already leaves meanwhile. An error is a
-// temporary *Error (a configured limit reached for longer than
-// maxLimitWait) or the context's.
+// temporary *Error: a configured limit reached for longer than
+// maxLimitWait, or ctx ended.
 func (l *limits) wait(ctx context.Context, flush func()) error {
 	now := time.Now()
 	var delay time.Duration
@@ -105,7 +106,7 @@ func (l *limits) wait(ctx context.Context, flush func()) error {
 		pause(ctx, delay)
 		if ctx.Err() != nil {
 			cancel()
-			return context.Cause(ctx)
+			return fail("wait for the rate limit", phaseConnect, context.Cause(ctx))
 		}
 	}
 	l.mu.Lock()
@@ -117,12 +118,18 @@ func (l *limits) wait(ctx context.Context, flush func()) error {
 	return nil
 }
 
-// slowDown halves the pace after a server refused a message as too many:
-// the rate of the recent sends when there was no pace yet.
-func (l *limits) slowDown() rate.Limit {
+// slowDown halves the pace after a server refused a message sent at sent
+// as too many: the rate of the recent sends when there was no pace yet. A
+// refusal of a message sent before the last slowDown does not halve it
+// again: the messages in flight then, refused together, are one signal.
+func (l *limits) slowDown(sent time.Time) rate.Limit {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	cur := l.pace.Limit()
+	if sent.Before(l.slowed) {
+		return cur
+	}
+	l.slowed = time.Now()
 	if cur == rate.Inf {
 		cur = maxPace
 		if n := len(l.sends); n > 1 {

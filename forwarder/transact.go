@@ -106,10 +106,11 @@ type job struct {
 	env     envelope
 	compose func(eightBit bool, idDomain string) content // given the server's 8BITMIME and the Message-ID domain
 	body    Body
-	utf8    bool   // an address or the header needs SMTPUTF8
-	label   string // the Message-ID, for logs
-	tries   int    // sends refused by a rate limit so far
-	redials int    // sends retried on a new session after a reused one was found closed
+	utf8    bool      // an address or the header needs SMTPUTF8
+	label   string    // the Message-ID, for logs
+	tries   int       // sends refused by a rate limit so far
+	sent    time.Time // when it was last sent
+	redials int       // sends retried on a new session after a reused one was found closed
 }
 
 // bytesBody is a message held in memory.
