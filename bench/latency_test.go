@@ -71,6 +71,7 @@ type latencyMode struct {
 	rate, bareRate   float64       // msgs/s: mailtriage's full cycle, the bare loop
 	turns, bareTurns float64       // SMTP client turns (round trips waited for) per relayed message
 	late, bareLate   time.Duration // the proxy's mean lateness per chunk, on top of the delay
+	sessions, ahead  int           // the full cycle's SMTP sessions open at once, and commands sent ahead of their replies, at most (smtpsink.Stats)
 }
 
 func latencyRun(b *testing.B, bin string, ts templates, n int, rtts []time.Duration) []latencyMode {
@@ -120,12 +121,13 @@ func latencyRun(b *testing.B, bin string, ts templates, n int, rtts []time.Durat
 		}
 		m.rate = float64(n) / full.wall.Seconds()
 		m.turns, m.late = perMessage(proxy.Stats(), st.forward)
+		m.sessions, m.ahead = sink.Stats().MaxConcurrent, sink.Stats().MaxPipelined
 		proxy.Close()
 		sink.Reset()
 
-		fmt.Printf("latency n=%d RTT %d ms (NOOP median %.1f ms): full cycle %.2fs = %.1f msgs/s (%.1f SMTP round trips per forwarded message, proxy %.2f ms late per chunk); "+
+		fmt.Printf("latency n=%d RTT %d ms (NOOP median %.1f ms): full cycle %.2fs = %.1f msgs/s (%.2f SMTP round trips per forwarded message, %d sessions, up to %d commands ahead, proxy %.2f ms late per chunk); "+
 			"bare loop %.2fs = %.1f msgs/s (%.1f per message, proxy %.2f ms late per chunk)\n",
-			n, rtt.Milliseconds(), ms(m.measured), full.wall.Seconds(), m.rate, m.turns, ms(m.late), bare.wall.Seconds(), m.bareRate, m.bareTurns, ms(m.bareLate))
+			n, rtt.Milliseconds(), ms(m.measured), full.wall.Seconds(), m.rate, m.turns, m.sessions, m.ahead, ms(m.late), bare.wall.Seconds(), m.bareRate, m.bareTurns, ms(m.bareLate))
 		modes = append(modes, m)
 	}
 	return modes
@@ -215,8 +217,8 @@ func reportLatency(b *testing.B, n int, rounds [][]latencyMode) {
 	}
 	var t strings.Builder
 	fmt.Fprintf(&t, "latency n=%d, median of %d rounds, SMTP sink behind the delay proxy, IMAP on loopback:\n", n, len(rounds))
-	fmt.Fprintf(&t, "| SMTP round trip (NOOP median) | mailtriage msg/s | of its RTT-0 rate | SMTP round trips per message | bare loop msg/s | of its RTT-0 rate |\n")
-	fmt.Fprintf(&t, "| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(&t, "| SMTP round trip (NOOP median) | mailtriage msg/s | of its RTT-0 rate | SMTP round trips per message | sessions | commands ahead | bare loop msg/s | of its RTT-0 rate |\n")
+	fmt.Fprintf(&t, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for i, m := range rounds[0] {
 		rtt := m.rtt.Milliseconds()
 		measured := each(i, func(m, _ latencyMode) float64 { return ms(m.measured) })
@@ -225,8 +227,10 @@ func reportLatency(b *testing.B, n int, rounds [][]latencyMode) {
 		turns := each(i, func(m, _ latencyMode) float64 { return m.turns })
 		bareRate := each(i, func(m, _ latencyMode) float64 { return m.bareRate })
 		bareRatio := each(i, func(m, base latencyMode) float64 { return 100 * m.bareRate / base.bareRate })
-		fmt.Fprintf(&t, "| %d ms (%.1f ms) | %.1f | %.1f%% | %.1f | %.1f | %.1f%% |\n",
-			rtt, measured, rate, ratio, turns, bareRate, bareRatio)
+		sessions := each(i, func(m, _ latencyMode) float64 { return float64(m.sessions) })
+		ahead := each(i, func(m, _ latencyMode) float64 { return float64(m.ahead) })
+		fmt.Fprintf(&t, "| %d ms (%.1f ms) | %.1f | %.1f%% | %.2f | %.0f | %.0f | %.1f | %.1f%% |\n",
+			rtt, measured, rate, ratio, turns, sessions, ahead, bareRate, bareRatio)
 		b.ReportMetric(rate, fmt.Sprintf("rtt%dms-msgs/s", rtt))
 		b.ReportMetric(ratio, fmt.Sprintf("rtt%dms-%%-of-rtt0", rtt))
 		b.ReportMetric(bareRate, fmt.Sprintf("rtt%dms-bare-msgs/s", rtt))
