@@ -14,9 +14,11 @@ BENCH_ROUNDS ?= 3
 BENCH_STATE_N ?= 1000000
 BENCH_LATENCY_N ?= 1000
 BENCH_ROUTE_N ?= 1000
+BENCH_BIG_N ?= 8
+BENCH_BIG_SMALL ?= 200
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: build deps test fuzz bench bench-micro bench-dovecot bench-latency bench-routes bench-growth bench-state lint corpus
+.PHONY: build deps test fuzz bench bench-micro bench-dovecot bench-latency bench-routes bench-big bench-growth bench-state lint corpus
 
 # The same build line as the Dockerfile's build stage.
 build:
@@ -41,9 +43,10 @@ fuzz:
 # second cycle; BENCH_ROUNDS rounds, medians reported), and BENCH_MAILBOXES
 # mailboxes of 20 over 3 processes and one Redis; then BENCH_LATENCY_N
 # messages with the SMTP sink 0, 20 and 50 ms away behind a delay proxy;
-# then BENCH_ROUTE_N messages of the mix on each route (smtp, imap, mx).
+# then BENCH_ROUTE_N messages of the mix on each route (smtp, imap, mx);
+# then BENCH_BIG_N messages of 25 MB among BENCH_BIG_SMALL (peak RSS).
 # Figures, not pass/fail: see bench/README.md.
-bench: bench-micro bench-dovecot bench-latency bench-routes
+bench: bench-micro bench-dovecot bench-latency bench-routes bench-big
 
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./analyzer/ ./forwarder/ ./forwarder/mx/ ./store/ ./scan/ ./poller/
@@ -56,6 +59,9 @@ bench-latency:
 
 bench-routes:
 	$(GO) test -run '^$$' -bench 'Routes' -benchtime 1x -timeout 30m ./bench/ -args -bench.route-n=$(BENCH_ROUTE_N)
+
+bench-big:
+	$(GO) test -run '^$$' -bench 'BigMessages' -benchtime 1x -timeout 30m ./bench/ -args -bench.big-n=$(BENCH_BIG_N) -bench.big-small=$(BENCH_BIG_SMALL)
 
 # Time and memory of one cycle as the mailbox grows.
 bench-growth:
