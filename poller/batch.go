@@ -2,9 +2,7 @@ package poller
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -33,14 +31,15 @@ type message struct {
 	notice analyzer.Header // the fields a sender notice reads (notify.go)
 
 	recorded bool // its outcome is written already (flagged mail done before)
+	copy     bool // a second copy of a message submitted in the same forward
 }
 
 // batch acts on the classified messages of one batch of the selected
-// folder: it forwards what goes and queues the marking (cy.marks); settle
-// is called before the bodies stream (see pipeline).
+// folder: it forwards what goes and queues the marking (cy.marks);
+// awaitFacts is called before the bodies stream (see pipeline).
 // An error means the session or the store is unusable; per-message trouble
 // is reported in the entries instead.
-func (cy *cycle) batch(msgs []*message, released bool, settle func()) error {
+func (cy *cycle) batch(msgs []*message, released bool, awaitFacts func()) error {
 	p := cy.p
 	if released {
 		// Without UIDPLUS our moved-out originals stay, marked \Deleted:
@@ -106,7 +105,7 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) error {
 			forward = append(forward, m)
 		}
 	}
-	return cy.forward(forward, released, settle)
+	return cy.forward(forward, released, awaitFacts)
 }
 
 // queue drops what marking does not need (the BODYSTRUCTURE), so that the
@@ -114,212 +113,6 @@ func (cy *cycle) batch(msgs []*message, released bool, settle func()) error {
 func (m *message) queue() *message {
 	m.BodyStructure = nil
 	return m
-}
-
-// forward streams msgs into the forwarder, chunk by chunk, then handles
-// what became of each (one sendResult per message, in order): the marking
-// of what was sent, the flagging of what was refused for good or cut
-// short, a deferral for the rest. settle is called before the first body
-// streams. Forwarding stops at a temporary SMTP failure, a stop request, or
-// an outcome record that could not be written (recorder): the mail sent
-// until then is marked all the same.
-func (cy *cycle) forward(msgs []*message, released bool, settle func()) error {
-	p := cy.p
-	rec := cy.startRecorder()
-	defer rec.stop()
-	f := &sending{
-		cy:       cy,
-		rec:      rec,
-		released: released,
-		// A multipart cut short shows only while its body streams by
-		// (analyzer.CloseCheck); released mail goes as the reviewer said.
-		checkClose: !released && p.mb.Policy.Action(analyzer.ClassUnparseable) == analyzer.ActionFlag,
-		byUID:      make(map[imap.UID]*message, len(msgs)),
-		sentFP:     make(map[string]bool),
-		handled:    make(map[imap.UID]bool, len(msgs)),
-	}
-	for _, m := range msgs {
-		f.byUID[m.UID] = m
-	}
-	if len(msgs) > 0 {
-		settle()
-	}
-	for _, uids := range bodyChunks(msgs) {
-		if !cy.forwarding || cy.stopped() != nil {
-			break
-		}
-		err := cy.c.streamBodies(cy.ctx, uids, f.send)
-		if f.fatal != nil {
-			return f.fatal
-		}
-		if err != nil {
-			return fmt.Errorf("fetch bodies of uids %v in %s: %w", imap.UIDSetNum(uids...), cy.folder, err)
-		}
-	}
-	unwritten, recErr := rec.flush()
-	mk := cy.marks
-	if recErr != nil {
-		cy.forwarding = false
-		mk.unrecorded = append(mk.unrecorded, unwritten...)
-		mk.storeFailed = true
-		p.log.Error("outcome records not written: forwarding paused; the mail sent is marked on the server and its records retried",
-			"folder", cy.folder, "messages", len(unwritten), "error", recErr)
-	}
-	for _, r := range f.results {
-		m := r.m
-		switch r.action {
-		case EntryForwarded:
-			p.forwardSucceeded()
-			p.m.Message(p.mb.Name, m.v.Class, EntryForwarded)
-			p.log.Info("forwarded", cy.attrs(m, EntryForwarded, nil)...)
-			cy.note(Entry{Folder: cy.folder, UID: uint32(m.UID), Released: released, Action: EntryForwarded,
-				MovedTo: r.movedTo, Verdict: m.v})
-			mk.forwarded = append(mk.forwarded, m.queue())
-		case EntryDone:
-			// A second copy of a message sent moments ago (a double
-			// delivery): the first one's record covers it.
-			cy.note(Entry{Folder: cy.folder, UID: uint32(m.UID), Released: released, Action: EntryDone, Verdict: m.v})
-			mk.forwarded = append(mk.forwarded, m.queue())
-		case EntryFlagged:
-			// Cut short (DATA abandoned before its end): nothing reached the
-			// helpdesk; flag() notes it.
-			mk.flagged = append(mk.flagged, m.queue())
-		case EntryForwardFailed:
-			p.m.ForwardFailed(p.mb.Name, failureKind(r.err))
-			p.log.Warn("forward refused for good: flagging", cy.attrs(m, EntryForwardFailed, r.err)...)
-			m.Flags = append(m.Flags, KeywordForwardFailed)
-			mk.flagged = append(mk.flagged, m.queue())
-		case EntryDeferred:
-			p.m.ForwardFailed(p.mb.Name, failureKind(r.err))
-			p.forwardFailedTemporarily(time.Now(), r.err)
-			cy.note(Entry{Folder: cy.folder, UID: uint32(m.UID), Released: released, Action: EntryDeferred, Verdict: m.v, Err: r.err})
-		}
-	}
-	for _, m := range msgs {
-		if f.handled[m.UID] {
-			continue
-		}
-		e := Entry{Folder: cy.folder, UID: uint32(m.UID), Released: released, Action: EntryDeferred, Verdict: m.v}
-		if cy.forwarding && cy.stop.Err() == nil {
-			e.Err = fmt.Errorf("uid %d in %s: %w", m.UID, cy.folder, ErrGone)
-		}
-		cy.note(e)
-	}
-	return nil
-}
-
-// sending is one forward call's pass over the streamed bodies: send is
-// the streamBodies callback, and results what became of each message sent
-// or tried, in order.
-type sending struct {
-	cy         *cycle
-	rec        *recorder
-	released   bool
-	checkClose bool
-	byUID      map[imap.UID]*message
-	sentFP     map[string]bool
-	handled    map[imap.UID]bool
-	results    []sendResult
-	fatal      error // the session or the lease is gone: the cycle ends
-}
-
-// sendResult is what became of one message handed to send. action is an
-// Entry* constant: EntryForwarded (250, record queued), EntryDone (a copy
-// of a message just sent), EntryFlagged (cut short: now unparseable),
-// EntryForwardFailed (refused for good), EntryDeferred (temporary failure).
-type sendResult struct {
-	m       *message
-	action  analyzer.Action
-	movedTo string // EntryForwarded: where after_forward puts it
-	err     error
-}
-
-// send forwards the message of uid; false stops the chunk.
-func (f *sending) send(uid imap.UID, body io.Reader) bool {
-	cy := f.cy
-	m := f.byUID[uid]
-	if m == nil || f.handled[uid] {
-		return true
-	}
-	if f.rec.failed() != nil {
-		// A record could not be written: nothing more goes out until the
-		// marking has made the mail sent so far safe.
-		cy.forwarding = false
-		return false
-	}
-	f.handled[uid] = true
-	r, err := f.one(m, body)
-	if err != nil {
-		f.fatal = err
-		return false
-	}
-	f.results = append(f.results, r)
-	if r.action == EntryDeferred {
-		cy.forwarding = false
-	}
-	return cy.forwarding && cy.stopped() == nil
-}
-
-// one forwards m and says what became of it; an error means the session or
-// the lease is gone, which is not the SMTP server's fault (no backoff, no
-// flag).
-func (f *sending) one(m *message, body io.Reader) (sendResult, error) {
-	cy, p := f.cy, f.cy.p
-	if fp := m.v.Fingerprint; fp != "" && f.sentFP[fp] {
-		return sendResult{m: m, action: EntryDone}, nil
-	}
-	if f.checkClose {
-		body = analyzer.CloseCheck(body, m.BodyStructure)
-	}
-	err := p.fw.Forward(cy.ctx, m.v, f.released, m.Size, body)
-	var truncated *analyzer.TruncationError
-	switch {
-	case err == nil:
-		out := cy.outcome(m, analyzer.ActionForwarded, cy.forwardedFolder(f.released))
-		// Queued at once, written behind the next transfer, and flushed
-		// before any marking (recorder.go).
-		f.rec.add(out)
-		f.sentFP[m.v.Fingerprint] = true
-		return sendResult{m: m, action: EntryForwarded, movedTo: out.Folder}, nil
-	case errors.As(err, &truncated):
-		m.v.MarkUnparseable(truncated.Error(), p.mb.Policy)
-		return sendResult{m: m, action: EntryFlagged, err: err}, nil
-	case cy.ctx.Err() != nil || cy.c.broken():
-		cause := err
-		if cy.ctx.Err() != nil {
-			cause = context.Cause(cy.ctx)
-		}
-		return sendResult{}, fmt.Errorf("forward uid %d in %s: %w", m.UID, cy.folder, cause)
-	case temporary(err):
-		return sendResult{m: m, action: EntryDeferred, err: err}, nil
-	default:
-		return sendResult{m: m, action: EntryForwardFailed, err: err}, nil
-	}
-}
-
-// Bounds of one body FETCH: after a temporary SMTP failure or a stop the
-// rest of the chunk is drained unread, so a chunk stays small.
-const (
-	chunkMessages = 32
-	chunkBytes    = 8 << 20
-)
-
-// bodyChunks splits the UIDs of msgs into runs of at most chunkMessages
-// messages and chunkBytes octets (a bigger message goes alone).
-func bodyChunks(msgs []*message) [][]imap.UID {
-	var chunks [][]imap.UID
-	var size int64
-	for _, m := range msgs {
-		last := len(chunks) - 1
-		if last < 0 || len(chunks[last]) >= chunkMessages || size+m.Size > chunkBytes {
-			chunks = append(chunks, nil)
-			last++
-			size = 0
-		}
-		chunks[last] = append(chunks[last], m.UID)
-		size += m.Size
-	}
-	return chunks
 }
 
 // headerFetch is how much of a header block the facts fetch asks for: one

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"regexp"
 	"slices"
@@ -361,13 +362,39 @@ func (s *conn) uidOf(ctx context.Context, seq uint32) (imap.UID, error) {
 	return uid, err
 }
 
-// streamBodies fetches BODY.PEEK[] of uids with one FETCH and hands each
-// message's literal to fn as it arrives, never holding a body whole. Once
-// fn returns false the rest is drained unread. Each message gets the body
-// timeout anew. The FETCH is drained even when fn panics, so that the
-// session stays usable (imapclient's reader waits for each literal to be
-// consumed).
-func (s *conn) streamBodies(ctx context.Context, uids []imap.UID, fn func(uid imap.UID, body io.Reader) bool) (err error) {
+// bodyStream is one UID FETCH BODY.PEEK[] of several messages, read one
+// literal at a time: range over All, then ask Err, as with bufio.Scanner.
+type bodyStream struct {
+	s    *conn
+	ctx  context.Context
+	uids []imap.UID
+	err  error
+}
+
+// streamBodies prepares the FETCH of the bodies of uids; it is sent when
+// the loop over All starts.
+func (s *conn) streamBodies(ctx context.Context, uids []imap.UID) *bodyStream {
+	return &bodyStream{s: s, ctx: ctx, uids: uids}
+}
+
+// All yields each message's UID and literal as it arrives, never holding
+// a body whole; a literal must be read before the next iteration, and
+// leaving the loop early drains the rest unread. Each message gets the
+// body timeout anew. The FETCH is drained even when the loop's body
+// panics, so that the session stays usable (imapclient's reader waits for
+// each literal to be consumed).
+func (b *bodyStream) All() iter.Seq2[imap.UID, io.Reader] {
+	return func(yield func(imap.UID, io.Reader) bool) {
+		b.err = b.s.fetchBodies(b.ctx, b.uids, yield)
+	}
+}
+
+// Err is the FETCH's error, once the loop over All is done.
+func (b *bodyStream) Err() error { return b.err }
+
+// fetchBodies runs the FETCH of a bodyStream, handing each literal to
+// yield until it returns false.
+func (s *conn) fetchBodies(ctx context.Context, uids []imap.UID, yield func(uid imap.UID, body io.Reader) bool) (err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	watchdog := time.AfterFunc(s.body, func() { cancel(context.DeadlineExceeded) })
@@ -399,7 +426,7 @@ func (s *conn) streamBodies(ctx context.Context, uids []imap.UID, fn func(uid im
 			case imapclient.FetchItemDataBodySection:
 				if item.Literal != nil && uid != 0 {
 					watchdog.Reset(s.body)
-					more = fn(uid, item.Literal)
+					more = yield(uid, item.Literal)
 				}
 			}
 		}

@@ -365,7 +365,7 @@ func (a *ahead) wait() prefetch {
 // pipeline handles uids in batches of BatchSize. The facts of the next
 // batch are fetched (same connection, pipelined), classified and threaded
 // while the current batch is looked up and forwarded. The fetch ends
-// before the current batch's bodies stream (settle), so that no command
+// before the current batch's bodies stream (awaitFacts), so that no command
 // waits behind a long body transfer and runs out of its timeout;
 // classification goes on beside the transfer. The marking of several
 // batches is made together (marks); after sees each batch's done UIDs once
@@ -395,7 +395,7 @@ func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []ima
 		}()
 		next = a
 	}
-	settle := func() {
+	awaitFacts := func() {
 		if next != nil {
 			<-next.fetched
 		}
@@ -416,7 +416,7 @@ func (cy *cycle) pipeline(uids []imap.UID, released bool, after func(batch []ima
 			return cy.markBefore(f.err, released, after)
 		}
 		fetchNext()
-		if err := cy.batch(f.msgs, released, settle); err != nil {
+		if err := cy.batch(f.msgs, released, awaitFacts); err != nil {
 			return cy.markBefore(err, released, after)
 		}
 		cy.marks.queued(f.uids)

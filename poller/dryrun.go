@@ -162,19 +162,19 @@ func (cy *cycle) closeCheck(msgs []*message) error {
 		byUID[m.UID] = m
 	}
 	for _, uids := range bodyChunks(msgs) {
-		err := cy.c.streamBodies(cy.ctx, uids, func(uid imap.UID, body io.Reader) bool {
+		stream := cy.c.streamBodies(cy.ctx, uids)
+		for uid, body := range stream.All() {
 			m := byUID[uid]
 			if m == nil {
-				return true
+				continue
 			}
 			_, err := io.Copy(io.Discard, analyzer.CloseCheck(body, m.BodyStructure))
 			var truncated *analyzer.TruncationError
 			if errors.As(err, &truncated) {
 				m.v.MarkUnparseable(truncated.Error(), policy)
 			}
-			return true
-		})
-		if err != nil {
+		}
+		if err := stream.Err(); err != nil {
 			return fmt.Errorf("read bodies of uids %v in %s: %w", imap.UIDSetNum(uids...), cy.folder, err)
 		}
 	}

@@ -417,15 +417,56 @@ func (f *fakeMetrics) ForwardingPaused(_ string, since time.Time) {
 	f.pausedSince = since
 }
 
-// funcForwarder is a Forwarder made of a function, for faults the sink
-// cannot make (panics, slow sends).
+// funcForwarder is a Forwarder made of a function, called for one job at
+// a time, for faults the sink cannot make (panics, slow sends).
 type funcForwarder func(ctx context.Context, v analyzer.Verdict, body io.Reader) error
 
-func (f funcForwarder) Forward(ctx context.Context, v analyzer.Verdict, _ bool, _ int64, body io.Reader) error {
-	return f(ctx, v, body)
+func (f funcForwarder) Deliver(ctx context.Context, jobs <-chan forwarder.Job, results chan<- forwarder.Result) {
+	for j := range jobs {
+		results <- forwarder.Result{Key: j.Key, Err: f(ctx, j.Verdict, j.Body.Reader())}
+	}
 }
 
 func (funcForwarder) Close() error { return nil }
+
+// hookForwarder passes the jobs and results of fw through before and
+// after (either may be nil), each called in the order they pass. Without
+// before, fw reads the jobs itself: no job waits in the hook.
+type hookForwarder struct {
+	fw     Forwarder
+	before func(forwarder.Job)
+	after  func(forwarder.Result)
+}
+
+func (h *hookForwarder) Deliver(ctx context.Context, jobs <-chan forwarder.Job, results chan<- forwarder.Result) {
+	in := jobs
+	out := make(chan forwarder.Result)
+	var wg sync.WaitGroup
+	if h.before != nil {
+		pipe := make(chan forwarder.Job)
+		in = pipe
+		wg.Go(func() {
+			defer close(pipe)
+			for j := range jobs {
+				h.before(j)
+				pipe <- j
+			}
+		})
+	}
+	wg.Go(func() {
+		for r := range out {
+			if h.after != nil {
+				h.after(r)
+			}
+			results <- r
+		}
+	})
+	h.fw.Deliver(ctx, in, out)
+	close(out)
+	wg.Wait()
+}
+
+func (h *hookForwarder) Close() error { return h.fw.Close() }
 
 // drain reads body fully, as a real forwarder would.
 func drain(body io.Reader) error {

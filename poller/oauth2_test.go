@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/forwarder"
 	"github.com/mailtriage/mailtriage/internal/credential"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
@@ -44,12 +42,14 @@ type clockForwarder struct {
 	once func()
 }
 
-func (f *clockForwarder) Forward(ctx context.Context, v analyzer.Verdict, released bool, size int64, body io.Reader) error {
-	if f.once != nil {
-		f.once()
-		f.once = nil
-	}
-	return f.Forwarder.Forward(ctx, v, released, size, body)
+func (f *clockForwarder) Deliver(ctx context.Context, jobs <-chan forwarder.Job, results chan<- forwarder.Result) {
+	h := &hookForwarder{fw: f.Forwarder, before: func(forwarder.Job) {
+		if f.once != nil {
+			f.once()
+			f.once = nil
+		}
+	}}
+	h.Deliver(ctx, jobs, results)
 }
 
 // Cycles logging in to IMAP (OAUTHBEARER) and SMTP (XOAUTH2) with tokens

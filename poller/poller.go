@@ -9,8 +9,9 @@
 // cycle would and changes nothing (`mailtriage run --dry-run`).
 //
 // The poller never decrypts, never unmasks a relay address, never holds a
-// forwarded body in memory (it is streamed from the FETCH literal into the
-// forwarder), never issues a plain EXPUNGE (only UID EXPUNGE of its own
+// big forwarded body in memory (each is read from the FETCH literal into a
+// spool buffer, in memory up to spool.DefaultMemLimit and in a temporary
+// file above it, until the forwarder is done with it), never issues a plain EXPUNGE (only UID EXPUNGE of its own
 // UIDs, RFC 4315) and never marks or moves a message before the SMTP server
 // accepted it or it was flagged into the review folder.
 //
@@ -20,8 +21,10 @@
 // per marking round by UID set, a round covering several batches: see
 // marks), then the high-water mark, which only advances over a contiguous
 // prefix of done UIDs. A crash between the 250 and the record is the only
-// way to send a message twice, and the window is the records queued behind
-// the transfer (recorder: at most 4, so 5 messages per crash). Flagged
+// way to send a message twice, and the window is the records not yet
+// written (recorderWindow, 4) plus the message whose 250 just came plus the
+// messages in flight at the SMTP server (at most
+// Connections*forwarder.PipelineDepth): see recorder. Flagged
 // mail: keywords and \Flagged (one STORE per distinct flag set), MOVE to
 // the review folder, then the outcome records of the round. Every message
 // read again (a crash, a UIDVALIDITY reset, a copy restored) is looked up
@@ -71,13 +74,14 @@ package poller
 import (
 	"context"
 	"crypto/x509"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/forwarder"
 	"github.com/mailtriage/mailtriage/internal/credential"
+	"github.com/mailtriage/mailtriage/internal/spool"
 	"github.com/mailtriage/mailtriage/internal/tlsmode"
 	"github.com/mailtriage/mailtriage/store"
 	"github.com/robfig/cron/v3"
@@ -150,11 +154,15 @@ type Mailbox struct {
 	Digest Digester
 }
 
-// Forwarder sends one message on to the helpdesk. forwarder.Forwarder
-// implements it. An error with a Temporary() bool method that reports true
-// leaves the message for a later cycle; any other error is permanent.
+// Forwarder sends messages on to the helpdesk: forwarder.Forwarder (SMTP,
+// several messages in flight) and imaproute.Route (APPEND, one at a time)
+// implement it. Deliver sends every job read from jobs until jobs is
+// closed or ctx ends and gives back exactly one Result per job received,
+// in any order, then returns; it closes neither channel. A Result's Err
+// with a Temporary() bool method that reports true leaves the message for
+// a later cycle; any other error is permanent.
 type Forwarder interface {
-	Forward(ctx context.Context, v analyzer.Verdict, released bool, size int64, body io.Reader) error
+	Deliver(ctx context.Context, jobs <-chan forwarder.Job, results chan<- forwarder.Result)
 	Close() error
 }
 
@@ -188,12 +196,13 @@ type State interface {
 
 // Poller runs the cycles of one mailbox. Cycles of one Poller never overlap.
 type Poller struct {
-	mb  Mailbox
-	an  *analyzer.Analyzer
-	st  State
-	fw  Forwarder
-	m   Metrics
-	log *slog.Logger
+	mb    Mailbox
+	an    *analyzer.Analyzer
+	st    State
+	fw    Forwarder
+	spool *spool.Pool // the bodies in flight to fw
+	m     Metrics
+	log   *slog.Logger
 
 	run    sync.Mutex  // held for a whole cycle
 	review reviewState // the review folder at the last cycle's end; guarded by run
@@ -239,6 +248,7 @@ func New(mb Mailbox, an *analyzer.Analyzer, st State, fw Forwarder, m Metrics, l
 		an:     an,
 		st:     st,
 		fw:     fw,
+		spool:  spool.New(spool.DefaultMemLimit, ""),
 		m:      m,
 		log:    log.With("mailbox", mb.Name),
 		warned: make(map[string]bool),

@@ -10,10 +10,10 @@ import (
 )
 
 // recorderWindow bounds the records added and not yet written: at the
-// limit the forward loop waits for the store before its next send, so a
-// crash costs at most recorderWindow+1 messages sent twice (those records
-// and the message whose 250 had just arrived). README "Guarantees" and the
-// crash test (e2e) hold this figure.
+// limit the cycle waits for the store before it takes the next Result, and
+// Deliver, whose results then wait, sends no more. A crash costs at most
+// the messages sent twice of the duplicate window (recorder). README
+// "Guarantees" and the crash test (e2e) hold this figure.
 const recorderWindow = 4
 
 // recordRetries are the waits before each further attempt to write the
@@ -23,26 +23,34 @@ const recorderWindow = 4
 var recordRetries = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second}
 
 // recorder writes the outcome records of forwarded mail behind the forward
-// loop. Each record is queued right after its SMTP 250 and written together
-// with whatever else is queued by then (group commit), so that a disk sync
-// (bbolt) or a round trip (Redis) overlaps the next message's transfer
-// instead of stalling it. Marking waits for flush: the order SMTP 250 →
-// record → IMAP marking → high-water holds for every message. The duplicate
-// window of DESIGN.md section 2 is the records queued but not yet written —
-// in practice the messages sent during one sync, at most recorderWindow.
+// path. Each record is queued as soon as its SMTP 250 comes back (settle)
+// and written together with whatever else is queued by then (group
+// commit), so that a disk sync (bbolt) or a round trip (Redis) overlaps the
+// transfers in flight instead of stalling them. Marking waits for flush:
+// the order SMTP 250 → record → IMAP marking → high-water holds for every
+// message.
+//
+// The duplicate window of DESIGN.md section 2 — the messages a crash can
+// make the helpdesk receive twice — is the records queued but not yet
+// written (at most recorderWindow), plus the message whose 250 has just
+// come and whose record is not queued yet, plus the messages in flight at
+// the SMTP server, which may be accepted while nothing can record them
+// (at most Connections*forwarder.PipelineDepth for the SMTP forwarder, one
+// for the IMAP route).
 //
 // A write that fails (store down, disk full, a timeout) stops the damage:
-// failed reports it to the forward loop, which sends nothing more this
-// cycle; the records of that write, and every one queued after it, are
-// not tried again here but handed back by flush, so that the marking
-// retries them and marks the mail on the server whatever the result — the
-// server's marks then count as the record (batch).
+// failed and failing report it to the feeder, which hands Deliver nothing
+// more this cycle; the records of that write, and every one queued after
+// it, are not tried again here but handed back by flush, so that the
+// marking retries them and marks the mail on the server whatever the
+// result — the server's marks then count as the record (batch).
 type recorder struct {
 	cy      *cycle
 	queue   chan store.Outcome
 	slots   chan struct{}  // one per record added and not yet written or given up
 	pending sync.WaitGroup // records queued and not yet written
 	stopped chan struct{}
+	broken  chan struct{} // closed at the first failed write
 
 	mu        sync.Mutex // guards the fields below
 	err       error      // the first failed write; nil while the store works
@@ -55,6 +63,7 @@ func (cy *cycle) startRecorder() *recorder {
 		queue:   make(chan store.Outcome, recorderWindow),
 		slots:   make(chan struct{}, recorderWindow),
 		stopped: make(chan struct{}),
+		broken:  make(chan struct{}),
 	}
 	go r.run()
 	return r
@@ -74,6 +83,10 @@ func (r *recorder) failed() error {
 	defer r.mu.Unlock()
 	return r.err
 }
+
+// failing is closed once a write has failed: the feeder selects on it, so
+// that not one more message goes out.
+func (r *recorder) failing() <-chan struct{} { return r.broken }
 
 // flush waits until every record added so far is written or given up, and
 // returns those given up with the first error.
@@ -129,6 +142,7 @@ func (r *recorder) giveUp(outs []store.Outcome, err error) {
 	r.unwritten = append(r.unwritten, outs...)
 	if r.err == nil && err != nil {
 		r.err = err
+		close(r.broken)
 	}
 }
 

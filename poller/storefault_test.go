@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -15,7 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/forwarder"
 	"github.com/mailtriage/mailtriage/internal/testenv"
 	"github.com/mailtriage/mailtriage/store"
 )
@@ -23,22 +22,14 @@ import (
 // faultForwarder forwards through fw and runs fault once, right after the
 // SMTP server accepted the after-th message: the store then fails between
 // that 250 and its outcome record.
-type faultForwarder struct {
-	fw    Forwarder
-	after int32
-	fault func()
-	sent  atomic.Int32
+func faultForwarder(fw Forwarder, after int32, fault func()) Forwarder {
+	var sent atomic.Int32
+	return &hookForwarder{fw: fw, after: func(r forwarder.Result) {
+		if r.Err == nil && sent.Add(1) == after {
+			fault()
+		}
+	}}
 }
-
-func (f *faultForwarder) Forward(ctx context.Context, v analyzer.Verdict, released bool, size int64, body io.Reader) error {
-	err := f.fw.Forward(ctx, v, released, size, body)
-	if err == nil && f.sent.Add(1) == f.after {
-		f.fault()
-	}
-	return err
-}
-
-func (f *faultForwarder) Close() error { return f.fw.Close() }
 
 // storeFaultMessages is the size of a row's mailbox: several batches and
 // several recorder groups.
@@ -138,7 +129,7 @@ func TestStoreFaultsSendOnce(t *testing.T) {
 			}
 			var fw Forwarder = e.fw
 			if fault != nil {
-				fw = &faultForwarder{fw: e.fw, after: 10, fault: fault}
+				fw = faultForwarder(e.fw, 10, fault)
 			}
 			p := e.poller(fw, func(mb *Mailbox) {
 				mb.BatchSize = 20

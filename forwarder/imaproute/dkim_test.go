@@ -154,8 +154,8 @@ func TestDKIMSurvivesEachRoute(t *testing.T) {
 					if err := verifyDKIM(bytes.Replace(raw, []byte("floor 3"), []byte("floor 4"), 1), key); err == nil {
 						t.Fatal("a changed body verifies: the check cannot fail")
 					}
-					if err := rt.fw.Forward(ctx, verdict(t, raw), false, int64(len(raw)), bytes.NewReader(raw)); err != nil {
-						t.Fatalf("Forward: %v", err)
+					if err := deliverOne(ctx, rt.fw, verdict(t, raw), raw); err != nil {
+						t.Fatalf("Deliver: %v", err)
 					}
 					got := rt.received(t)
 					if !bytes.HasSuffix(got, raw) {

@@ -156,6 +156,16 @@ func (r *Route) Forward(ctx context.Context, v analyzer.Verdict, released bool, 
 	}
 }
 
+// Deliver forwards each job read from jobs with Forward, one at a time
+// (APPEND is one command at a time on the session), and sends its Result,
+// until jobs is closed: the poller's Forwarder.
+func (r *Route) Deliver(ctx context.Context, jobs <-chan forwarder.Job, results chan<- forwarder.Result) {
+	for j := range jobs {
+		err := r.Forward(ctx, j.Verdict, j.Released, j.Body.Size(), j.Body.Reader())
+		results <- forwarder.Result{Key: j.Key, Err: err}
+	}
+}
+
 // append looks the message up among the folder's marks and APPENDs it on s
 // when it is not there. started reports whether body was touched.
 func (r *Route) append(ctx context.Context, s *session, v analyzer.Verdict, released bool, size int64, body io.Reader) (started bool, err *forwarder.Error) {

@@ -3,7 +3,6 @@ package imaproute_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailtriage/mailtriage/analyzer"
+	"github.com/mailtriage/mailtriage/forwarder"
 	"github.com/mailtriage/mailtriage/forwarder/imaproute"
 	"github.com/mailtriage/mailtriage/internal/testenv"
 	"github.com/mailtriage/mailtriage/poller"
@@ -61,8 +61,14 @@ type crashAfter struct {
 	cancel context.CancelFunc
 }
 
-func (c *crashAfter) Forward(ctx context.Context, v analyzer.Verdict, released bool, size int64, body io.Reader) error {
-	if err := c.route.Forward(ctx, v, released, size, body); err != nil {
+func (c *crashAfter) Deliver(ctx context.Context, jobs <-chan forwarder.Job, results chan<- forwarder.Result) {
+	for j := range jobs {
+		results <- forwarder.Result{Key: j.Key, Err: c.forward(ctx, j)}
+	}
+}
+
+func (c *crashAfter) forward(ctx context.Context, j forwarder.Job) error {
+	if err := c.route.Forward(ctx, j.Verdict, j.Released, j.Body.Size(), j.Body.Reader()); err != nil {
 		return err
 	}
 	if c.n--; c.n == 0 {
