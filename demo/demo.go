@@ -84,6 +84,10 @@ type Options struct {
 	Dir           string // where config, state and secrets go; must exist
 	Schedule      string // the mailbox's cron spec; "@every 1m" when empty
 	MetricsListen string // metrics.listen; "" = off
+	// Repeat seeds each sample this many times, each copy after the first
+	// with a Message-ID of its own (a longer cycle, for the signal tests);
+	// 0 or 1: once.
+	Repeat int
 }
 
 // Env is a running demo environment: an IMAP server seeded with the samples,
@@ -135,9 +139,15 @@ func Start(ctx context.Context, opt Options) (env *Env, err error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range samples {
-		if _, err := user.Append(watchedFolder, bytes.NewReader(s.Raw), &imap.AppendOptions{Time: time.Now()}); err != nil {
-			return nil, fmt.Errorf("seed demo %s with %s: %w", watchedFolder, s.Name, err)
+	for i := range max(1, opt.Repeat) {
+		for _, s := range samples {
+			raw := s.Raw
+			if i > 0 {
+				raw = bytes.Replace(raw, []byte("Message-ID: <"), fmt.Appendf(nil, "Message-ID: <copy%d.", i), 1)
+			}
+			if _, err := user.Append(watchedFolder, bytes.NewReader(raw), &imap.AppendOptions{Time: time.Now()}); err != nil {
+				return nil, fmt.Errorf("seed demo %s with %s: %w", watchedFolder, s.Name, err)
+			}
 		}
 	}
 

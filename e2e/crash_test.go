@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mailtriage/mailtriage/forwarder"
 	"github.com/mailtriage/mailtriage/internal/smtpsink"
 )
 
@@ -35,8 +36,10 @@ const (
 	crashSMTPDelay = 4 * time.Millisecond
 	// crashWindow is the duplicate window README "Guarantees" documents:
 	// a crash sends again at most the records not yet written (the
-	// poller's recorderWindow, 4) and the message whose 250 had just come.
-	crashWindow = 5
+	// poller's recorderWindow, 4), the message whose 250 had just come, and
+	// the messages in flight, sent and their 250 not yet read (on each of
+	// the default 3 sessions, up to forwarder.PipelineDepth).
+	crashWindow = 4 + 1 + forwarder.DefaultConnections*forwarder.PipelineDepth
 )
 
 var (

@@ -98,10 +98,13 @@ func (s *started) waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 // TestSignalFinishesMessageInHand stops the worker in the middle of a slow
-// cycle: it must exit 0 within 10 s, and a later run must forward the rest
-// without sending any message twice.
+// cycle: it must exit 0 within 10 s, having finished the messages in
+// flight, and a later run must forward the rest without sending any
+// message twice.
 func TestSignalFinishesMessageInHand(t *testing.T) {
-	env := startDemoEnv(t, demo.Options{Schedule: "@every 1s"})
+	// More messages than fit in flight (3 sessions of 8), so that some are
+	// left for the second run.
+	env := startDemoEnv(t, demo.Options{Schedule: "@every 1s", Repeat: 8})
 	env.Sink.SetFault(smtpsink.Fault{Delay: 300 * time.Millisecond})
 	s := startRun(t, env.ConfigPath)
 	s.waitUntil(t, "forwarding", func() bool { return env.Sink.Count() > 0 })
