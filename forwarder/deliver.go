@@ -89,8 +89,8 @@ func (w *worker) run(ctx context.Context, jobs <-chan Job) {
 }
 
 // next is the job to send now: one to send again, or a new one. While
-// transactions are in flight and no new job is ready it reads their
-// outcomes instead of waiting idle.
+// transactions are in flight it waits for a new job or their outcomes,
+// whichever comes first, so that neither waits for the other.
 func (w *worker) next(ctx context.Context, jobs <-chan Job) (*job, bool) {
 	for {
 		if len(w.again) > 0 {
@@ -105,9 +105,11 @@ func (w *worker) next(ctx context.Context, jobs <-chan Job) (*job, bool) {
 					return nil, false
 				}
 				return w.job(j), true
-			default:
+			case <-w.s.c.Ready():
+				w.settle(ctx, w.s.c.Receive(ctx, 1))
+			case <-ctx.Done():
+				w.settle(ctx, w.s.c.Receive(ctx, w.s.c.InFlight()))
 			}
-			w.settle(ctx, w.s.c.Receive(ctx, 1))
 			continue
 		}
 		select {

@@ -82,6 +82,7 @@ type Conn struct {
 	err    error  // the session is unusable: every later call fails with it
 	data   *dataWriter
 	chunk  chunker
+	peek   chan struct{} // Ready's: closed once a reply's first octet is in; nil when no peek runs
 }
 
 // New runs the start of a session on conn: the greeting, EHLO, and with
@@ -321,8 +322,32 @@ func (r reply) err(command string) *Error {
 // maxReplyLines bounds a reply, so that a server cannot make one endless.
 const maxReplyLines = 100
 
+// Ready returns a channel that is closed once the server's next reply can
+// be read (or the connection failed), for a caller that waits for that or
+// for something else, such as its next message. What is buffered is sent
+// first. The Conn's own reads wait for it.
+func (c *Conn) Ready() <-chan struct{} {
+	if c.peek == nil {
+		c.peek = make(chan struct{})
+		c.flush()
+		if c.err != nil {
+			close(c.peek)
+			return c.peek
+		}
+		go func(done chan struct{}) {
+			c.r.Peek(1)
+			close(done)
+		}(c.peek)
+	}
+	return c.peek
+}
+
 // readReply reads one reply (RFC 5321 §4.2: "250-first", ..., "250 last").
 func (c *Conn) readReply() (reply, error) {
+	if c.peek != nil {
+		<-c.peek // the reader is ours again
+		c.peek = nil
+	}
 	var r reply
 	for i := 0; ; i++ {
 		line, err := c.r.ReadSlice('\n')
