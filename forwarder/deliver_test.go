@@ -163,16 +163,7 @@ func TestDeliverSessionRefused(t *testing.T) {
 	sink := startSink(t, smtpsink.Options{})
 	sink.SetFault(smtpsink.Fault{Reject: smtpsink.StageMail, Code: 550, Text: "5.7.1 Client does not have permissions to send as this sender"})
 	f := newForwarder(t, sink, func(c *Config) { c.Connections = 1 })
-	results := deliver(t, f, 20)
-	for k, err := range results {
-		var fe *Error
-		if !errors.As(err, &fe) || fe.Kind != KindSession || !fe.Temporary() {
-			t.Errorf("message %d: %v, want a temporary session error", k, err)
-		}
-	}
-	if sink.Count() != 0 {
-		t.Errorf("%d messages arrived", sink.Count())
-	}
+	checkAllSession(t, deliver(t, f, 20), sink)
 }
 
 // TestDeliverAgainstServers: with and without PIPELINING and CHUNKING the

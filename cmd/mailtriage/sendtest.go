@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/config"
 	"github.com/mailtriage/mailtriage/forwarder"
