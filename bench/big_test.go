@@ -86,7 +86,7 @@ func writeBig(b *testing.B, dir string, big, small int) int64 {
 	}
 	var total int64
 	every := max(1, (big+small)/max(1, big))
-	line := strings.Repeat("QmlnIG1lc3NhZ2VzIGdvIHRocm91Z2ggYSBmaWxlLCBub3QgbWVtb3J5Lg", 1)[:76] + "\r\n"
+	line := strings.Repeat("QmlnIG1lc3NhZ2VzIGdvIHRocm91Z2ggYSBmaWxlLg", 2)[:76] + "\r\n"
 	for i := range big + small {
 		name := filepath.Join(dir, "new", fmt.Sprintf("1790000000.M%dP2.big", i))
 		f, err := os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
