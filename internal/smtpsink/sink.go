@@ -213,11 +213,10 @@ type Sink struct {
 	hellos     []string       // the EHLO names, one per session (STARTTLS starts a second)
 	fault      Fault
 	stats      Stats
-	open       int                   // connections open now
 	violations []string              // the first maxViolations
 	accepted   []time.Time           // accept times of the messages in RateLimit's window
 	reserved   int                   // transactions past MAIL FROM under RateLimit, not yet ended
-	refusing   map[net.Conn]struct{} // Greeting554's connections, which go-smtp does not see
+	open       map[net.Conn]struct{} // the connections open now, as accepted (Greeting554's too, which go-smtp does not see)
 }
 
 // maxViolations bounds the violations kept; Stats.Violations counts them all.
@@ -249,7 +248,7 @@ func Start(ctx context.Context, opt Options) (*Sink, error) {
 			rl.Text = DefaultRateText
 		}
 	}
-	s := &Sink{opt: opt, done: make(chan error, 1), conns: make(map[string]int), refusing: make(map[net.Conn]struct{})}
+	s := &Sink{opt: opt, done: make(chan error, 1), conns: make(map[string]int), open: make(map[net.Conn]struct{})}
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = "sink.localhost"
 	srv.MaxMessageBytes = opt.MaxMessageBytes
@@ -335,7 +334,7 @@ func (s *Sink) DataCommands() int {
 func (s *Sink) Connections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.conns)
+	return s.stats.Connections
 }
 
 // Stats returns the counts since Start or the last Reset.
@@ -390,33 +389,37 @@ func (s *Sink) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.messages, s.count, s.dataCmds, s.hellos = nil, 0, 0, nil
-	s.stats, s.violations, s.accepted = Stats{MaxConcurrent: s.open}, nil, nil
+	s.stats, s.violations, s.accepted = Stats{MaxConcurrent: len(s.open)}, nil, nil
 	clear(s.conns)
 }
 
 // Close stops the server and closes every connection. It may be called
 // more than once, also concurrently with the end of Start's context.
+//
+// The connections are closed here, under go-smtp, and go-smtp is then
+// shut down, waiting for its handlers to see them closed: go-smtp's own
+// Close closes a connection while its handler may still be reading a BDAT
+// chunk, and clears the chunk's pipe unsynchronized (a data race).
 func (s *Sink) Close() error {
 	s.closeOnce.Do(func() {
-		err := s.server.Close()
+		err := s.listener.Close()
+		if errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
 		s.mu.Lock()
-		for c := range s.refusing {
+		for c := range s.open {
 			c.Close()
 		}
 		s.mu.Unlock()
-		if errors.Is(err, smtp.ErrServerClosed) {
-			return
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if serr := s.server.Shutdown(ctx); errors.Is(serr, context.DeadlineExceeded) {
+			s.server.Close()
 		}
-		// Closed too early, go-smtp does not yet know the listener that
-		// Serve is about to accept on: close it here too.
-		if lerr := s.listener.Close(); lerr != nil && !errors.Is(lerr, net.ErrClosed) && err == nil {
-			err = lerr
-		}
-		serr := <-s.done
-		if err == nil && !errors.Is(serr, net.ErrClosed) {
+		if serr := <-s.done; err == nil && serr != nil && !errors.Is(serr, net.ErrClosed) && !errors.Is(serr, smtp.ErrServerClosed) {
 			err = serr
 		}
-		if err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+		if err != nil {
 			s.closeErr = fmt.Errorf("smtpsink: close %s: %w", s.Addr(), err)
 		}
 	})
@@ -494,23 +497,23 @@ func (s *Sink) pipelined(n int) {
 	s.tally(func(st *Stats) { st.MaxPipelined = max(st.MaxPipelined, n) })
 }
 
-// opened numbers a new connection from addr and counts it open.
-func (s *Sink) opened(addr string) int {
+// opened numbers a new connection c and counts it open.
+func (s *Sink) opened(c net.Conn) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := len(s.conns) + 1
-	s.conns[addr] = n
-	s.open++
 	s.stats.Connections++
-	s.stats.MaxConcurrent = max(s.stats.MaxConcurrent, s.open)
+	n := s.stats.Connections // numbered in order, a reused client port too
+	s.conns[c.RemoteAddr().String()] = n
+	s.open[c] = struct{}{}
+	s.stats.MaxConcurrent = max(s.stats.MaxConcurrent, len(s.open))
 	return n
 }
 
-// closed counts a connection closed.
-func (s *Sink) closed() {
+// closed counts the connection c closed.
+func (s *Sink) closed(c net.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.open--
+	delete(s.open, c)
 }
 
 // countingListener numbers the connections it accepts and gives go-smtp
@@ -526,13 +529,10 @@ func (l *countingListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		n := l.sink.opened(c.RemoteAddr().String())
+		n := l.sink.opened(c)
 		if !l.sink.opt.Greeting554 {
 			return newWireConn(c, l.sink, n), nil
 		}
-		l.sink.mu.Lock()
-		l.sink.refusing[c] = struct{}{}
-		l.sink.mu.Unlock()
 		go l.sink.refuse(c)
 	}
 }
@@ -541,10 +541,7 @@ func (l *countingListener) Accept() (net.Conn, error) {
 func (s *Sink) refuse(c net.Conn) {
 	defer func() {
 		c.Close()
-		s.mu.Lock()
-		delete(s.refusing, c)
-		s.open--
-		s.mu.Unlock()
+		s.closed(c)
 	}()
 	c.SetDeadline(time.Now().Add(s.opt.Timeout))
 	if _, err := fmt.Fprintf(c, "554 %s No SMTP service here\r\n", s.server.Domain); err != nil {

@@ -281,7 +281,7 @@ func (c *wireConn) Close() error {
 		c.mu.Unlock()
 		c.signal()
 		c.closeErr = c.raw.Close()
-		c.sink.closed()
+		c.sink.closed(c.raw)
 	})
 	return c.closeErr
 }
