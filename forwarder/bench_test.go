@@ -82,7 +82,7 @@ func BenchmarkForward25MB(b *testing.B) {
 		runtime.ReadMemStats(&ms)
 		idle := ms.HeapAlloc
 		stop := heapPeak()
-		if err := f.Forward(ctx, cleanVerdict(), false, size, &lineReader{n: size}); err != nil {
+		if err := forwardBody(ctx, f, cleanVerdict(), false, readerBody{size: size, open: func() io.Reader { return &lineReader{n: size} }}); err != nil {
 			b.Fatalf("Forward: %v", err)
 		}
 		if peak := stop(); peak > idle {
@@ -102,7 +102,7 @@ func BenchmarkForwardSmall(b *testing.B) {
 	msg := benchHeader + strings.Repeat("A short line of a small support request, nothing more.\r\n", 36)
 	ctx := context.Background()
 	for b.Loop() {
-		if err := f.Forward(ctx, cleanVerdict(), false, int64(len(msg)), strings.NewReader(msg)); err != nil {
+		if err := forwardBody(ctx, f, cleanVerdict(), false, bytesBody(msg)); err != nil {
 			b.Fatalf("Forward: %v", err)
 		}
 	}

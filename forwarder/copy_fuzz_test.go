@@ -20,7 +20,7 @@ import (
 func forwardedCopy(t *testing.T, fw *Forwarder, sink *smtpsink.Sink, v analyzer.Verdict, raw []byte) (added int, stored []byte) {
 	t.Helper()
 	before := len(sink.Messages())
-	if err := fw.Forward(t.Context(), v, false, int64(len(raw)), bytes.NewReader(raw)); err != nil {
+	if err := forwardBody(t.Context(), fw, v, false, bytesBody(raw)); err != nil {
 		t.Fatalf("forward: %v", err)
 	}
 	msgs := sink.Messages()

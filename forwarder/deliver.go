@@ -50,8 +50,8 @@ func (f *Forwarder) Deliver(ctx context.Context, jobs <-chan Job, results chan<-
 	var wg sync.WaitGroup
 	for range f.cfg.Connections {
 		wg.Go(func() {
-			w := &worker{f: f, results: results}
-			w.run(ctx, jobs)
+			w := &worker{f: f, jobs: jobs, results: results}
+			w.run(ctx)
 		})
 	}
 	wg.Wait()
@@ -68,58 +68,68 @@ const throttleTries = 8
 // crash grows by that much.
 const PipelineDepth = smtpclient.PipelineDepth
 
-// worker drives one session of Deliver.
+// worker drives one session of Deliver, or of sendOne.
 type worker struct {
 	f       *Forwarder
+	jobs    <-chan Job // nil once closed
 	results chan<- Result
 	s       *session // nil until the first job, and after the session broke
 	again   []*job   // jobs to send again first: refused as too many, or met a closed reused session
 	head    []byte   // scratch for the start of each message (eightBitHeader)
 }
 
-func (w *worker) run(ctx context.Context, jobs <-chan Job) {
-	defer w.end(ctx)
+// run sends jobs until there are no more and none is in flight, and keeps
+// the session for the next Deliver.
+func (w *worker) run(ctx context.Context) {
 	for {
-		j, ok := w.next(ctx, jobs)
+		j, ok := w.next(ctx)
 		if !ok {
-			return
+			break
 		}
 		w.send(ctx, j)
+	}
+	if w.s != nil {
+		w.f.put(w.s)
 	}
 }
 
 // next is the job to send now: one to send again, or a new one. While
 // transactions are in flight it waits for a new job or their outcomes,
-// whichever comes first, so that neither waits for the other.
-func (w *worker) next(ctx context.Context, jobs <-chan Job) (*job, bool) {
+// whichever comes first, so that neither waits for the other; once jobs
+// is closed or ctx ended it reads the outcomes still owed.
+func (w *worker) next(ctx context.Context) (*job, bool) {
 	for {
 		if len(w.again) > 0 {
 			j := w.again[0]
 			w.again = w.again[1:]
+			if ctx.Err() != nil {
+				w.report(j, fail("forward", phaseConnect, context.Cause(ctx)))
+				continue
+			}
 			return j, true
 		}
-		if w.s != nil && w.s.c.InFlight() > 0 {
-			select {
-			case j, ok := <-jobs:
-				if !ok {
-					return nil, false
-				}
-				return w.job(j), true
-			case <-w.s.c.Ready():
-				w.settle(ctx, w.s.c.Receive(ctx, 1))
-			case <-ctx.Done():
-				w.settle(ctx, w.s.c.Receive(ctx, w.s.c.InFlight()))
-			}
-			continue
-		}
-		select {
-		case j, ok := <-jobs:
-			if !ok {
+		inFlight := w.s != nil && w.s.c.InFlight() > 0
+		if w.jobs == nil || ctx.Err() != nil {
+			if !inFlight {
 				return nil, false
 			}
+			w.settle(ctx, w.s.c.Receive(ctx, w.s.c.InFlight()))
+			continue
+		}
+		var ready <-chan struct{} // nil, never ready, when nothing is in flight
+		if inFlight {
+			ready = w.s.c.Ready()
+		}
+		select {
+		case j, ok := <-w.jobs:
+			if !ok {
+				w.jobs = nil
+				continue
+			}
 			return w.job(j), true
+		case <-ready:
+			w.settle(ctx, w.s.c.Receive(ctx, 1))
 		case <-ctx.Done():
-			return nil, false
 		}
 	}
 }
@@ -139,6 +149,7 @@ func (w *worker) job(j Job) *job {
 		body:    j.Body,
 		utf8:    eightBitHeader(w.head[:n]),
 		label:   v.MessageID,
+		tries:   throttleTries,
 	}
 }
 
@@ -147,14 +158,14 @@ func (w *worker) send(ctx context.Context, j *job) {
 	f := w.f
 	if w.s == nil {
 		s, err := f.take(ctx)
-		if throttled(err) && j.tries+1 < throttleTries {
+		if throttled(err) && j.tries > 1 {
 			// A session refused as one too many (Exchange Online's "432
 			// 4.3.2 Concurrent connections limit exceeded"): the others
 			// carry on; this one tries again after a pause.
-			j.tries++
+			j.tries--
 			f.log.Info("smtp server refuses another session for now; waiting", "error", err)
 			w.again = append(w.again, j)
-			pause(ctx, min(30*time.Second, time.Second<<j.tries))
+			pause(ctx, min(30*time.Second, time.Second<<(throttleTries-j.tries)))
 			return
 		}
 		if err != nil {
@@ -191,8 +202,8 @@ func (w *worker) settle(ctx context.Context, done []smtpclient.Done) {
 		case f.redial(w.s, j, d.Err):
 			w.again = append(w.again, j)
 			continue
-		case throttled(d.Err) && j.tries+1 < throttleTries:
-			j.tries++
+		case throttled(d.Err) && j.tries > 1:
+			j.tries--
 			pace := f.limits.slowDown(j.sent)
 			f.log.Info("smtp server asks for fewer messages: slowing down", "pace_per_minute", float64(pace)*60,
 				"message_id", j.label, "error", f.txError(w.s, d.Err, j.body.Size() > 0))
@@ -229,28 +240,4 @@ func pause(ctx context.Context, d time.Duration) {
 // report sends j's Result.
 func (w *worker) report(j *job, err error) {
 	w.results <- Result{Key: j.key, Err: err}
-}
-
-// end reads the outcomes still in flight, gives the jobs still to send
-// again their last error, and keeps the session for the next Deliver.
-func (w *worker) end(ctx context.Context) {
-	for w.s != nil && w.s.c.InFlight() > 0 {
-		w.settle(ctx, w.s.c.Receive(ctx, w.s.c.InFlight()))
-	}
-	for len(w.again) > 0 {
-		// ctx ended or jobs closed with sends owed: each goes once more.
-		j := w.again[0]
-		w.again = w.again[1:]
-		if ctx.Err() != nil {
-			w.report(j, fail("forward", phaseConnect, context.Cause(ctx)))
-			continue
-		}
-		w.send(ctx, j)
-		for w.s != nil && w.s.c.InFlight() > 0 {
-			w.settle(ctx, w.s.c.Receive(ctx, w.s.c.InFlight()))
-		}
-	}
-	if w.s != nil {
-		w.f.put(w.s)
-	}
 }

@@ -103,7 +103,7 @@ type Forwarder struct {
 }
 
 // New checks cfg and returns a Forwarder. It does not connect: the first
-// Forward or Check does.
+// Deliver, Send, Redirect or Check does.
 func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
 	host, _, err := net.SplitHostPort(cfg.Address)
 	if cfg.Route == nil && (err != nil || host == "") {

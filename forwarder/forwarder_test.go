@@ -95,8 +95,28 @@ func forward(t *testing.T, f *Forwarder, v analyzer.Verdict, released bool, msg 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return f.Forward(ctx, v, released, int64(len(msg)), strings.NewReader(msg))
+	return forwardBody(ctx, f, v, released, bytesBody(msg))
 }
+
+// forwardBody sends body with the annotation for v through Deliver, as
+// its only job, and returns that job's error.
+func forwardBody(ctx context.Context, f *Forwarder, v analyzer.Verdict, released bool, body Body) error {
+	jobs := make(chan Job, 1)
+	jobs <- Job{Key: 1, Verdict: v, Released: released, Body: body}
+	close(jobs)
+	results := make(chan Result, 1)
+	f.Deliver(ctx, jobs, results)
+	return (<-results).Err
+}
+
+// readerBody is a Body of size octets whose every reader open makes anew.
+type readerBody struct {
+	size int64
+	open func() io.Reader
+}
+
+func (b readerBody) Size() int64       { return b.size }
+func (b readerBody) Reader() io.Reader { return b.open() }
 
 // split cuts a received redirect-mode message into the fields the forwarder
 // added and the rest.
@@ -420,7 +440,7 @@ func TestContextCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()
-	err := f.Forward(ctx, cleanVerdict(), false, int64(len(original)), strings.NewReader(original))
+	err := forwardBody(ctx, f, cleanVerdict(), false, bytesBody(original))
 	var fe *Error
 	if !errors.As(err, &fe) || !fe.Temporary() {
 		t.Fatalf("Forward = %v, want a temporary error", err)
@@ -451,7 +471,8 @@ func (r *failingReader) Read(p []byte) (int, error) {
 func TestSourceFailureNeverCompletesData(t *testing.T) {
 	sink := startSink(t, smtpsink.Options{})
 	f := newForwarder(t, sink, nil)
-	err := f.Forward(context.Background(), cleanVerdict(), false, 1<<20, &failingReader{n: 200 << 10})
+	err := forwardBody(context.Background(), f, cleanVerdict(), false,
+		readerBody{size: 1 << 20, open: func() io.Reader { return &failingReader{n: 200 << 10} }})
 	var fe *Error
 	if !errors.As(err, &fe) || fe.Kind != KindTemporary || !strings.Contains(err.Error(), "imap connection reset") {
 		t.Fatalf("Forward = %v, want a temporary error naming the source failure", err)

@@ -1,7 +1,6 @@
 package forwarder
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,35 +9,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailtriage/mailtriage/analyzer"
 	"github.com/mailtriage/mailtriage/forwarder/smtpclient"
 )
-
-// Forward sends one message, read from body, with the annotation for v;
-// released adds X-Mailtriage-Released: yes. size is the message's size in
-// octets (RFC822.SIZE), used for the SIZE check; 0 when unknown. body is
-// read once, as it is sent; Deliver is the way for many messages.
-//
-// A session left open by an earlier call is reused; one found dead (or
-// answering 421) by the message's first command is replaced once. The
-// server never sees the end of a message that was not completely read.
-func (f *Forwarder) Forward(ctx context.Context, v analyzer.Verdict, released bool, size int64, body io.Reader) error {
-	br := bufio.NewReaderSize(body, headerScan)
-	return f.sendOne(ctx, &job{
-		env:     envelope{from: f.cfg.From, to: f.cfg.To},
-		compose: func(eightBit bool, idDomain string) content { return f.wrap(v, released, eightBit, idDomain) },
-		body:    readerBody{r: br, size: size},
-		utf8:    eightBitHeader(peek(br)),
-		label:   v.MessageID,
-	})
-}
 
 // Redirect sends msg to the configured recipients in redirect mode,
 // whatever Config.Mode says: fields (complete header fields of ours, such
 // as Annotation's, not renamed), the Resent-* block, then msg with its own
-// X-Mailtriage-* fields renamed, as Forward sends an original. It is for a
+// X-Mailtriage-* fields renamed, as Deliver sends an original. It is for a
 // message of ours that must reach the helpdesk as a customer's would: the
-// send test of `mailtriage check`. Errors are *Error values, as Forward's.
+// send test of `mailtriage check`. Errors are *Error values, as Deliver's.
 func (f *Forwarder) Redirect(ctx context.Context, fields string, msg []byte) error {
 	return f.sendOne(ctx, &job{
 		env: envelope{from: f.cfg.From, to: f.cfg.To},
@@ -51,9 +30,9 @@ func (f *Forwarder) Redirect(ctx context.Context, fields string, msg []byte) err
 }
 
 // Send sends msg, a complete message with its header, over the same
-// sessions as Forward: from is the envelope sender ("" for the null
+// sessions as Deliver: from is the envelope sender ("" for the null
 // reverse-path, RFC 5321 §4.5.5), to the recipients. Errors are *Error
-// values, as Forward's.
+// values, as Deliver's.
 func (f *Forwarder) Send(ctx context.Context, from string, to []string, msg []byte) error {
 	if from != "" {
 		if err := checkAddress("from", from); err != nil {
@@ -99,7 +78,7 @@ func (whole) write(w io.Writer, src io.Reader) error {
 	return err
 }
 
-// job is one message on its way: what Deliver makes of a Job, and Forward,
+// job is one message on its way: what Deliver makes of a Job, and
 // Redirect and Send of their arguments.
 type job struct {
 	key     uint32
@@ -108,7 +87,7 @@ type job struct {
 	body    Body
 	utf8    bool      // an address or the header needs SMTPUTF8
 	label   string    // the Message-ID, for logs
-	tries   int       // sends refused by a rate limit so far
+	tries   int       // sends left when a server refuses it as one too many (throttled); 1 for Redirect and Send, which report the refusal
 	sent    time.Time // when it was last sent
 	redials int       // sends retried on a new session after a reused one was found closed
 }
@@ -119,23 +98,8 @@ type bytesBody []byte
 func (b bytesBody) Size() int64       { return int64(len(b)) }
 func (b bytesBody) Reader() io.Reader { return bytes.NewReader(b) }
 
-// readerBody is a message read once, as Forward's.
-type readerBody struct {
-	r    io.Reader
-	size int64
-}
-
-func (b readerBody) Size() int64       { return b.size }
-func (b readerBody) Reader() io.Reader { return b.r }
-
 // headerScan is how much of a message eightBitHeader looks at.
 const headerScan = 64 << 10
-
-// peek is the first headerScan octets of br, or fewer.
-func peek(br *bufio.Reader) []byte {
-	p, _ := br.Peek(headerScan)
-	return p
-}
 
 // eightBitHeader reports whether the header block that msg starts with
 // holds an octet above 127: UTF-8 in a header field needs SMTPUTF8 (RFC
@@ -197,45 +161,14 @@ func (f *Forwarder) tx(s *session, j *job) (*smtpclient.Tx, *Error) {
 	}, nil
 }
 
-// sendOne sends j alone and waits for its outcome.
+// sendOne sends j alone, on an idle session or a new one, and waits for
+// its outcome: Deliver's worker with j as its only job.
 func (f *Forwarder) sendOne(ctx context.Context, j *job) error {
-	for {
-		s, err := f.take(ctx)
-		if err != nil {
-			return err
-		}
-		if err := f.limits.wait(ctx, func() {}); err != nil {
-			f.put(s)
-			return err
-		}
-		tx, terr := f.tx(s, j)
-		if terr != nil {
-			f.put(s)
-			return terr
-		}
-		done := s.c.Send(ctx, tx)
-		done = append(done, s.c.Receive(ctx, s.c.InFlight())...)
-		d := done[len(done)-1]
-		if f.redial(s, j, d.Err) {
-			s.c.Close()
-			continue
-		}
-		err = f.outcome(s, j, d)
-		f.release(s, err)
-		return err
-	}
-}
-
-// release keeps s for the next message, unless err, its last outcome,
-// leaves it in doubt: a refusal of the session rather than of a message is
-// met again on a new session once its cause is gone (connUsable).
-func (f *Forwarder) release(s *session, err error) {
-	var fe *Error
-	if errors.As(err, &fe) && !fe.connUsable() {
-		s.c.Close()
-		return
-	}
-	f.put(s)
+	results := make(chan Result, 1)
+	j.tries = 1
+	w := &worker{f: f, results: results, again: []*job{j}}
+	w.run(ctx)
+	return (<-results).Err
 }
 
 // redial reports whether j, whose transaction on s failed with err, goes
