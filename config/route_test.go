@@ -19,14 +19,16 @@ func routeConfig(fwd string) string {
 ` + fwd
 }
 
-// TestForwardRoute: forward.route picks the keys a forward section takes.
-func TestForwardRoute(t *testing.T) {
-	imapBlock := `      route: imap
+// imapBlock is a forward section of route imap.
+const imapBlock = `      route: imap
       imap:
         address: desk.example.com
         username: intake@example.com
         password_env: DESK_PASSWORD
 `
+
+// TestForwardRoute: forward.route picks the keys a forward section takes.
+func TestForwardRoute(t *testing.T) {
 	tests := []struct {
 		name       string
 		fwd        string

@@ -99,22 +99,16 @@ func TestSessions(t *testing.T) {
 // so route imap refuses them as it refuses forward.smtp and forward.mx, and
 // route smtp refuses forward.mx's.
 func TestSessionsOnlyWithTheirRoute(t *testing.T) {
-	imapRoute := `      route: imap
-      imap:
-        address: desk.example.com
-        username: intake@example.com
-        password_env: DESK_PASSWORD
-`
 	tests := []struct {
 		name string
 		fwd  string
 		want string
 	}{
-		{"route imap with forward.smtp's", imapRoute + "      smtp:\n        address: smtp.example.com\n        connections: 3\n",
+		{"route imap with forward.smtp's", imapBlock + "      smtp:\n        address: smtp.example.com\n        connections: 3\n",
 			"t.yaml:14: mailboxes[0].forward.smtp: only for route: smtp (this is route: imap)"},
-		{"route imap with forward.mx's", imapRoute + "      mx:\n        max_per_minute: 30\n",
+		{"route imap with forward.mx's", imapBlock + "      mx:\n        max_per_minute: 30\n",
 			"t.yaml:14: mailboxes[0].forward.mx: only for route: mx (this is route: imap)"},
-		{"route imap, in forward.imap", imapRoute + "        max_per_day: 2000\n",
+		{"route imap, in forward.imap", imapBlock + "        max_per_day: 2000\n",
 			"t.yaml:13: mailboxes[0].forward.imap.max_per_day: unknown key"},
 		{"route smtp with forward.mx's", "      to: [desk@example.com]\n      from: triage@example.com\n      smtp:\n        address: smtp.example.com\n      mx:\n        connections: 3\n",
 			"t.yaml:13: mailboxes[0].forward.mx: only for route: mx (this is route: smtp)"},
