@@ -9,7 +9,7 @@ import (
 // PipelineDepth bounds the transactions in flight on one Conn: sent, their
 // outcome not yet read. Send reads the oldest one's replies when the window
 // is full.
-const PipelineDepth = 8
+const PipelineDepth = 16
 
 // chunkSize is the size of a BDAT chunk and of DATA's writes.
 const chunkSize = 64 << 10
