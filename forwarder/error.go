@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 
 	"github.com/mailtriage/mailtriage/forwarder/smtpclient"
@@ -110,8 +111,8 @@ func fail(op string, p phase, err error) *Error {
 }
 
 // replyKind classifies an SMTP reply met in phase p. A refusal of what is
-// the same for every message — the greeting, EHLO, our sender, a 421 — is
-// KindSession: the poller pauses forwarding and leaves the message untouched,
+// the same for every message — the greeting, EHLO, our sender, a 421, our
+// account's sending quota (quotaReply) — is KindSession: the poller pauses forwarding and leaves the message untouched,
 // rather than blaming each message in turn. Only what the server says about
 // this message is KindRejected or KindSize.
 func replyKind(p phase, se *smtpclient.Error) Kind {
@@ -128,6 +129,8 @@ func replyKind(p phase, se *smtpclient.Error) Kind {
 		return KindSize
 	case p == phaseMail || p == phaseMailSize:
 		// The sender is ours: refused now, refused for every message.
+		return KindSession
+	case quotaReply(se):
 		return KindSession
 	case p == phaseRcpt && se.Code == 552:
 		// RFC 5321 §4.5.3.1.10: 552 to RCPT ("too many recipients" or
@@ -165,6 +168,26 @@ func sessionReply(p phase, se *smtpclient.Error) bool {
 		return true
 	}
 	return false
+}
+
+// quotaRefusal matches what submission servers say when our account has
+// used up its sending quota: Gmail's "550 5.4.5 Daily user sending limit
+// exceeded" (and "... quota exceeded"), Exchange Online's "554 5.2.0
+// STOREDRV.Submission.Exception:SubmissionQuotaExceededException" past its
+// 10,000 recipients a day, its "550 5.2.25x Sender throttled due to
+// continuous ... errors", and the sending mailbox over its storage quota
+// ("554 5.2.2 mailbox full; ...QuotaExceededException").
+var quotaRefusal = regexp.MustCompile(`(?i)quota|sending limit|daily limit|sender throttled`)
+
+// quotaReply reports whether a 5xx reply refuses our account for a while
+// rather than this message: the quota replies above, and any reply with
+// RFC 3463's X.4.5, mail system congestion ("useful only as a persistent
+// transient error"). Every message would meet it until the provider's
+// window moves on, so the poller pauses forwarding and backs off instead of
+// flagging each message as refused (and sending more into a block that
+// Google may extend).
+func quotaReply(se *smtpclient.Error) bool {
+	return se.Code/100 == 5 && (strings.HasSuffix(se.Secode, ".4.5") || quotaRefusal.MatchString(se.Line))
 }
 
 // connUsable reports whether the session can carry another transaction

@@ -349,6 +349,7 @@ func TestFaults(t *testing.T) {
 		{"550 at MAIL", smtpsink.Fault{Reject: smtpsink.StageMail, Code: 550, Times: 1}, KindSession, 550, true, 2},
 		{"552 after DATA", smtpsink.Fault{Reject: smtpsink.StageData, Code: 552, Times: 1}, KindRejected, 552, false, 1},
 		{"451 after DATA", smtpsink.Fault{Reject: smtpsink.StageData, Code: 451, Times: 1}, KindTemporary, 451, true, 1},
+		{"550 5.4.5 quota after DATA", smtpsink.Fault{Reject: smtpsink.StageData, Code: 550, Enhanced: smtp.EnhancedCode{5, 4, 5}, Text: "Daily user sending quota exceeded.", Times: 1}, KindSession, 550, true, 2},
 		{"dropped in DATA", smtpsink.Fault{DropAfter: 1000, Times: 1}, KindConnect, 0, true, 2},
 	}
 	for _, tt := range tests {

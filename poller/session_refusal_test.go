@@ -16,8 +16,9 @@ import (
 // the session — EHLO, our sender, a 421, or a HELO check that Postfix delays
 // to RCPT — no clean message is blamed: all stay in the inbox untouched,
 // forwarding pauses, and they go once the server takes mail again. 552 to
-// RCPT is temporary too (RFC 5321 §4.5.3.1.10). Encrypted mail is flagged
-// meanwhile.
+// RCPT is temporary too (RFC 5321 §4.5.3.1.10), and so is a provider's
+// sending quota used up, though it comes as a 5xx to the data. Encrypted
+// mail is flagged meanwhile.
 func TestSessionRefusalLeavesMailUntouched(t *testing.T) {
 	const clean = 6
 	helo := "<localhost>: Helo command rejected: need fully-qualified hostname"
@@ -32,6 +33,9 @@ func TestSessionRefusalLeavesMailUntouched(t *testing.T) {
 		{"550 to MAIL: sender refused", smtpsink.Fault{Reject: smtpsink.StageMail, Code: 550, Enhanced: smtp.EnhancedCode{5, 7, 1}}},
 		{"530 at RCPT: authentication required", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 530, Enhanced: smtp.EnhancedCode{5, 7, 0}}},
 		{"552 at RCPT", smtpsink.Fault{Reject: smtpsink.StageRcpt, Code: 552, Enhanced: smtp.EnhancedCode{5, 2, 2}}},
+		{"Gmail's daily quota after the data", smtpsink.Fault{Reject: smtpsink.StageData, Code: 550, Enhanced: smtp.EnhancedCode{5, 4, 5}, Text: "Daily user sending limit exceeded."}},
+		{"Exchange's submission quota after the data", smtpsink.Fault{Reject: smtpsink.StageData, Code: 554, Enhanced: smtp.EnhancedCode{5, 2, 0},
+			Text: "STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception with message Cannot submit message."}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, envOptions{})
