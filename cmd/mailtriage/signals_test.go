@@ -102,10 +102,15 @@ func (s *started) waitUntil(t *testing.T, what string, cond func() bool) {
 // flight, and a later run must forward the rest without sending any
 // message twice.
 func TestSignalFinishesMessageInHand(t *testing.T) {
-	// More messages than fit in flight (3 sessions of 8), so that some are
-	// left for the second run.
+	// More messages than fit in flight (3 sessions of 16), so that some
+	// are left for the second run. The sink answers MAIL, RCPT and DATA
+	// 100 ms late, one after the other on each connection: a session's 16
+	// in flight are answered within 16 × 3 × 100 ms = 4.8 s, inside the
+	// stop's 8 s grace (poller.DefaultStopGrace). Past the grace, what is
+	// still in flight is the duplicate window of a crash, which the crash
+	// test covers.
 	env := startDemoEnv(t, demo.Options{Schedule: "@every 1s", Repeat: 8})
-	env.Sink.SetFault(smtpsink.Fault{Delay: 300 * time.Millisecond})
+	env.Sink.SetFault(smtpsink.Fault{Delay: 100 * time.Millisecond})
 	s := startRun(t, env.ConfigPath)
 	s.waitUntil(t, "forwarding", func() bool { return env.Sink.Count() > 0 })
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
